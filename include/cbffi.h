@@ -1,0 +1,378 @@
+/*
+ * cbffi.h - the public contract of libcbffi, a pipelined Couchbase / memcached
+ * binary-protocol client.
+ *
+ * This header is written to be read by a C compiler AND by cffi's cdef():
+ * a binding strips the #include lines, the include guard and the final #endif,
+ * and hands the rest to cdef() as it is.  Therefore it holds only opaque
+ * handles, fixed-width integers, plain structs, enums with explicit values and
+ * function prototypes: no macros, no inline functions, no varargs, no
+ * bitfields, no unions, no C++ guards.
+ *
+ * Model
+ * -----
+ *   1. cbffi_client_create() parses a connection string; nothing is sent yet.
+ *   2. Operations are *scheduled* with plain calls (cbffi_get, cbffi_store,
+ *      ...).  Scheduling validates the arguments, copies key and value into
+ *      the client's own packet buffers (the caller's buffers may be reused at
+ *      once) and returns 0, or a cbffi_rc and schedules nothing.
+ *   3. The operations are driven to completion either by the built-in loop
+ *      (cbffi_wait, blocking) or by a host event loop through the cbffi_io_*
+ *      calls (non-blocking).  Both are built on the same code path.
+ *   4. Every scheduled operation ends exactly once with a cbffi_result:
+ *      success, a server status mapped to a cbffi_rc, or a client error
+ *      (timeout, network, ...).  Results are *harvested* in batches into an
+ *      array of plain structs owned by the caller.  No callbacks.
+ *
+ * Threads: a client is used by one thread at a time.  Different clients are
+ * independent.  No call keeps a global lock; cbffi_strerror/cbffi_errflags
+ * are pure.
+ *
+ * Ownership
+ * ---------
+ *   - cbffi_client: allocated by cbffi_client_create, owned by the caller,
+ *     released by cbffi_client_destroy (which closes its sockets and drops
+ *     every pending operation without producing results).
+ *   - Keys, values, connection strings, credentials passed in: borrowed for
+ *     the duration of the call only; the client keeps copies.
+ *   - cbffi_result arrays: owned by the caller.  The key/value pointers inside
+ *     a harvested result point into memory owned by the client; they stay
+ *     valid until the next call to cbffi_harvest, cbffi_wait, any cbffi_io_*
+ *     call or cbffi_client_destroy on the same client.  Copy what you keep.
+ *   - Strings returned by cbffi_strerror: static.  Strings returned by
+ *     cbffi_client_* getters: owned by the client, valid until it is destroyed.
+ */
+#ifndef CBFFI_H
+#define CBFFI_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* ------------------------------------------------------------------------ */
+/* Status codes                                                             */
+/* ------------------------------------------------------------------------ */
+
+/*
+ * Every function that can fail returns one of these, and every result carries
+ * one.  Ranges:
+ *   0            success
+ *   0x01..0x7f   the libcouchbase 2.x codes, same numbers and meanings, so that
+ *                the couchbase 2.x Python exceptions keep their .rc values
+ *   0x100..      cbffi's own codes (none needed yet)
+ * cbffi_errflags() gives each code its category flags (cbffi_errtype).
+ */
+typedef enum cbffi_rc {
+    CBFFI_OK = 0x00,
+    CBFFI_AUTH_CONTINUE = 0x01,
+    CBFFI_AUTH_ERROR = 0x02,          /* wrong credentials / no access */
+    CBFFI_DELTA_BADVAL = 0x03,        /* counter on a non-numeric value */
+    CBFFI_E2BIG = 0x04,               /* value too large for the server */
+    CBFFI_EBUSY = 0x05,               /* server busy */
+    CBFFI_EINTERNAL = 0x06,           /* internal error (a bug) */
+    CBFFI_EINVAL = 0x07,              /* invalid argument */
+    CBFFI_ENOMEM = 0x08,              /* server out of memory */
+    CBFFI_ERANGE = 0x09,
+    CBFFI_ERROR = 0x0a,               /* generic error */
+    CBFFI_ETMPFAIL = 0x0b,            /* temporary failure on the server */
+    CBFFI_KEY_EEXISTS = 0x0c,         /* key exists / CAS mismatch */
+    CBFFI_KEY_ENOENT = 0x0d,          /* key not found */
+    CBFFI_NETWORK_ERROR = 0x10,       /* connection lost while in flight */
+    CBFFI_NOT_MY_VBUCKET = 0x11,
+    CBFFI_NOT_STORED = 0x12,          /* append/prepend on a missing key */
+    CBFFI_NOT_SUPPORTED = 0x13,       /* operation not supported here */
+    CBFFI_UNKNOWN_COMMAND = 0x14,     /* server does not know the opcode */
+    CBFFI_UNKNOWN_HOST = 0x15,        /* host name could not be resolved */
+    CBFFI_PROTOCOL_ERROR = 0x16,      /* the server sent malformed data */
+    CBFFI_ETIMEDOUT = 0x17,           /* no answer within the timeout */
+    CBFFI_CONNECT_ERROR = 0x18,       /* could not connect */
+    CBFFI_BUCKET_ENOENT = 0x19,       /* bucket does not exist */
+    CBFFI_CLIENT_ENOMEM = 0x1a,       /* client allocation failed */
+    CBFFI_CLIENT_ENOCONF = 0x1b,      /* not connected/bootstrapped yet */
+    CBFFI_EBADHANDLE = 0x1c,          /* client closed or unusable */
+    CBFFI_INVALID_HOST_FORMAT = 0x1f, /* bad host in a connection string */
+    CBFFI_DURABILITY_ETOOMANY = 0x21, /* more replicas asked than exist */
+    CBFFI_DUPLICATE_COMMANDS = 0x22,
+    CBFFI_NO_MATCHING_SERVER = 0x23,  /* no server owns the key now */
+    CBFFI_SASLMECH_UNAVAILABLE = 0x28,
+    CBFFI_ECONNREFUSED = 0x2c,
+    CBFFI_ESOCKSHUTDOWN = 0x2d,
+    CBFFI_ECONNRESET = 0x2e,
+    CBFFI_EMPTY_KEY = 0x35,           /* empty key */
+    CBFFI_UNKNOWN_MEMCACHED_ERROR = 0x3d, /* a server status with no mapping */
+    CBFFI_MUTATION_LOST = 0x3e,
+    CBFFI_RC_MAX = 0x100
+} cbffi_rc;
+
+/* Category flags of a status code (same bits as libcouchbase's errtypes). */
+typedef enum cbffi_errtype {
+    CBFFI_ERRTYPE_INPUT = 0x01,     /* the caller's input was wrong */
+    CBFFI_ERRTYPE_NETWORK = 0x02,   /* network or connection problem */
+    CBFFI_ERRTYPE_FATAL = 0x04,     /* the client needs reconfiguring */
+    CBFFI_ERRTYPE_TRANSIENT = 0x08, /* retrying later may succeed */
+    CBFFI_ERRTYPE_DATAOP = 0x10,    /* a data outcome (not found, exists...) */
+    CBFFI_ERRTYPE_INTERNAL = 0x20,
+    CBFFI_ERRTYPE_SRVLOAD = 0x80,   /* the server is overloaded */
+    CBFFI_ERRTYPE_SRVGEN = 0x100    /* the code came from the server */
+} cbffi_errtype;
+
+/* A short, static, human-readable description of rc.  Never NULL. */
+const char *cbffi_strerror(int rc);
+
+/* The cbffi_errtype bits of rc; 0 for CBFFI_OK and unknown codes. */
+uint32_t cbffi_errflags(int rc);
+
+/* ------------------------------------------------------------------------ */
+/* Operations and results                                                   */
+/* ------------------------------------------------------------------------ */
+
+/* What an operation was; reported in cbffi_result.op. */
+typedef enum cbffi_op {
+    CBFFI_OP_GET = 1,
+    CBFFI_OP_SET = 2,       /* upsert */
+    CBFFI_OP_ADD = 3,       /* insert */
+    CBFFI_OP_REPLACE = 4,
+    CBFFI_OP_APPEND = 5,
+    CBFFI_OP_PREPEND = 6,
+    CBFFI_OP_REMOVE = 7,
+    CBFFI_OP_COUNTER = 8,
+    CBFFI_OP_TOUCH = 9,
+    CBFFI_OP_UNLOCK = 10,
+    CBFFI_OP_STATS = 11,
+    CBFFI_OP_VERSION = 12,
+    CBFFI_OP_FLUSH = 13,
+    CBFFI_OP_NOOP = 14,
+    CBFFI_OP_CONNECT = 15
+} cbffi_op;
+
+/* How cbffi_get reads. */
+typedef enum cbffi_get_mode {
+    CBFFI_GET_PLAIN = 0,    /* GET */
+    CBFFI_GET_TOUCH = 1,    /* GAT: read and set the expiry to exptime */
+    CBFFI_GET_LOCK = 2      /* GET_LOCKED for exptime seconds (Couchbase) */
+} cbffi_get_mode;
+
+/*
+ * One finished operation (or one part of a multi-part one).
+ *
+ * key/value point into client-owned memory, valid until the next
+ * cbffi_harvest / cbffi_wait / cbffi_io_* / cbffi_client_destroy call on the
+ * same client.  They are NULL when nkey/nvalue is 0.
+ */
+typedef struct cbffi_result {
+    uint64_t cookie;        /* the caller's tag, as given when scheduling */
+    uint64_t cas;           /* item CAS after the operation (0 if none) */
+    uint64_t u64;           /* counter: the new value */
+    const char *key;        /* STATS: stat name; otherwise NULL */
+    const char *value;      /* GET: item value; STATS: stat value;
+                               VERSION: version string; on a server error:
+                               the server's error text, if it sent one */
+    uint32_t nkey;
+    uint32_t nvalue;
+    uint32_t flags;         /* GET: the item's flags */
+    int32_t rc;             /* cbffi_rc */
+    uint16_t status;        /* the raw server status (0 if no reply) */
+    uint8_t op;             /* cbffi_op */
+    uint8_t datatype;       /* the reply's datatype byte */
+    int16_t server;         /* index of the server involved, -1 if none */
+    uint8_t final;          /* 1 on the last result of this operation.
+                               Single-key operations produce one result
+                               with final = 1.  STATS, VERSION, FLUSH and NOOP
+                               go to every server: one result per stat /
+                               per server with final = 0, then one summary
+                               result with final = 1, key = NULL and rc = the
+                               first error met (or CBFFI_OK). */
+    uint8_t reserved[5];
+} cbffi_result;
+
+/* ------------------------------------------------------------------------ */
+/* Client                                                                    */
+/* ------------------------------------------------------------------------ */
+
+typedef struct cbffi_client cbffi_client;
+
+/* Which kind of cluster a client talks to. */
+typedef enum cbffi_client_type {
+    CBFFI_TYPE_MEMCACHED = 1,   /* memcached:// : ketama over the hosts */
+    CBFFI_TYPE_COUCHBASE = 2    /* couchbase:// : vbuckets from the cluster map */
+} cbffi_client_type;
+
+/* Timeouts that cbffi_client_set_timeout / _get_timeout address. */
+typedef enum cbffi_timeout_kind {
+    CBFFI_TIMEOUT_OPERATION = 1,  /* per operation; default 2.5 s */
+    CBFFI_TIMEOUT_CONNECT = 2     /* per connection attempt / bootstrap;
+                                     default 2 s */
+} cbffi_timeout_kind;
+
+/*
+ * Create a client for `connstr` (see docs; e.g.
+ * "memcached://host1:11211,[::1]:11212?operation_timeout=500ms").
+ * username/password may be NULL.  Nothing is connected yet.
+ *
+ * On success returns CBFFI_OK and stores a new client in *out (owned by the
+ * caller, free it with cbffi_client_destroy).  On failure returns
+ * CBFFI_EINVAL, CBFFI_INVALID_HOST_FORMAT, CBFFI_NOT_SUPPORTED or
+ * CBFFI_CLIENT_ENOMEM, leaves *out NULL, and writes a NUL-terminated message
+ * naming what is wrong into errbuf (errbuf may be NULL; nerrbuf is its size).
+ */
+int cbffi_client_create(cbffi_client **out, const char *connstr,
+                        const char *username, const char *password,
+                        char *errbuf, size_t nerrbuf);
+
+/* Close every socket and free the client.  Pending operations are dropped
+   silently.  NULL is accepted. */
+void cbffi_client_destroy(cbffi_client *client);
+
+/*
+ * Schedule connecting to the cluster; completes as one result with
+ * op = CBFFI_OP_CONNECT.  memcached://: connects to every server; rc is
+ * CBFFI_OK if at least one server accepted, else the first failure
+ * (CBFFI_CONNECT_ERROR, CBFFI_ECONNREFUSED, CBFFI_UNKNOWN_HOST,
+ * CBFFI_ETIMEDOUT).  Operations do not need it: a server is connected on
+ * first use and reconnected after a failure.  Returns 0 or a cbffi_rc.
+ */
+int cbffi_connect(cbffi_client *client, uint64_t cookie);
+
+/* Set / get a timeout in microseconds.  Set applies to operations scheduled
+   afterwards.  Returns 0 or CBFFI_EINVAL (unknown kind, 0 us). */
+int cbffi_client_set_timeout(cbffi_client *client, int kind, uint64_t usec);
+uint64_t cbffi_client_get_timeout(cbffi_client *client, int kind);
+
+/* The cbffi_client_type of the client. */
+int cbffi_client_type_of(cbffi_client *client);
+
+/* The number of servers, and server i as "host:port" (IPv6 in brackets);
+   NULL if i is out of range.  Owned by the client. */
+int cbffi_client_server_count(cbffi_client *client);
+const char *cbffi_client_server_name(cbffi_client *client, int i);
+
+/* The bucket name ("" for memcached://).  Owned by the client. */
+const char *cbffi_client_bucket(cbffi_client *client);
+
+/* The index of the server `key` maps to now, or -1.  (Diagnostics, tests.) */
+int cbffi_client_server_for_key(cbffi_client *client, const char *key,
+                                size_t nkey);
+
+/* A description of the last failure of a scheduling or create call on this
+   client, or "" if none.  Owned by the client, valid until the next call. */
+const char *cbffi_client_last_error(cbffi_client *client);
+
+/* The number of scheduled operations that have not ended yet. */
+size_t cbffi_pending(cbffi_client *client);
+
+/* ------------------------------------------------------------------------ */
+/* Scheduling                                                               */
+/* ------------------------------------------------------------------------ */
+/*
+ * Common rules for every scheduling call:
+ *   - key must be 1..250 bytes: an empty key returns CBFFI_EMPTY_KEY, a
+ *     longer one CBFFI_EINVAL; nothing is scheduled or sent.
+ *   - value may be NULL when nvalue is 0; values over the client's maximum
+ *     (20 MiB) return CBFFI_E2BIG.
+ *   - exptime: seconds; up to 30 days relative, above that absolute Unix time
+ *     (server semantics); 0 = no expiry.
+ *   - cookie: any 64-bit tag; it comes back in cbffi_result.cookie.
+ *   - Returns 0 when scheduled (the operation will produce its result), or a
+ *     cbffi_rc when refused (no result will be produced).
+ *   - Nothing is sent until cbffi_wait or cbffi_io_flush; everything
+ *     scheduled until then for one server goes out in one write.
+ */
+
+/* GET / GAT (mode CBFFI_GET_TOUCH) / GET_LOCKED (mode CBFFI_GET_LOCK). */
+int cbffi_get(cbffi_client *client, const char *key, size_t nkey,
+              int mode, uint32_t exptime, uint64_t cookie);
+
+/* SET, ADD, REPLACE, APPEND or PREPEND (op is a cbffi_op).  cas != 0 makes
+   the write conditional.  flags and exptime are ignored for APPEND/PREPEND. */
+int cbffi_store(cbffi_client *client, int op, const char *key, size_t nkey,
+                const char *value, size_t nvalue, uint32_t flags,
+                uint32_t exptime, uint64_t cas, uint64_t cookie);
+
+/* DELETE, conditional on cas when cas != 0. */
+int cbffi_remove(cbffi_client *client, const char *key, size_t nkey,
+                 uint64_t cas, uint64_t cookie);
+
+/* INCR (delta >= 0) or DECR (delta < 0, by |delta|).  If the key is missing
+   and create != 0 it is created with `initial`; with create == 0 the result
+   is CBFFI_KEY_ENOENT.  The new value is in cbffi_result.u64. */
+int cbffi_counter(cbffi_client *client, const char *key, size_t nkey,
+                  int64_t delta, uint64_t initial, int create,
+                  uint32_t exptime, uint64_t cookie);
+
+/* TOUCH: set the expiry of an existing key. */
+int cbffi_touch(cbffi_client *client, const char *key, size_t nkey,
+                uint32_t exptime, uint64_t cookie);
+
+/* UNLOCK_KEY (Couchbase only: CBFFI_NOT_SUPPORTED on memcached://). */
+int cbffi_unlock(cbffi_client *client, const char *key, size_t nkey,
+                 uint64_t cas, uint64_t cookie);
+
+/* STAT `group` (NULL/0 for the default group) on every server; VERSION,
+   FLUSH and NOOP on every server.  See cbffi_result.final. */
+int cbffi_stats(cbffi_client *client, const char *group, size_t ngroup,
+                uint64_t cookie);
+int cbffi_version(cbffi_client *client, uint64_t cookie);
+int cbffi_flush(cbffi_client *client, uint64_t cookie);
+int cbffi_noop(cbffi_client *client, uint64_t cookie);
+
+/* ------------------------------------------------------------------------ */
+/* Driving: the built-in loop, and harvesting                               */
+/* ------------------------------------------------------------------------ */
+
+/*
+ * Run the built-in loop until every scheduled operation has ended (each ends
+ * by its own deadline at the latest), then harvest up to `max` results into
+ * `out` (out may be NULL when max is 0).  Returns the number of results
+ * written; call cbffi_harvest for the rest if more than max are ready.
+ * Blocks; a binding should release its interpreter lock around it.
+ */
+size_t cbffi_wait(cbffi_client *client, cbffi_result *out, size_t max);
+
+/* Copy up to `max` ready results into `out`, oldest first; returns how many.
+   Invalidates the key/value pointers of previously harvested results. */
+size_t cbffi_harvest(cbffi_client *client, cbffi_result *out, size_t max);
+
+/* The number of results ready to harvest. */
+size_t cbffi_ready(cbffi_client *client);
+
+/* ------------------------------------------------------------------------ */
+/* Driving: a host event loop (non-blocking)                                */
+/* ------------------------------------------------------------------------ */
+/*
+ * For Twisted, asyncio, libuv, ...  The client never blocks in these calls.
+ *   1. After scheduling, call cbffi_io_flush (sends what it can, starts
+ *      connects).
+ *   2. After every cbffi_io_* call, read the watch-set changes with
+ *      cbffi_io_watches and update the host loop: an entry with events = 0
+ *      means "stop watching fd" (it will be closed).
+ *   3. When the host sees fd readable/writable, call cbffi_io_event.
+ *   4. Arm a timer for cbffi_io_deadline(); when it fires call cbffi_io_tick.
+ *   5. Harvest results (cbffi_ready / cbffi_harvest) after each call.
+ */
+typedef enum cbffi_io_events {
+    CBFFI_IO_READ = 1,
+    CBFFI_IO_WRITE = 2
+} cbffi_io_events;
+
+typedef struct cbffi_watch {
+    int32_t fd;
+    uint32_t events;        /* cbffi_io_events bits; 0 = stop watching */
+} cbffi_watch;
+
+/* Send what is queued and start pending connects.  Returns 0. */
+int cbffi_io_flush(cbffi_client *client);
+
+/* The host saw `events` on fd.  Unknown fds are ignored.  Returns 0. */
+int cbffi_io_event(cbffi_client *client, int fd, uint32_t events);
+
+/* Expire operations and connects whose deadline passed.  Returns 0. */
+int cbffi_io_tick(cbffi_client *client);
+
+/* Microseconds until the earliest deadline (0 if already passed), or -1 if
+   nothing is pending. */
+int64_t cbffi_io_deadline(cbffi_client *client);
+
+/* Copy up to `max` watch-set changes since the last call into `out`; returns
+   how many.  Changes not copied stay queued. */
+size_t cbffi_io_watches(cbffi_client *client, cbffi_watch *out, size_t max);
+
+#endif

@@ -1,0 +1,542 @@
+/*
+ * conn.c - one socket per server: non-blocking connect with timeout,
+ * TCP_NODELAY, a write buffer of coalesced packets, a read buffer decoded
+ * into whole responses, and a FIFO of in-flight ops matched by opaque.
+ *
+ * The socket is non-blocking while connecting and blocking afterwards: every
+ * send/recv passes MSG_DONTWAIT except the sync fast path
+ * (cb_conn_read_blocking), which blocks in recv() under SO_RCVTIMEO so that a
+ * synchronous operation costs one send and one receive system call.
+ */
+#include "client_private.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+enum { READ_CHUNK = 16384, KEEP_BUF = 1 << 20 };
+
+/* ---- op queue ------------------------------------------------------------- */
+
+int cb_opq_push(cb_opq *q, cb_op *op)
+{
+    if (q->count == q->cap) {
+        size_t cap = q->cap ? q->cap * 2 : 64;
+        cb_op **items = malloc(cap * sizeof(*items));
+        if (!items)
+            return -1;
+        for (size_t i = 0; i < q->count; i++)
+            items[i] = q->items[(q->head + i) % q->cap];
+        free(q->items);
+        q->items = items;
+        q->head = 0;
+        q->cap = cap;
+    }
+    q->items[(q->head + q->count) % q->cap] = op;
+    q->count++;
+    return 0;
+}
+
+static cb_op *opq_head(const cb_opq *q)
+{
+    return q->count ? q->items[q->head] : NULL;
+}
+
+static cb_op *opq_pop(cb_opq *q)
+{
+    cb_op *op = q->items[q->head];
+    q->head = (q->head + 1) % q->cap;
+    q->count--;
+    return op;
+}
+
+/* ---- setup ---------------------------------------------------------------- */
+
+int cb_conn_init(cb_conn *conn, cbffi_client *c, int index,
+                 const cb_hostport *hp)
+{
+    memset(conn, 0, sizeof(*conn));
+    conn->client = c;
+    conn->index = index;
+    conn->fd = -1;
+    conn->host = strdup(hp->host);
+    if (!conn->host)
+        return -1;
+    snprintf(conn->port, sizeof(conn->port), "%u", (unsigned)hp->port);
+    cb_hostport_format(hp, conn->name, sizeof(conn->name));
+    conn->next_opaque = 1;
+    return 0;
+}
+
+static void close_socket(cb_conn *conn)
+{
+    if (conn->fd < 0)
+        return;
+    if (conn->watched) {
+        conn->watched = 0;
+        cbffi_client *c = conn->client;
+        if (c->nchanges == c->changes_cap) {
+            size_t cap = c->changes_cap ? c->changes_cap * 2 : 16;
+            cbffi_watch *w = realloc(c->changes, cap * sizeof(*w));
+            if (w) {
+                c->changes = w;
+                c->changes_cap = cap;
+            }
+        }
+        if (c->nchanges < c->changes_cap)
+            c->changes[c->nchanges++] = (cbffi_watch){conn->fd, 0};
+    }
+    close(conn->fd);
+    conn->fd = -1;
+    conn->rcvtimeo = 0;
+}
+
+void cb_conn_destroy(cb_conn *conn)
+{
+    if (conn->fd >= 0)
+        close(conn->fd);
+    conn->fd = -1;
+    if (conn->ai)
+        freeaddrinfo(conn->ai);
+    conn->ai = NULL;
+    cb_buf_free(&conn->wbuf);
+    cb_buf_free(&conn->rbuf);
+    free(conn->queue.items);
+    free(conn->host);
+    conn->host = NULL;
+}
+
+/* ---- watch set ------------------------------------------------------------ */
+
+uint32_t cb_conn_wanted(const cb_conn *conn)
+{
+    switch (conn->state) {
+    case CB_CONN_CONNECTING:
+        return CBFFI_IO_WRITE;
+    case CB_CONN_CONNECTED:
+        return CBFFI_IO_READ |
+               (cb_buf_size(&conn->wbuf) ? CBFFI_IO_WRITE : 0u);
+    default:
+        return 0;
+    }
+}
+
+void cb_conn_update_watch(cb_conn *conn)
+{
+    uint32_t want = cb_conn_wanted(conn);
+    if (conn->fd < 0 || want == conn->watched)
+        return;
+    cbffi_client *c = conn->client;
+    if (c->nchanges == c->changes_cap) {
+        size_t cap = c->changes_cap ? c->changes_cap * 2 : 16;
+        cbffi_watch *w = realloc(c->changes, cap * sizeof(*w));
+        if (!w)
+            return; /* retried at the next state change */
+        c->changes = w;
+        c->changes_cap = cap;
+    }
+    /* Coalesce with a queued change for the same fd. */
+    for (size_t i = c->nchanges; i-- > 0;) {
+        if (c->changes[i].fd == conn->fd) {
+            if (c->changes[i].events != 0) {
+                c->changes[i].events = want;
+                conn->watched = want;
+                return;
+            }
+            break;
+        }
+    }
+    c->changes[c->nchanges++] = (cbffi_watch){conn->fd, want};
+    conn->watched = want;
+}
+
+void cb_conn_mark_dirty(cb_conn *conn)
+{
+    if (conn->dirty)
+        return;
+    conn->dirty = 1;
+    conn->dnext = conn->client->dirty;
+    conn->client->dirty = conn;
+}
+
+/* ---- failure ---------------------------------------------------------------- */
+
+static void fail_queue(cb_conn *conn, int rc)
+{
+    cbffi_client *c = conn->client;
+    while (conn->queue.count) {
+        cb_op *op = opq_pop(&conn->queue);
+        if (op->parent)
+            cb_child_finish(c, op, rc);
+        else
+            cb_op_fail(c, op, rc, conn->index);
+        cb_op_unref(c, op);
+    }
+    cb_op *w = conn->waiters;
+    conn->waiters = NULL;
+    while (w) {
+        cb_op *next = w->wnext;
+        cb_child_finish(c, w, rc);
+        cb_op_unref(c, w);
+        w = next;
+    }
+}
+
+void cb_conn_fail(cb_conn *conn, int rc, const char *fmt, ...)
+{
+    cbffi_client *c = conn->client;
+    char msg[200];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    cb_set_error(c, "%s: %s", conn->name, msg);
+    close_socket(conn);
+    conn->state = CB_CONN_IDLE;
+    if (conn->ai)
+        freeaddrinfo(conn->ai);
+    conn->ai = conn->ai_next = NULL;
+    cb_buf_clear(&conn->wbuf);
+    cb_buf_clear(&conn->rbuf);
+    cb_buf_shrink(&conn->wbuf, KEEP_BUF);
+    cb_buf_shrink(&conn->rbuf, KEEP_BUF);
+    conn->tail_quiet = NULL;
+    fail_queue(conn, rc);
+}
+
+/* ---- connecting ------------------------------------------------------------ */
+
+static void on_connected(cb_conn *conn)
+{
+    int one = 1;
+    int flags = fcntl(conn->fd, F_GETFL);
+    setsockopt(conn->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    if (flags >= 0)
+        fcntl(conn->fd, F_SETFL, flags & ~O_NONBLOCK);
+    conn->state = CB_CONN_CONNECTED;
+    conn->last_read = cb_now();
+    if (conn->ai)
+        freeaddrinfo(conn->ai);
+    conn->ai = conn->ai_next = NULL;
+    cb_op *w = conn->waiters;
+    conn->waiters = NULL;
+    while (w) {
+        cb_op *next = w->wnext;
+        cb_child_finish(conn->client, w, CBFFI_OK);
+        cb_op_unref(conn->client, w);
+        w = next;
+    }
+}
+
+/* Try the remaining addresses until one connects or is in progress.
+   Returns 0, or the errno of the last attempt. */
+static int try_next_address(cb_conn *conn)
+{
+    int err = ECONNREFUSED;
+    while (conn->ai_next) {
+        struct addrinfo *ai = conn->ai_next;
+        conn->ai_next = ai->ai_next;
+        int fd = socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK |
+                                           SOCK_CLOEXEC, ai->ai_protocol);
+        if (fd < 0) {
+            err = errno;
+            continue;
+        }
+        if (connect(fd, ai->ai_addr, ai->ai_addrlen) == 0 ||
+            errno == EINPROGRESS) {
+            conn->fd = fd;
+            return 0;
+        }
+        err = errno;
+        close(fd);
+    }
+    return err;
+}
+
+static void connect_failed(cb_conn *conn, int err)
+{
+    cb_conn_fail(conn, CBFFI_CONNECT_ERROR, "connect failed: %s",
+                 strerror(err));
+}
+
+static void start_connect(cb_conn *conn)
+{
+    struct addrinfo hints;
+    memset(&hints, 0, sizeof(hints));
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    int gai = getaddrinfo(conn->host, conn->port, &hints, &conn->ai);
+    if (gai != 0) {
+        conn->ai = NULL;
+        cb_conn_fail(conn, CBFFI_UNKNOWN_HOST, "cannot resolve host: %s",
+                     gai_strerror(gai));
+        return;
+    }
+    conn->ai_next = conn->ai;
+    conn->connect_deadline = cb_now() + conn->client->connect_timeout;
+    conn->state = CB_CONN_CONNECTING;
+    int err = try_next_address(conn);
+    if (err)
+        connect_failed(conn, err);
+}
+
+static void on_connect_ready(cb_conn *conn)
+{
+    int err = 0;
+    socklen_t len = sizeof(err);
+    if (getsockopt(conn->fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0)
+        err = errno;
+    if (err == 0) {
+        on_connected(conn);
+        return;
+    }
+    close_socket(conn);
+    err = try_next_address(conn);
+    if (err)
+        connect_failed(conn, err);
+}
+
+/* ---- writing ---------------------------------------------------------------- */
+
+/* The last packet of a flush must not be quiet: it is what tells us that
+   every quiet get before it has been answered (PROTOCOL.md 1.3). */
+static void seal_tail(cb_conn *conn)
+{
+    cb_op *op = conn->tail_quiet;
+    if (!op)
+        return;
+    conn->tail_quiet = NULL;
+    op->cmd = cb_loud_of(op->cmd);
+    op->quiet = 0;
+    conn->wbuf.data[conn->tail_off + 1] = (char)op->cmd;
+}
+
+static void send_some(cb_conn *conn)
+{
+    seal_tail(conn);
+    while (cb_buf_size(&conn->wbuf)) {
+        ssize_t n = send(conn->fd, cb_buf_head(&conn->wbuf),
+                         cb_buf_size(&conn->wbuf), MSG_DONTWAIT | MSG_NOSIGNAL);
+        if (n > 0) {
+            cb_buf_consume(&conn->wbuf, (size_t)n);
+            continue;
+        }
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+            break;
+        cb_conn_fail(conn, CBFFI_NETWORK_ERROR, "send failed: %s",
+                     strerror(errno));
+        return;
+    }
+    if (cb_buf_size(&conn->wbuf) == 0)
+        cb_buf_shrink(&conn->wbuf, KEEP_BUF);
+}
+
+void cb_conn_flush(cb_conn *conn)
+{
+    if (conn->state == CB_CONN_IDLE && cb_conn_busy(conn))
+        start_connect(conn);
+    if (conn->state == CB_CONN_CONNECTED)
+        send_some(conn);
+    cb_conn_update_watch(conn);
+}
+
+int cb_conn_enqueue(cb_conn *conn, cb_op *op, cb_req *req)
+{
+    size_t off = conn->wbuf.len;
+    op->opaque = conn->next_opaque++;
+    req->opaque = op->opaque;
+    op->cmd = req->opcode;
+    if (cb_encode(&conn->wbuf, req) != 0)
+        return -1;
+    if (cb_opq_push(&conn->queue, op) != 0) {
+        conn->wbuf.len = off;
+        return -1;
+    }
+    op->refs++;
+    op->quiet = cb_loud_of(req->opcode) != req->opcode;
+    if (op->quiet) {
+        conn->tail_quiet = op;
+        conn->tail_off = off;
+    } else {
+        conn->tail_quiet = NULL;
+    }
+    cb_conn_mark_dirty(conn);
+    return 0;
+}
+
+void cb_conn_add_waiter(cb_conn *conn, cb_op *child)
+{
+    child->refs++;
+    child->wnext = conn->waiters;
+    conn->waiters = child;
+    cb_conn_mark_dirty(conn);
+}
+
+/* ---- reading ---------------------------------------------------------------- */
+
+/* Dispatch one decoded response to the op it answers.  Returns -1 if the
+   connection failed. */
+static int dispatch(cb_conn *conn, const cb_resp *r)
+{
+    cbffi_client *c = conn->client;
+    for (;;) {
+        cb_op *op = opq_head(&conn->queue);
+        if (!op) {
+            cb_conn_fail(conn, CBFFI_PROTOCOL_ERROR,
+                         "response with opaque %u matches no request",
+                         (unsigned)r->opaque);
+            return -1;
+        }
+        if (op->opaque != r->opaque) {
+            if (!op->quiet) {
+                cb_conn_fail(conn, CBFFI_PROTOCOL_ERROR,
+                             "response out of order (opaque %u, expected %u)",
+                             (unsigned)r->opaque, (unsigned)op->opaque);
+                return -1;
+            }
+            opq_pop(&conn->queue);
+            cb_handle_silence(c, conn, op);
+            cb_op_unref(c, op);
+            continue;
+        }
+        if (r->opcode != op->cmd && r->opcode != cb_loud_of(op->cmd)) {
+            cb_conn_fail(conn, CBFFI_PROTOCOL_ERROR,
+                         "response opcode 0x%02x answers request 0x%02x",
+                         r->opcode, op->cmd);
+            return -1;
+        }
+        if (cb_handle_response(c, conn, op, r) < 0)
+            return -1; /* the handler failed the connection */
+        if (conn->state != CB_CONN_CONNECTED)
+            return -1;
+        return 0;
+    }
+}
+
+/* Decode every whole packet in rbuf. */
+static void decode_all(cb_conn *conn)
+{
+    cb_buf *b = &conn->rbuf;
+    while (conn->state == CB_CONN_CONNECTED) {
+        cb_resp r;
+        const char *why = NULL;
+        ssize_t n = cb_decode(cb_buf_head(b), cb_buf_size(b), &r,
+                              conn->client->max_body, &why);
+        if (n == CB_DECODE_NEED_MORE)
+            break;
+        if (n == CB_DECODE_BAD) {
+            cb_conn_fail(conn, CBFFI_PROTOCOL_ERROR, "%s", why);
+            return;
+        }
+        if (dispatch(conn, &r) < 0)
+            return;
+        cb_buf_consume(b, (size_t)n);
+    }
+    if (conn->state == CB_CONN_CONNECTED) {
+        if (b->off > 0 && (b->off >= b->cap / 2 || cb_buf_size(b) == 0))
+            cb_buf_compact(b);
+        if (cb_buf_size(b) == 0)
+            cb_buf_shrink(b, KEEP_BUF);
+    }
+}
+
+/* Room to read into: at least a chunk, or the rest of a large packet. */
+static size_t read_room(cb_conn *conn)
+{
+    cb_buf *b = &conn->rbuf;
+    size_t want = READ_CHUNK;
+    cb_resp r;
+    const char *why;
+    if (cb_buf_size(b) >= CB_HEADER_LEN &&
+        cb_decode_header(cb_buf_head(b), &r, conn->client->max_body, &why) == 0) {
+        size_t total = (size_t)CB_HEADER_LEN + r.bodylen;
+        if (total > cb_buf_size(b) && total - cb_buf_size(b) > want)
+            want = total - cb_buf_size(b);
+    }
+    if (cb_buf_reserve(b, want) != 0)
+        return 0;
+    return b->cap - b->len;
+}
+
+/* One recv(); returns 2 if it filled all the room (more may be waiting),
+   1 if bytes were decoded, 0 on EAGAIN, -1 if the connection failed. */
+static int read_once(cb_conn *conn, int flags)
+{
+    size_t room = read_room(conn);
+    if (room == 0) {
+        cb_conn_fail(conn, CBFFI_CLIENT_ENOMEM, "out of memory for a reply");
+        return -1;
+    }
+    ssize_t n;
+    do {
+        n = recv(conn->fd, conn->rbuf.data + conn->rbuf.len, room, flags);
+    } while (n < 0 && errno == EINTR);
+    if (n > 0) {
+        conn->rbuf.len += (size_t)n;
+        conn->last_read = cb_now();
+        decode_all(conn);
+        if (conn->state != CB_CONN_CONNECTED)
+            return -1;
+        return (size_t)n == room ? 2 : 1;
+    }
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+        return 0;
+    if (n == 0)
+        cb_conn_fail(conn, CBFFI_NETWORK_ERROR,
+                     "the server closed the connection");
+    else
+        cb_conn_fail(conn, CBFFI_NETWORK_ERROR, "receive failed: %s",
+                     strerror(errno));
+    return -1;
+}
+
+void cb_conn_on_event(cb_conn *conn, uint32_t events)
+{
+    if (conn->state == CB_CONN_CONNECTING) {
+        if (events & (CBFFI_IO_WRITE | CBFFI_IO_READ))
+            on_connect_ready(conn);
+        if (conn->state == CB_CONN_CONNECTED)
+            send_some(conn);
+    } else if (conn->state == CB_CONN_CONNECTED) {
+        if (events & CBFFI_IO_WRITE)
+            send_some(conn);
+        /* Level-triggered: read again only if the buffer filled up. */
+        if ((events & CBFFI_IO_READ) && conn->state == CB_CONN_CONNECTED)
+            while (read_once(conn, MSG_DONTWAIT) == 2)
+                ;
+    }
+    cb_conn_update_watch(conn);
+}
+
+/* SO_RCVTIMEO rounded down to 10 ms steps so that consecutive operations
+   with the same timeout do not need a setsockopt() each. */
+static void set_rcvtimeo(cb_conn *conn, uint64_t timeout_us)
+{
+    uint64_t t = timeout_us >= 10000 ? timeout_us - timeout_us % 10000
+                                     : (timeout_us ? timeout_us : 1);
+    if (conn->rcvtimeo && conn->rcvtimeo <= timeout_us)
+        return;
+    struct timeval tv = {(time_t)(t / 1000000), (suseconds_t)(t % 1000000)};
+    if (setsockopt(conn->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)) == 0)
+        conn->rcvtimeo = t;
+}
+
+void cb_conn_read_blocking(cb_conn *conn, uint64_t timeout_us)
+{
+    set_rcvtimeo(conn, timeout_us);
+    if (read_once(conn, 0) == 2)
+        while (read_once(conn, MSG_DONTWAIT) == 2)
+            ;
+    if (conn->state == CB_CONN_CONNECTED)
+        cb_conn_update_watch(conn);
+}
