@@ -384,43 +384,50 @@ void cb_conn_add_waiter(cb_conn *conn, cb_op *child)
 
 /* ---- reading ---------------------------------------------------------------- */
 
-/* Dispatch one decoded response to the op it answers.  Returns -1 if the
-   connection failed. */
+/* Is `opaque` one of the queued requests?  Opaques are handed out in
+   increasing order, so its position follows from the head's. */
+static int opaque_queued(const cb_opq *q, uint32_t opaque)
+{
+    if (!q->count)
+        return 0;
+    uint32_t pos = opaque - q->items[q->head]->opaque;
+    return pos < q->count &&
+           q->items[(q->head + pos) % q->cap]->opaque == opaque;
+}
+
+/* Dispatch one decoded response to the op it answers.  Quiet gets queued
+   before it got no answer: they missed.  Returns -1 if the connection
+   failed. */
 static int dispatch(cb_conn *conn, const cb_resp *r)
 {
     cbffi_client *c = conn->client;
-    for (;;) {
-        cb_op *op = opq_head(&conn->queue);
-        if (!op) {
-            cb_conn_fail(conn, CBFFI_PROTOCOL_ERROR,
-                         "response with opaque %u matches no request",
-                         (unsigned)r->opaque);
-            return -1;
-        }
-        if (op->opaque != r->opaque) {
-            if (!op->quiet) {
-                cb_conn_fail(conn, CBFFI_PROTOCOL_ERROR,
-                             "response out of order (opaque %u, expected %u)",
-                             (unsigned)r->opaque, (unsigned)op->opaque);
-                return -1;
-            }
-            opq_pop(&conn->queue);
-            cb_handle_silence(c, conn, op);
-            cb_op_unref(c, op);
-            continue;
-        }
-        if (r->opcode != op->cmd && r->opcode != cb_loud_of(op->cmd)) {
-            cb_conn_fail(conn, CBFFI_PROTOCOL_ERROR,
-                         "response opcode 0x%02x answers request 0x%02x",
-                         r->opcode, op->cmd);
-            return -1;
-        }
-        if (cb_handle_response(c, conn, op, r) < 0)
-            return -1; /* the handler failed the connection */
-        if (conn->state != CB_CONN_CONNECTED)
-            return -1;
-        return 0;
+    if (!opaque_queued(&conn->queue, r->opaque)) {
+        cb_conn_fail(conn, CBFFI_PROTOCOL_ERROR,
+                     "response with opaque %u matches no request",
+                     (unsigned)r->opaque);
+        return -1;
     }
+    cb_op *op;
+    while ((op = opq_head(&conn->queue))->opaque != r->opaque) {
+        if (!op->quiet) {
+            cb_conn_fail(conn, CBFFI_PROTOCOL_ERROR,
+                         "response out of order (opaque %u, expected %u)",
+                         (unsigned)r->opaque, (unsigned)op->opaque);
+            return -1;
+        }
+        opq_pop(&conn->queue);
+        cb_handle_silence(c, conn, op);
+        cb_op_unref(c, op);
+    }
+    if (r->opcode != op->cmd && r->opcode != cb_loud_of(op->cmd)) {
+        cb_conn_fail(conn, CBFFI_PROTOCOL_ERROR,
+                     "response opcode 0x%02x answers request 0x%02x",
+                     r->opcode, op->cmd);
+        return -1;
+    }
+    if (cb_handle_response(c, conn, op, r) < 0)
+        return -1; /* the handler failed the connection */
+    return conn->state == CB_CONN_CONNECTED ? 0 : -1;
 }
 
 /* Decode every whole packet in rbuf. */

@@ -186,8 +186,10 @@ static int parse_host(const char *s, size_t n, cb_scheme scheme,
             ps = close + 2;
             pn = rest - 1;
         }
+        const char *zone = memchr(hs, '%', hn);
         for (size_t i = 0; i < hn; i++)
-            if (!valid_v6_char((unsigned char)hs[i]))
+            if (!valid_v6_char((unsigned char)hs[i]) &&
+                !(zone && hs + i > zone && valid_name_char((unsigned char)hs[i])))
                 return fail(err, nerr, CBFFI_INVALID_HOST_FORMAT,
                             "invalid character '%c' in IPv6 address '%.*s'",
                             hs[i], (int)hn, hs);

@@ -60,13 +60,13 @@ int cbffi_io_tick(cbffi_client *c)
 
 int64_t cbffi_io_deadline(cbffi_client *c)
 {
-    uint64_t dl = c->next_deadline;
+    uint64_t dl = c->npending ? c->next_deadline : UINT64_MAX;
     for (int i = 0; i < c->nconns; i++)
         if (c->conns[i].state == CB_CONN_CONNECTING &&
             c->conns[i].connect_deadline < dl)
             dl = c->conns[i].connect_deadline;
     if (dl == UINT64_MAX)
-        return c->npending ? 0 : -1;
+        return -1;
     uint64_t now = cb_now();
     return dl <= now ? 0 : (int64_t)(dl - now);
 }

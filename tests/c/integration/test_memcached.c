@@ -1,0 +1,606 @@
+/*
+ * Integration tests: libcbffi against real memcached servers started on
+ * free loopback ports, and against fake servers that answer garbage or go
+ * silent.  Every operation must end exactly once, with a typed status,
+ * within its timeout.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "cbffi.h"
+#include "servers.h"
+
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <poll.h>
+#include <time.h>
+
+static mc_server mc1, mc2, mc3;
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static cbffi_client *client_for(const char *fmt, ...)
+{
+    char cs[512], err[256];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(cs, sizeof cs, fmt, ap);
+    va_end(ap);
+    cbffi_client *c = NULL;
+    int rc = cbffi_client_create(&c, cs, NULL, NULL, err, sizeof err);
+    if (rc != CBFFI_OK)
+        fail_msg("create %s: %s", cs, err);
+    return c;
+}
+
+static cbffi_client *client1(void)
+{
+    return client_for("memcached://127.0.0.1:%d", mc1.port);
+}
+
+/* Wait and return the single final result (asserts there is exactly one). */
+static cbffi_result one(cbffi_client *c)
+{
+    cbffi_result r[2];
+    size_t n = cbffi_wait(c, r, 2);
+    assert_int_equal(n, 1);
+    assert_true(r[0].final);
+    return r[0];
+}
+
+static cbffi_result do_store(cbffi_client *c, int op, const char *k,
+                             const char *v, uint64_t cas)
+{
+    assert_int_equal(cbffi_store(c, op, k, strlen(k), v, strlen(v), 0x02000000,
+                                 0, cas, 0), CBFFI_OK);
+    return one(c);
+}
+
+static cbffi_result do_get(cbffi_client *c, const char *k, char *out, size_t nout)
+{
+    assert_int_equal(cbffi_get(c, k, strlen(k), CBFFI_GET_PLAIN, 0, 0), CBFFI_OK);
+    cbffi_result r = one(c);
+    if (out) {
+        snprintf(out, nout, "%.*s", (int)r.nvalue, r.value ? r.value : "");
+    }
+    return r;
+}
+
+static int setup_all(void **state)
+{
+    (void)state;
+    strcpy(mc1.extra, "-I 1m");
+    if (mc_start(&mc1) || mc_start(&mc2) || mc_start(&mc3))
+        return -1;
+    return 0;
+}
+
+static int teardown_all(void **state)
+{
+    (void)state;
+    mc_kill_all();
+    return 0;
+}
+
+/* ---- every operation and its CAS semantics ---------------------------------- */
+
+static void store_and_get_with_cas(void **state)
+{
+    (void)state;
+    cbffi_client *c = client1();
+    char buf[64];
+    cbffi_result r = do_store(c, CBFFI_OP_SET, "t:cas", "one", 0);
+    assert_int_equal(r.rc, CBFFI_OK);
+    assert_true(r.cas != 0);
+    uint64_t cas1 = r.cas;
+    r = do_get(c, "t:cas", buf, sizeof buf);
+    assert_int_equal(r.rc, CBFFI_OK);
+    assert_string_equal(buf, "one");
+    assert_int_equal(r.flags, 0x02000000);
+    assert_true(r.cas == cas1);
+    /* a write with a stale CAS fails; with the right one it succeeds */
+    r = do_store(c, CBFFI_OP_SET, "t:cas", "two", cas1 + 1000);
+    assert_int_equal(r.rc, CBFFI_KEY_EEXISTS);
+    r = do_store(c, CBFFI_OP_SET, "t:cas", "two", cas1);
+    assert_int_equal(r.rc, CBFFI_OK);
+    assert_true(r.cas != cas1);
+    do_get(c, "t:cas", buf, sizeof buf);
+    assert_string_equal(buf, "two");
+    cbffi_client_destroy(c);
+}
+
+static void add_replace_append_prepend(void **state)
+{
+    (void)state;
+    cbffi_client *c = client1();
+    char buf[64];
+    do_store(c, CBFFI_OP_SET, "t:arap", "mid", 0);
+    assert_int_equal(do_store(c, CBFFI_OP_ADD, "t:arap", "x", 0).rc, CBFFI_KEY_EEXISTS);
+    assert_int_equal(do_store(c, CBFFI_OP_ADD, "t:arap-new", "x", 0).rc, CBFFI_OK);
+    assert_int_equal(do_store(c, CBFFI_OP_REPLACE, "t:nope", "x", 0).rc, CBFFI_KEY_ENOENT);
+    assert_int_equal(do_store(c, CBFFI_OP_APPEND, "t:arap", "-end", 0).rc, CBFFI_OK);
+    assert_int_equal(do_store(c, CBFFI_OP_PREPEND, "t:arap", "start-", 0).rc, CBFFI_OK);
+    do_get(c, "t:arap", buf, sizeof buf);
+    assert_string_equal(buf, "start-mid-end");
+    assert_int_equal(do_store(c, CBFFI_OP_APPEND, "t:none", "x", 0).rc, CBFFI_NOT_STORED);
+    assert_int_equal(do_store(c, CBFFI_OP_REPLACE, "t:arap", "new", 0).rc, CBFFI_OK);
+    do_get(c, "t:arap", buf, sizeof buf);
+    assert_string_equal(buf, "new");
+    cbffi_client_destroy(c);
+}
+
+static void remove_with_cas(void **state)
+{
+    (void)state;
+    cbffi_client *c = client1();
+    cbffi_result r = do_store(c, CBFFI_OP_SET, "t:rm", "v", 0);
+    assert_int_equal(cbffi_remove(c, "t:rm", 4, r.cas + 1, 0), CBFFI_OK);
+    assert_int_equal(one(c).rc, CBFFI_KEY_EEXISTS);
+    assert_int_equal(cbffi_remove(c, "t:rm", 4, r.cas, 0), CBFFI_OK);
+    assert_int_equal(one(c).rc, CBFFI_OK);
+    assert_int_equal(do_get(c, "t:rm", NULL, 0).rc, CBFFI_KEY_ENOENT);
+    assert_int_equal(cbffi_remove(c, "t:rm", 4, 0, 0), CBFFI_OK);
+    assert_int_equal(one(c).rc, CBFFI_KEY_ENOENT);
+    cbffi_client_destroy(c);
+}
+
+static void counters(void **state)
+{
+    (void)state;
+    cbffi_client *c = client1();
+    /* do not create */
+    assert_int_equal(cbffi_counter(c, "t:ctr", 5, 1, 0, 0, 0, 0), CBFFI_OK);
+    assert_int_equal(one(c).rc, CBFFI_KEY_ENOENT);
+    /* create with initial */
+    assert_int_equal(cbffi_counter(c, "t:ctr", 5, 1, 10, 1, 0, 0), CBFFI_OK);
+    cbffi_result r = one(c);
+    assert_int_equal(r.rc, CBFFI_OK);
+    assert_true(r.u64 == 10);
+    assert_int_equal(cbffi_counter(c, "t:ctr", 5, 5, 0, 1, 0, 0), CBFFI_OK);
+    assert_true(one(c).u64 == 15);
+    assert_int_equal(cbffi_counter(c, "t:ctr", 5, -20, 0, 1, 0, 0), CBFFI_OK);
+    assert_true(one(c).u64 == 0); /* decrement clamps at 0 */
+    do_store(c, CBFFI_OP_SET, "t:notnum", "abc", 0);
+    assert_int_equal(cbffi_counter(c, "t:notnum", 8, 1, 0, 1, 0, 0), CBFFI_OK);
+    assert_int_equal(one(c).rc, CBFFI_DELTA_BADVAL);
+    cbffi_client_destroy(c);
+}
+
+static void touch_and_gat(void **state)
+{
+    (void)state;
+    cbffi_client *c = client1();
+    char buf[16];
+    do_store(c, CBFFI_OP_SET, "t:touch", "v", 0);
+    assert_int_equal(cbffi_touch(c, "t:touch", 7, 1, 0), CBFFI_OK);
+    assert_int_equal(one(c).rc, CBFFI_OK);
+    assert_int_equal(cbffi_touch(c, "t:missing", 9, 1, 0), CBFFI_OK);
+    assert_int_equal(one(c).rc, CBFFI_KEY_ENOENT);
+    do_store(c, CBFFI_OP_SET, "t:gat", "gv", 0);
+    assert_int_equal(cbffi_get(c, "t:gat", 5, CBFFI_GET_TOUCH, 1, 0), CBFFI_OK);
+    cbffi_result r = one(c);
+    assert_int_equal(r.rc, CBFFI_OK);
+    assert_int_equal(r.nvalue, 2);
+    /* both expire after their 1-second TTL */
+    struct timespec ts = {2, 100000000};
+    nanosleep(&ts, NULL);
+    assert_int_equal(do_get(c, "t:touch", buf, sizeof buf).rc, CBFFI_KEY_ENOENT);
+    assert_int_equal(do_get(c, "t:gat", buf, sizeof buf).rc, CBFFI_KEY_ENOENT);
+    cbffi_client_destroy(c);
+}
+
+static void version_stats_noop(void **state)
+{
+    (void)state;
+    cbffi_client *c = client_for("memcached://127.0.0.1:%d,127.0.0.1:%d", mc1.port, mc2.port);
+    cbffi_result r[512];
+    assert_int_equal(cbffi_version(c, 5), CBFFI_OK);
+    size_t n = cbffi_wait(c, r, 512);
+    assert_int_equal(n, 3); /* one per server, then the summary */
+    int seen = 0;
+    for (size_t i = 0; i < 2; i++) {
+        assert_false(r[i].final);
+        assert_int_equal(r[i].rc, CBFFI_OK);
+        assert_true(r[i].nvalue > 0 && r[i].value[0] >= '1' && r[i].value[0] <= '9');
+        seen |= 1 << r[i].server;
+    }
+    assert_int_equal(seen, 3);
+    assert_true(r[2].final);
+    assert_int_equal(r[2].rc, CBFFI_OK);
+    assert_true(r[2].cookie == 5);
+
+    assert_int_equal(cbffi_stats(c, NULL, 0, 6), CBFFI_OK);
+    n = cbffi_wait(c, r, 512);
+    assert_true(n > 20);
+    int pids = 0;
+    for (size_t i = 0; i + 1 < n; i++)
+        if (r[i].nkey == 3 && memcmp(r[i].key, "pid", 3) == 0)
+            pids++;
+    assert_int_equal(pids, 2);
+    assert_true(r[n - 1].final);
+
+    assert_int_equal(cbffi_noop(c, 7), CBFFI_OK);
+    n = cbffi_wait(c, r, 512);
+    assert_int_equal(n, 3);
+    assert_int_equal(r[2].rc, CBFFI_OK);
+    cbffi_client_destroy(c);
+}
+
+static void flush_empties_the_server(void **state)
+{
+    (void)state;
+    static mc_server tmp;
+    tmp = (mc_server){0};
+    assert_int_equal(mc_start(&tmp), 0);
+    cbffi_client *c = client_for("memcached://127.0.0.1:%d", tmp.port);
+    do_store(c, CBFFI_OP_SET, "t:flush", "v", 0);
+    cbffi_result r[4];
+    assert_int_equal(cbffi_flush(c, 0), CBFFI_OK);
+    size_t n = cbffi_wait(c, r, 4);
+    assert_int_equal(n, 2);
+    assert_int_equal(r[1].rc, CBFFI_OK);
+    assert_int_equal(do_get(c, "t:flush", NULL, 0).rc, CBFFI_KEY_ENOENT);
+    cbffi_client_destroy(c);
+    mc_kill(&tmp);
+}
+
+/* ---- pipelining --------------------------------------------------------------- */
+
+enum { NPIPE = 10000 };
+
+static void ten_thousand_pipelined(void **state)
+{
+    (void)state;
+    cbffi_client *c = client1();
+    static cbffi_result r[NPIPE];
+    static unsigned char seen[NPIPE];
+    char key[32], val[32];
+    for (int i = 0; i < NPIPE; i++) {
+        int nk = snprintf(key, sizeof key, "pipe:%d", i);
+        int nv = snprintf(val, sizeof val, "value-%d", i);
+        assert_int_equal(cbffi_store(c, CBFFI_OP_SET, key, (size_t)nk, val,
+                                     (size_t)nv, 0, 0, 0, (uint64_t)i), CBFFI_OK);
+    }
+    assert_int_equal(cbffi_pending(c), NPIPE);
+    assert_int_equal(cbffi_wait(c, r, NPIPE), NPIPE);
+    memset(seen, 0, sizeof seen);
+    for (int i = 0; i < NPIPE; i++) {
+        assert_int_equal(r[i].rc, CBFFI_OK);
+        seen[r[i].cookie]++;
+    }
+    for (int i = 0; i < NPIPE; i++)
+        assert_int_equal(seen[i], 1);
+    /* gets, with every 10th key missing: quiet misses are resolved too */
+    for (int i = 0; i < NPIPE; i++) {
+        int nk = i % 10 == 9 ? snprintf(key, sizeof key, "absent:%d", i)
+                             : snprintf(key, sizeof key, "pipe:%d", i);
+        assert_int_equal(cbffi_get(c, key, (size_t)nk, CBFFI_GET_PLAIN, 0,
+                                   (uint64_t)i), CBFFI_OK);
+    }
+    assert_int_equal(cbffi_wait(c, r, NPIPE), NPIPE);
+    memset(seen, 0, sizeof seen);
+    for (int i = 0; i < NPIPE; i++) {
+        int k = (int)r[i].cookie;
+        seen[k]++;
+        if (k % 10 == 9) {
+            assert_int_equal(r[i].rc, CBFFI_KEY_ENOENT);
+        } else {
+            assert_int_equal(r[i].rc, CBFFI_OK);
+            snprintf(val, sizeof val, "value-%d", k);
+            assert_int_equal(r[i].nvalue, strlen(val));
+            assert_memory_equal(r[i].value, val, r[i].nvalue);
+        }
+    }
+    for (int i = 0; i < NPIPE; i++)
+        assert_int_equal(seen[i], 1);
+    assert_int_equal(cbffi_ready(c), 0);
+    cbffi_client_destroy(c);
+}
+
+static void harvest_in_small_batches(void **state)
+{
+    (void)state;
+    cbffi_client *c = client1();
+    char key[16];
+    for (int i = 0; i < 100; i++) {
+        int nk = snprintf(key, sizeof key, "hb:%d", i);
+        cbffi_store(c, CBFFI_OP_SET, key, (size_t)nk, key, (size_t)nk, 0, 0, 0, (uint64_t)i);
+    }
+    cbffi_result r[7];
+    size_t total = cbffi_wait(c, r, 7), n;
+    while ((n = cbffi_harvest(c, r, 7)) > 0)
+        total += n;
+    assert_int_equal(total, 100);
+    cbffi_client_destroy(c);
+}
+
+/* ---- clusters ---------------------------------------------------------------- */
+
+static void three_server_cluster(void **state)
+{
+    (void)state;
+    cbffi_client *c = client_for("memcached://127.0.0.1:%d,127.0.0.1:%d,127.0.0.1:%d",
+                                 mc1.port, mc2.port, mc3.port);
+    enum { N = 3000 };
+    static cbffi_result r[N];
+    int per_server[3] = {0};
+    char key[32];
+    for (int i = 0; i < N; i++) {
+        int nk = snprintf(key, sizeof key, "cl:%d", i);
+        per_server[cbffi_client_server_for_key(c, key, (size_t)nk)]++;
+        cbffi_store(c, CBFFI_OP_SET, key, (size_t)nk, key, (size_t)nk, 0, 0, 0, (uint64_t)i);
+    }
+    for (int s = 0; s < 3; s++)
+        assert_in_range(per_server[s], N / 6, N / 2);
+    assert_int_equal(cbffi_wait(c, r, N), N);
+    for (int i = 0; i < N; i++)
+        assert_int_equal(r[i].rc, CBFFI_OK);
+    /* each key is on the server the client routes it to, and only there */
+    cbffi_client *single[3] = {
+        client_for("memcached://127.0.0.1:%d", mc1.port),
+        client_for("memcached://127.0.0.1:%d", mc2.port),
+        client_for("memcached://127.0.0.1:%d", mc3.port)};
+    for (int i = 0; i < N; i += 37) {
+        int nk = snprintf(key, sizeof key, "cl:%d", i);
+        int owner = cbffi_client_server_for_key(c, key, (size_t)nk);
+        for (int s = 0; s < 3; s++) {
+            cbffi_result g = do_get(single[s], key, NULL, 0);
+            assert_int_equal(g.rc, s == owner ? CBFFI_OK : CBFFI_KEY_ENOENT);
+        }
+    }
+    for (int s = 0; s < 3; s++)
+        cbffi_client_destroy(single[s]);
+    cbffi_client_destroy(c);
+}
+
+/* ---- failures ------------------------------------------------------------------ */
+
+static void server_killed_mid_batch(void **state)
+{
+    (void)state;
+    static mc_server victim;
+    victim = (mc_server){0};
+    assert_int_equal(mc_start(&victim), 0);
+    cbffi_client *c = client_for("memcached://127.0.0.1:%d,127.0.0.1:%d?operation_timeout=2s",
+                                 mc2.port, victim.port);
+    enum { N = 20000 };
+    static cbffi_result r[N + 10];
+    static unsigned char seen[N];
+    char key[32];
+    char val[512];
+    memset(val, 'x', sizeof val);
+    /* connect both first so the kill lands while data is on the wire */
+    assert_int_equal(cbffi_connect(c, 0), CBFFI_OK);
+    assert_int_equal(cbffi_wait(c, r, 1), 1);
+    assert_int_equal(r[0].rc, CBFFI_OK);
+    for (int i = 0; i < N; i++) {
+        int nk = snprintf(key, sizeof key, "kill:%d", i);
+        cbffi_store(c, CBFFI_OP_SET, key, (size_t)nk, val, sizeof val, 0, 0, 0, (uint64_t)i);
+    }
+    cbffi_io_flush(c);
+    mc_kill(&victim);
+    double t0 = now_s();
+    size_t n = cbffi_wait(c, r, N + 10);
+    double took = now_s() - t0;
+    assert_int_equal(n, N);
+    assert_true(took < 2.5);
+    memset(seen, 0, sizeof seen);
+    int ok = 0, failed = 0;
+    for (size_t i = 0; i < n; i++) {
+        seen[r[i].cookie]++;
+        if (r[i].rc == CBFFI_OK) {
+            ok++;
+        } else {
+            failed++;
+            assert_true(cbffi_errflags(r[i].rc) & CBFFI_ERRTYPE_NETWORK);
+            assert_int_equal(r[i].server, 1);
+        }
+    }
+    for (int i = 0; i < N; i++)
+        assert_int_equal(seen[i], 1);
+    assert_true(ok > 0);
+    assert_true(failed > 0);
+    /* the surviving server keeps working; the dead one fails fast */
+    int live = -1, dead = -1;
+    for (int i = 0; i < 100 && (live < 0 || dead < 0); i++) {
+        int nk = snprintf(key, sizeof key, "after:%d", i);
+        int s = cbffi_client_server_for_key(c, key, (size_t)nk);
+        cbffi_result g = do_store(c, CBFFI_OP_SET, key, "v", 0);
+        if (s == 0) {
+            assert_int_equal(g.rc, CBFFI_OK);
+            live = i;
+        } else {
+            assert_int_equal(g.rc, CBFFI_CONNECT_ERROR);
+            dead = i;
+        }
+    }
+    assert_true(live >= 0 && dead >= 0);
+    cbffi_client_destroy(c);
+}
+
+static void server_restarted_client_recovers(void **state)
+{
+    (void)state;
+    static mc_server s;
+    s = (mc_server){0};
+    assert_int_equal(mc_start(&s), 0);
+    cbffi_client *c = client_for("memcached://127.0.0.1:%d", s.port);
+    assert_int_equal(do_store(c, CBFFI_OP_SET, "r:k", "v", 0).rc, CBFFI_OK);
+    mc_kill(&s);
+    cbffi_result r = do_get(c, "r:k", NULL, 0);
+    assert_true(r.rc == CBFFI_NETWORK_ERROR || r.rc == CBFFI_CONNECT_ERROR);
+    assert_int_equal(do_get(c, "r:k", NULL, 0).rc, CBFFI_CONNECT_ERROR);
+    assert_int_equal(mc_start(&s), 0); /* same port */
+    assert_int_equal(do_store(c, CBFFI_OP_SET, "r:k", "back", 0).rc, CBFFI_OK);
+    char buf[16];
+    assert_int_equal(do_get(c, "r:k", buf, sizeof buf).rc, CBFFI_OK);
+    assert_string_equal(buf, "back");
+    cbffi_client_destroy(c);
+    mc_kill(&s);
+}
+
+static void value_over_item_size_is_e2big_and_connection_survives(void **state)
+{
+    (void)state;
+    cbffi_client *c = client1(); /* mc1 runs with -I 1m */
+    size_t n = 2 * 1024 * 1024;
+    char *big = malloc(n);
+    memset(big, 'b', n);
+    assert_int_equal(cbffi_store(c, CBFFI_OP_SET, "big", 3, big, n, 0, 0, 0, 1), CBFFI_OK);
+    assert_int_equal(cbffi_store(c, CBFFI_OP_SET, "small", 5, "s", 1, 0, 0, 0, 2), CBFFI_OK);
+    cbffi_result r[4];
+    assert_int_equal(cbffi_wait(c, r, 4), 2);
+    assert_int_equal(r[0].rc, CBFFI_E2BIG);
+    assert_int_equal(r[1].rc, CBFFI_OK);
+    assert_int_equal(do_get(c, "small", NULL, 0).rc, CBFFI_OK);
+    /* a value above the client's own limit is refused before sending */
+    char *huge = malloc(21 * 1024 * 1024);
+    assert_int_equal(cbffi_store(c, CBFFI_OP_SET, "huge", 4, huge, 21 * 1024 * 1024,
+                                 0, 0, 0, 0), CBFFI_E2BIG);
+    assert_int_equal(cbffi_pending(c), 0);
+    free(huge);
+    free(big);
+    cbffi_client_destroy(c);
+}
+
+static void stopped_server_times_out_within_the_timeout(void **state)
+{
+    (void)state;
+    static mc_server s;
+    s = (mc_server){0};
+    assert_int_equal(mc_start(&s), 0);
+    cbffi_client *c = client_for("memcached://127.0.0.1:%d?operation_timeout=300ms", s.port);
+    assert_int_equal(do_store(c, CBFFI_OP_SET, "st:k", "v", 0).rc, CBFFI_OK);
+    mc_signal(&s, SIGSTOP);
+    double t0 = now_s();
+    cbffi_result r = do_get(c, "st:k", NULL, 0);
+    double took = now_s() - t0;
+    assert_int_equal(r.rc, CBFFI_ETIMEDOUT);
+    assert_true(took >= 0.29 && took < 0.5);
+    mc_signal(&s, SIGCONT);
+    /* the silent connection was dropped; the next operation reconnects */
+    assert_int_equal(do_get(c, "st:k", NULL, 0).rc, CBFFI_OK);
+    cbffi_client_destroy(c);
+    mc_kill(&s);
+}
+
+static void fake_server_case(enum fake_mode mode, int want_rc, double max_s)
+{
+    int port;
+    fake_server *f = fake_start(mode, &port);
+    assert_non_null(f);
+    cbffi_client *c = client_for("memcached://127.0.0.1:%d?operation_timeout=400ms", port);
+    assert_int_equal(cbffi_get(c, "a", 1, CBFFI_GET_PLAIN, 0, 1), CBFFI_OK);
+    assert_int_equal(cbffi_get(c, "b", 1, CBFFI_GET_PLAIN, 0, 2), CBFFI_OK);
+    assert_int_equal(cbffi_store(c, CBFFI_OP_SET, "c", 1, "v", 1, 0, 0, 0, 3), CBFFI_OK);
+    cbffi_result r[8];
+    double t0 = now_s();
+    size_t n = cbffi_wait(c, r, 8);
+    assert_true(now_s() - t0 < max_s);
+    assert_int_equal(n, 3);
+    for (size_t i = 0; i < n; i++) {
+        if (r[i].rc != want_rc)
+            fail_msg("mode %d: result %zu rc 0x%x, want 0x%x", mode, i, r[i].rc, want_rc);
+    }
+    cbffi_client_destroy(c);
+    fake_stop(f);
+}
+
+static void garbage_is_a_protocol_error(void **state)
+{
+    (void)state;
+    fake_server_case(FAKE_GARBAGE, CBFFI_PROTOCOL_ERROR, 0.3);
+    fake_server_case(FAKE_WRONG_OPAQUE, CBFFI_PROTOCOL_ERROR, 0.3);
+    fake_server_case(FAKE_HUGE_BODY, CBFFI_PROTOCOL_ERROR, 0.3);
+}
+
+static void truncated_reply_then_close_is_a_network_error(void **state)
+{
+    (void)state;
+    fake_server_case(FAKE_TRUNCATE_CLOSE, CBFFI_NETWORK_ERROR, 0.3);
+}
+
+static void silent_server_times_out(void **state)
+{
+    (void)state;
+    fake_server_case(FAKE_SILENT, CBFFI_ETIMEDOUT, 0.6);
+}
+
+/* ---- the host-loop interface ------------------------------------------------------ */
+
+static void host_loop_interface(void **state)
+{
+    (void)state;
+    cbffi_client *c = client1();
+    char key[16];
+    for (int i = 0; i < 50; i++) {
+        int nk = snprintf(key, sizeof key, "io:%d", i);
+        cbffi_store(c, CBFFI_OP_SET, key, (size_t)nk, "v", 1, 0, 0, 0, (uint64_t)i);
+    }
+    cbffi_io_flush(c);
+    cbffi_watch w[8];
+    int fd = -1;
+    uint32_t ev = 0;
+    size_t got = 0;
+    cbffi_result r[64];
+    double t0 = now_s();
+    while (got < 50 && now_s() - t0 < 3) {
+        size_t n = cbffi_io_watches(c, w, 8);
+        for (size_t i = 0; i < n; i++) {
+            fd = w[i].fd;
+            ev = w[i].events;
+        }
+        assert_true(fd >= 0);
+        struct pollfd p = {fd, (short)(((ev & CBFFI_IO_READ) ? POLLIN : 0) |
+                                       ((ev & CBFFI_IO_WRITE) ? POLLOUT : 0)), 0};
+        int64_t dl = cbffi_io_deadline(c);
+        assert_true(dl > 0);
+        if (poll(&p, 1, (int)(dl / 1000) + 1) > 0)
+            cbffi_io_event(c, fd, ((p.revents & POLLIN) ? CBFFI_IO_READ : 0) |
+                                  ((p.revents & POLLOUT) ? CBFFI_IO_WRITE : 0));
+        else
+            cbffi_io_tick(c);
+        got += cbffi_harvest(c, r + got, 64 - got);
+    }
+    assert_int_equal(got, 50);
+    assert_int_equal(cbffi_pending(c), 0);
+    assert_int_equal(cbffi_io_deadline(c), -1);
+    assert_true(ev & CBFFI_IO_READ); /* connected: watching for replies */
+    cbffi_client_destroy(c);
+}
+
+int main(void)
+{
+    signal(SIGPIPE, SIG_IGN);
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(store_and_get_with_cas),
+        cmocka_unit_test(add_replace_append_prepend),
+        cmocka_unit_test(remove_with_cas),
+        cmocka_unit_test(counters),
+        cmocka_unit_test(touch_and_gat),
+        cmocka_unit_test(version_stats_noop),
+        cmocka_unit_test(flush_empties_the_server),
+        cmocka_unit_test(ten_thousand_pipelined),
+        cmocka_unit_test(harvest_in_small_batches),
+        cmocka_unit_test(three_server_cluster),
+        cmocka_unit_test(server_killed_mid_batch),
+        cmocka_unit_test(server_restarted_client_recovers),
+        cmocka_unit_test(value_over_item_size_is_e2big_and_connection_survives),
+        cmocka_unit_test(stopped_server_times_out_within_the_timeout),
+        cmocka_unit_test(garbage_is_a_protocol_error),
+        cmocka_unit_test(truncated_reply_then_close_is_a_network_error),
+        cmocka_unit_test(silent_server_times_out),
+        cmocka_unit_test(host_loop_interface),
+    };
+    return cmocka_run_group_tests(tests, setup_all, teardown_all);
+}
