@@ -1,0 +1,486 @@
+"""The couchbase 2.x ``Bucket`` over libcbffi.
+
+A synchronous single-key operation is two calls into C: one to schedule, one
+(``cbffi_wait``) that does the IO and harvests the result into a struct array
+allocated once per Bucket.  No callbacks; the GIL is released by cffi around
+every C call, so threads with their own Buckets run in parallel.
+"""
+import threading
+import warnings
+
+from couchbase_ffi._lowlevel import ffi, lib
+from couchbase_ffi import exceptions as E
+from couchbase_ffi.result import ValueResult, OperationResult, MultiResult
+from couchbase_ffi.transcoder import FMT_JSON, FMT_BYTES, FMT_UTF8, encode_value, decode_value
+
+LOCKMODE_NONE = 0
+LOCKMODE_EXC = 1
+LOCKMODE_WAIT = 2
+
+_MAX_TTL = 0xFFFFFFFF
+_MAX_KEY = 250
+_RES_CAP = 256
+
+_SET, _ADD, _REPLACE = lib.CBFFI_OP_SET, lib.CBFFI_OP_ADD, lib.CBFFI_OP_REPLACE
+_APPEND, _PREPEND = lib.CBFFI_OP_APPEND, lib.CBFFI_OP_PREPEND
+_GET_PLAIN, _GET_TOUCH = lib.CBFFI_GET_PLAIN, lib.CBFFI_GET_TOUCH
+_unpack = ffi.unpack
+
+
+def _raise_rc(rc, key=None, result=None, message=None, all_results=None):
+    flags = lib.cbffi_errflags(rc)
+    cls = E.exc_class(rc, flags)
+    if message is None:
+        message = ffi.string(lib.cbffi_strerror(rc)).decode()
+    raise cls({"rc": rc, "key": key, "result": result, "message": message,
+               "all_results": all_results})
+
+
+def _check_ttl(ttl):
+    if ttl.__class__ is not int or ttl < 0 or ttl > _MAX_TTL:
+        raise E.ArgumentError("ttl must be an int in 0..%d, got %r" % (_MAX_TTL, ttl))
+    return ttl
+
+
+def _raw_format(value):
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return FMT_BYTES
+    if isinstance(value, str):
+        return FMT_UTF8
+    raise E.ValueFormatError("append/prepend take bytes or str, got %s" % type(value).__name__)
+
+
+class Bucket(object):
+    """A connection to a memcached cluster (``memcached://``) with the couchbase 2.x API."""
+
+    def __init__(self, connection_string=None, password=None, username=None, quiet=False,
+                 transcoder=None, lockmode=LOCKMODE_EXC, default_format=FMT_JSON,
+                 unlock_gil=True, connstr=None, timeout=None, **kwargs):
+        cs = connection_string if connection_string is not None else connstr
+        if not isinstance(cs, str):
+            raise E.ArgumentError("a connection string (str) is required, got %r" % (cs,))
+        if kwargs:
+            raise E.ArgumentError("unknown arguments: %s" % ", ".join(sorted(kwargs)))
+        self._c = ffi.NULL
+        out = ffi.new("cbffi_client **")
+        err = ffi.new("char[512]")
+        rc = lib.cbffi_client_create(out, cs.encode("utf-8"),
+                                     username.encode() if username else ffi.NULL,
+                                     password.encode() if password else ffi.NULL, err, 512)
+        if rc:
+            _raise_rc(rc, message=ffi.string(err).decode("utf-8", "replace"))
+        self._c = out[0]
+        self._res = ffi.new("cbffi_result[%d]" % _RES_CAP)
+        self._connstr = cs
+        self.quiet = quiet
+        self.default_format = default_format
+        self.data_passthrough = False
+        self.unlock_gil = unlock_gil  # cffi always releases the GIL around C calls
+        self._tc = transcoder
+        self._lockmode = lockmode
+        self._lock = threading.Lock() if lockmode != LOCKMODE_NONE else None
+        self._memcached = lib.cbffi_client_type_of(self._c) == lib.CBFFI_TYPE_MEMCACHED
+        if timeout is not None:
+            self.timeout = timeout
+        self._connect()
+
+    # ---- lifecycle ------------------------------------------------------------------
+    def _connect(self):
+        rc = lib.cbffi_connect(self._c, 0)
+        if rc:
+            self._sched_error(rc, None)
+        lib.cbffi_wait(self._c, self._res, 1)
+        rc = self._res[0].rc
+        if rc:
+            detail = ffi.string(lib.cbffi_client_last_error(self._c)).decode("utf-8", "replace")
+            self.close()
+            _raise_rc(rc, message="cannot connect to %s: %s" % (self._connstr, detail))
+
+    def close(self):
+        """Close the connections; the Bucket cannot be used afterwards."""
+        if self._c != ffi.NULL:
+            lib.cbffi_client_destroy(self._c)
+            self._c = ffi.NULL
+
+    @property
+    def closed(self):
+        return self._c == ffi.NULL
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def __del__(self):
+        try:
+            self.close()
+        except Exception:
+            pass
+
+    # ---- properties -----------------------------------------------------------------
+    @property
+    def timeout(self):
+        return lib.cbffi_client_get_timeout(self._live(), lib.CBFFI_TIMEOUT_OPERATION) / 1e6
+
+    @timeout.setter
+    def timeout(self, seconds):
+        if not isinstance(seconds, (int, float)) or seconds <= 0:
+            raise E.ArgumentError("timeout must be a positive number of seconds")
+        lib.cbffi_client_set_timeout(self._live(), lib.CBFFI_TIMEOUT_OPERATION,
+                                     int(seconds * 1e6))
+
+    @property
+    def server_nodes(self):
+        c = self._live()
+        return [ffi.string(lib.cbffi_client_server_name(c, i)).decode()
+                for i in range(lib.cbffi_client_server_count(c))]
+
+    @property
+    def bucket(self):
+        return ffi.string(lib.cbffi_client_bucket(self._live())).decode()
+
+    @property
+    def transcoder(self):
+        return self._tc
+
+    @transcoder.setter
+    def transcoder(self, tc):
+        self._tc = tc
+
+    # ---- plumbing --------------------------------------------------------------------
+    def _live(self):
+        if self._c == ffi.NULL:
+            raise E.ObjectDestroyedError("the Bucket is closed")
+        return self._c
+
+    def _enter(self):
+        c = self._c
+        if c == ffi.NULL:
+            raise E.ObjectDestroyedError("the Bucket is closed")
+        lock = self._lock
+        if lock is not None:
+            if self._lockmode == LOCKMODE_EXC:
+                if not lock.acquire(False):
+                    raise E.ObjectThreadError(
+                        "another thread is using this Bucket (lockmode=LOCKMODE_EXC)")
+            else:
+                lock.acquire()
+        return c
+
+    def _leave(self):
+        if self._lock is not None:
+            self._lock.release()
+
+    def _key(self, key):
+        if key.__class__ is str and self._tc is None:
+            kb = key.encode("utf-8")
+        elif self._tc is not None:
+            try:
+                kb = self._tc.encode_key(key)
+            except E.CouchbaseError:
+                raise
+            except Exception as e:
+                raise E.ValueFormatError("cannot encode key %r: %s" % (key, e), key=key)
+        elif isinstance(key, bytes):
+            kb = key
+        else:
+            raise E.ValueFormatError("keys must be str or bytes, got %s" % type(key).__name__,
+                                     key=key)
+        n = len(kb)
+        if n == 0 or n > _MAX_KEY:
+            raise E.ArgumentError("key must be 1..250 bytes, got %d" % n, key=key)
+        return kb
+
+    def _value(self, value, fmt):
+        if fmt is None:
+            fmt = self.default_format
+        if self._tc is not None:
+            return self._tc.encode_value(value, fmt)
+        if fmt == FMT_BYTES and value.__class__ is bytes:
+            return value, FMT_BYTES
+        return encode_value(value, fmt)
+
+    def _decode(self, r, no_format):
+        raw = _unpack(r.value, r.nvalue) if r.nvalue else b""
+        if no_format or self.data_passthrough:
+            return raw
+        if self._tc is not None:
+            return self._tc.decode_value(raw, r.flags)
+        return decode_value(raw, r.flags)
+
+    def _sched_error(self, rc, key):
+        msg = ffi.string(lib.cbffi_client_last_error(self._c)).decode("utf-8", "replace")
+        _raise_rc(rc, key=key, message=msg)
+
+    def _no_durability(self, persist_to, replicate_to):
+        if persist_to or replicate_to:
+            raise E.NotSupportedError(
+                "persist_to/replicate_to need a Couchbase bucket; memcached has no durability")
+
+    # ---- single-key operations -------------------------------------------------------
+    def _wait_one(self, c, key):
+        lib.cbffi_wait(c, self._res, 1)
+        return self._res[0]
+
+    def get(self, key, ttl=0, quiet=None, replica=False, no_format=False):
+        """Read a key; ``ttl`` also sets its expiry (get-and-touch)."""
+        if replica:
+            raise E.NotSupportedError("replica reads need a Couchbase bucket")
+        kb = self._key(key)
+        c = self._enter()
+        try:
+            if ttl:
+                rc = lib.cbffi_get(c, kb, len(kb), _GET_TOUCH, _check_ttl(ttl), 0)
+            else:
+                rc = lib.cbffi_get(c, kb, len(kb), _GET_PLAIN, 0, 0)
+            if rc:
+                self._sched_error(rc, key)
+            r = self._wait_one(c, key)
+            rc = r.rc
+            if rc == 0:
+                return ValueResult(key, 0, r.cas, self._decode(r, no_format), r.flags)
+        finally:
+            self._leave()
+        res = ValueResult(key, rc)
+        if rc == lib.CBFFI_KEY_ENOENT and (self.quiet if quiet is None else quiet):
+            return res
+        _raise_rc(rc, key, res)
+
+    def _store(self, op, key, value, cas, ttl, fmt, persist_to, replicate_to):
+        if persist_to or replicate_to:
+            self._no_durability(persist_to, replicate_to)
+        kb = self._key(key)
+        vb, flags = self._value(value, fmt)
+        if ttl:
+            _check_ttl(ttl)
+        if cas.__class__ is not int:
+            raise E.ArgumentError("cas must be an int")
+        c = self._enter()
+        try:
+            rc = lib.cbffi_store(c, op, kb, len(kb), vb, len(vb), flags, ttl, cas, 0)
+            if rc:
+                self._sched_error(rc, key)
+            r = self._wait_one(c, key)
+            rc = r.rc
+            if rc == 0:
+                return OperationResult(key, 0, r.cas)
+        finally:
+            self._leave()
+        _raise_rc(rc, key, OperationResult(key, rc))
+
+    def upsert(self, key, value, cas=0, ttl=0, format=None, persist_to=0, replicate_to=0):
+        return self._store(_SET, key, value, cas, ttl, format, persist_to, replicate_to)
+
+    def insert(self, key, value, ttl=0, format=None, persist_to=0, replicate_to=0):
+        return self._store(_ADD, key, value, 0, ttl, format, persist_to, replicate_to)
+
+    def replace(self, key, value, cas=0, ttl=0, format=None, persist_to=0, replicate_to=0):
+        return self._store(_REPLACE, key, value, cas, ttl, format, persist_to, replicate_to)
+
+    def append(self, key, value, cas=0, format=None, persist_to=0, replicate_to=0):
+        """Add bytes (or UTF-8 text) after the stored value."""
+        return self._store(_APPEND, key, value, cas, 0, format or _raw_format(value),
+                           persist_to, replicate_to)
+
+    def prepend(self, key, value, cas=0, format=None, persist_to=0, replicate_to=0):
+        """Add bytes (or UTF-8 text) before the stored value."""
+        return self._store(_PREPEND, key, value, cas, 0, format or _raw_format(value),
+                           persist_to, replicate_to)
+
+    def _simple(self, key, sched, quiet=False):
+        kb = self._key(key)
+        c = self._enter()
+        try:
+            rc = sched(c, kb)
+            if rc:
+                self._sched_error(rc, key)
+            r = self._wait_one(c, key)
+            rc, cas, u64 = r.rc, r.cas, r.u64
+        finally:
+            self._leave()
+        return rc, cas, u64
+
+    def remove(self, key, cas=0, quiet=None, persist_to=0, replicate_to=0):
+        self._no_durability(persist_to, replicate_to)
+        rc, cas2, _ = self._simple(key, lambda c, kb: lib.cbffi_remove(c, kb, len(kb), cas, 0))
+        res = OperationResult(key, rc, cas2)
+        if rc == 0 or (rc == lib.CBFFI_KEY_ENOENT and (self.quiet if quiet is None else quiet)):
+            return res
+        _raise_rc(rc, key, res)
+
+    def counter(self, key, delta=1, initial=None, ttl=0):
+        """Add ``delta`` (may be negative); ``initial`` creates a missing key, else NotFoundError."""
+        if not isinstance(delta, int) or isinstance(delta, bool) or delta == 0 \
+                or abs(delta) >= 2 ** 63:
+            raise E.ArgumentError("delta must be a non-zero int, got %r" % (delta,))
+        if initial is not None and (not isinstance(initial, int) or initial < 0
+                                    or initial >= 2 ** 64):
+            raise E.ArgumentError("initial must be None or an int in 0..2**64-1")
+        _check_ttl(ttl)
+        create = initial is not None
+        rc, cas, u64 = self._simple(key, lambda c, kb: lib.cbffi_counter(
+            c, kb, len(kb), delta, initial or 0, create, ttl, 0))
+        if rc:
+            _raise_rc(rc, key, ValueResult(key, rc))
+        return ValueResult(key, 0, cas, u64, 0)
+
+    def touch(self, key, ttl=0):
+        _check_ttl(ttl)
+        rc, cas, _ = self._simple(key, lambda c, kb: lib.cbffi_touch(c, kb, len(kb), ttl, 0))
+        if rc:
+            _raise_rc(rc, key, OperationResult(key, rc))
+        return OperationResult(key, 0, cas)
+
+    def lock(self, key, ttl=0):
+        raise E.NotSupportedError("lock needs a Couchbase bucket (GET_LOCKED); "
+                                  "memcached cannot lock keys")
+
+    def unlock(self, key, cas):
+        raise E.NotSupportedError("unlock needs a Couchbase bucket; memcached cannot lock keys")
+
+    def stats(self, keys=None):
+        """{stat: {server: value}} from every server (``keys``: stat groups)."""
+        groups = [None] if keys is None else ([keys] if isinstance(keys, str) else list(keys))
+        out = {}
+        names = self.server_nodes
+        c = self._enter()
+        try:
+            for g in groups:
+                gb = g.encode() if g else ffi.NULL
+                rc = lib.cbffi_stats(c, gb, len(g) if g else 0, 0)
+                if rc:
+                    self._sched_error(rc, g)
+                n = lib.cbffi_wait(c, self._res, _RES_CAP)
+                while n:
+                    for i in range(n):
+                        r = self._res[i]
+                        if r.final and r.rc:
+                            _raise_rc(r.rc, g)
+                        if r.nkey:
+                            k = _unpack(r.key, r.nkey).decode()
+                            v = _unpack(r.value, r.nvalue).decode() if r.nvalue else ""
+                            out.setdefault(k, {})[names[r.server]] = v
+                    n = lib.cbffi_harvest(c, self._res, _RES_CAP)
+        finally:
+            self._leave()
+        return out
+
+    # ---- multi ----------------------------------------------------------------------
+    def _run_multi(self, pairs, sched, make, quiet=False, okrcs=()):
+        """Schedule sched(c, kb, arg, i) for each (key, arg); one wait; MultiResult."""
+        keys = []
+        seen = set()
+        encoded = []
+        for key, arg in pairs:
+            if key in seen:
+                warnings.warn("duplicate key %r in a multi operation" % (key,), stacklevel=3)
+            seen.add(key)
+            encoded.append((key, self._key(key), arg))
+        mres = MultiResult()
+        c = self._enter()
+        try:
+            for i, (key, kb, arg) in enumerate(encoded):
+                rc = sched(c, kb, arg, i)
+                if rc:
+                    # nothing scheduled yet may be left half-done: drain what was queued
+                    lib.cbffi_wait(c, ffi.NULL, 0)
+                    while lib.cbffi_harvest(c, self._res, _RES_CAP):
+                        pass
+                    self._sched_error(rc, key)
+                keys.append(key)
+            n = lib.cbffi_wait(c, self._res, _RES_CAP)
+            while n:
+                for j in range(n):
+                    r = self._res[j]
+                    key = keys[r.cookie]
+                    mres[key] = make(key, r)
+                n = lib.cbffi_harvest(c, self._res, _RES_CAP)
+        finally:
+            self._leave()
+        failed = None
+        for key, res in mres.items():
+            if res.rc and not (res.rc in okrcs and quiet):
+                mres.all_ok = False
+                if failed is None:
+                    failed = res
+            elif res.rc:
+                mres.all_ok = False
+        if failed is not None:
+            _raise_rc(failed.rc, failed.key, failed, all_results=mres)
+        return mres
+
+    @staticmethod
+    def _pairs(kv, default=None):
+        if isinstance(kv, dict):
+            return list(kv.items())
+        items = getattr(kv, "_as_pairs", None)
+        if items is not None:
+            return items()
+        return [(k, default) for k in kv]
+
+    def get_multi(self, keys, ttl=0, quiet=None, replica=False, no_format=False):
+        if replica:
+            raise E.NotSupportedError("replica reads need a Couchbase bucket")
+        mode = _GET_TOUCH if ttl else _GET_PLAIN
+        ttl = _check_ttl(ttl)
+
+        def make(key, r):
+            if r.rc:
+                return ValueResult(key, r.rc)
+            return ValueResult(key, 0, r.cas, self._decode(r, no_format), r.flags)
+        return self._run_multi([(k, None) for k in keys],
+                               lambda c, kb, a, i: lib.cbffi_get(c, kb, len(kb), mode, ttl, i),
+                               make, self.quiet if quiet is None else quiet,
+                               (lib.CBFFI_KEY_ENOENT,))
+
+    def _store_multi(self, op, kv, ttl, format, persist_to, replicate_to):
+        self._no_durability(persist_to, replicate_to)
+        _check_ttl(ttl)
+        pairs = [(k, self._value(v, format)) for k, v in self._pairs(kv)]
+        return self._run_multi(
+            pairs,
+            lambda c, kb, a, i: lib.cbffi_store(c, op, kb, len(kb), a[0], len(a[0]), a[1], ttl,
+                                                0, i),
+            lambda key, r: OperationResult(key, r.rc, r.cas))
+
+    def upsert_multi(self, keys, ttl=0, format=None, persist_to=0, replicate_to=0):
+        return self._store_multi(_SET, keys, ttl, format, persist_to, replicate_to)
+
+    def insert_multi(self, keys, ttl=0, format=None, persist_to=0, replicate_to=0):
+        return self._store_multi(_ADD, keys, ttl, format, persist_to, replicate_to)
+
+    def replace_multi(self, keys, ttl=0, format=None, persist_to=0, replicate_to=0):
+        return self._store_multi(_REPLACE, keys, ttl, format, persist_to, replicate_to)
+
+    def remove_multi(self, keys, quiet=None, persist_to=0, replicate_to=0):
+        self._no_durability(persist_to, replicate_to)
+        pairs = self._pairs(keys, 0)
+        return self._run_multi(
+            [(k, v if isinstance(v, int) else getattr(v, "cas", 0)) for k, v in pairs],
+            lambda c, kb, cas, i: lib.cbffi_remove(c, kb, len(kb), cas or 0, i),
+            lambda key, r: OperationResult(key, r.rc, r.cas),
+            self.quiet if quiet is None else quiet, (lib.CBFFI_KEY_ENOENT,))
+
+    def counter_multi(self, keys, delta=1, initial=None, ttl=0):
+        create = initial is not None
+        _check_ttl(ttl)
+        return self._run_multi(
+            [(k, delta) for k in keys],
+            lambda c, kb, d, i: lib.cbffi_counter(c, kb, len(kb), d, initial or 0, create, ttl,
+                                                  i),
+            lambda key, r: ValueResult(key, r.rc, r.cas, r.u64 if not r.rc else None))
+
+    def touch_multi(self, keys, ttl=0):
+        _check_ttl(ttl)
+        pairs = self._pairs(keys, ttl)
+        return self._run_multi(
+            [(k, ttl if v is None else v) for k, v in pairs],
+            lambda c, kb, t, i: lib.cbffi_touch(c, kb, len(kb), t, i),
+            lambda key, r: OperationResult(key, r.rc, r.cas))
+
+    def lock_multi(self, keys, ttl=0):
+        raise E.NotSupportedError("lock needs a Couchbase bucket")
+
+    def unlock_multi(self, keys):
+        raise E.NotSupportedError("unlock needs a Couchbase bucket")
