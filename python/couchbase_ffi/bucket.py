@@ -205,9 +205,7 @@ class Bucket(object):
         raw = _unpack(r.value, r.nvalue) if r.nvalue else b""
         if no_format or self.data_passthrough:
             return raw
-        if self._tc is not None:
-            return self._tc.decode_value(raw, r.flags)
-        return decode_value(raw, r.flags)
+        return self._decode_bytes(raw, r.flags)
 
     def _sched_error(self, rc, key):
         msg = ffi.string(lib.cbffi_client_last_error(self._c)).decode("utf-8", "replace")
@@ -369,46 +367,27 @@ class Bucket(object):
     # ---- multi ----------------------------------------------------------------------
     def _run_multi(self, pairs, sched, make, quiet=False, okrcs=()):
         """Schedule sched(c, kb, arg, i) for each (key, arg); one wait; MultiResult."""
-        keys = []
-        seen = set()
-        encoded = []
-        for key, arg in pairs:
-            if key in seen:
-                warnings.warn("duplicate key %r in a multi operation" % (key,), stacklevel=3)
-            seen.add(key)
-            encoded.append((key, self._key(key), arg))
+        keys = self._unique(k for k, _ in pairs)
+        encoded = [(self._key(k), arg) for k, arg in pairs]
         mres = MultiResult()
+        res = self._res
         c = self._enter()
         try:
-            for i, (key, kb, arg) in enumerate(encoded):
+            for i, (kb, arg) in enumerate(encoded):
                 rc = sched(c, kb, arg, i)
                 if rc:
-                    # nothing scheduled yet may be left half-done: drain what was queued
-                    lib.cbffi_wait(c, ffi.NULL, 0)
-                    while lib.cbffi_harvest(c, self._res, _RES_CAP):
-                        pass
-                    self._sched_error(rc, key)
-                keys.append(key)
-            n = lib.cbffi_wait(c, self._res, _RES_CAP)
+                    self._abandon(c)
+                    self._sched_error(rc, keys[i])
+            n = lib.cbffi_wait(c, res, _RES_CAP)
             while n:
                 for j in range(n):
-                    r = self._res[j]
+                    r = res[j]
                     key = keys[r.cookie]
                     mres[key] = make(key, r)
-                n = lib.cbffi_harvest(c, self._res, _RES_CAP)
+                n = lib.cbffi_harvest(c, res, _RES_CAP)
         finally:
             self._leave()
-        failed = None
-        for key, res in mres.items():
-            if res.rc and not (res.rc in okrcs and quiet):
-                mres.all_ok = False
-                if failed is None:
-                    failed = res
-            elif res.rc:
-                mres.all_ok = False
-        if failed is not None:
-            _raise_rc(failed.rc, failed.key, failed, all_results=mres)
-        return mres
+        return self._finish_multi(mres, quiet, okrcs)
 
     @staticmethod
     def _pairs(kv, default=None):
@@ -423,16 +402,70 @@ class Bucket(object):
         if replica:
             raise E.NotSupportedError("replica reads need a Couchbase bucket")
         mode = _GET_TOUCH if ttl else _GET_PLAIN
-        ttl = _check_ttl(ttl)
+        _check_ttl(ttl)
+        klist = self._unique(keys)
+        encoded = [self._key(k) for k in klist]
+        mres = MultiResult()
+        res = self._res
+        get = lib.cbffi_get
+        raw = no_format or self.data_passthrough
+        c = self._enter()
+        try:
+            for i, kb in enumerate(encoded):
+                rc = get(c, kb, len(kb), mode, ttl, i)
+                if rc:
+                    self._abandon(c)
+                    self._sched_error(rc, klist[i])
+            n = lib.cbffi_wait(c, res, _RES_CAP)
+            while n:
+                for j in range(n):
+                    r = res[j]
+                    key = klist[r.cookie]
+                    rc = r.rc
+                    if rc:
+                        mres[key] = ValueResult(key, rc)
+                        continue
+                    flags = r.flags
+                    data = _unpack(r.value, r.nvalue) if r.nvalue else b""
+                    if not raw:
+                        data = self._decode_bytes(data, flags)
+                    mres[key] = ValueResult(key, 0, r.cas, data, flags)
+                n = lib.cbffi_harvest(c, res, _RES_CAP)
+        finally:
+            self._leave()
+        return self._finish_multi(mres, self.quiet if quiet is None else quiet,
+                                  (lib.CBFFI_KEY_ENOENT,))
 
-        def make(key, r):
-            if r.rc:
-                return ValueResult(key, r.rc)
-            return ValueResult(key, 0, r.cas, self._decode(r, no_format), r.flags)
-        return self._run_multi([(k, None) for k in keys],
-                               lambda c, kb, a, i: lib.cbffi_get(c, kb, len(kb), mode, ttl, i),
-                               make, self.quiet if quiet is None else quiet,
-                               (lib.CBFFI_KEY_ENOENT,))
+    def _decode_bytes(self, data, flags):
+        if self._tc is not None:
+            return self._tc.decode_value(data, flags)
+        if flags == FMT_BYTES:
+            return data
+        return decode_value(data, flags)
+
+    def _unique(self, keys):
+        klist = list(keys)
+        if len(set(klist)) != len(klist):
+            warnings.warn("duplicate keys in a multi operation", stacklevel=3)
+        return klist
+
+    def _abandon(self, c):
+        """Let what was scheduled finish and drop its results (a later key was refused)."""
+        lib.cbffi_wait(c, ffi.NULL, 0)
+        while lib.cbffi_harvest(c, self._res, _RES_CAP):
+            pass
+
+    @staticmethod
+    def _finish_multi(mres, quiet, okrcs):
+        failed = None
+        for res in mres.values():
+            if res.rc:
+                mres.all_ok = False
+                if failed is None and not (quiet and res.rc in okrcs):
+                    failed = res
+        if failed is not None:
+            _raise_rc(failed.rc, failed.key, failed, all_results=mres)
+        return mres
 
     def _store_multi(self, op, kv, ttl, format, persist_to, replicate_to):
         self._no_durability(persist_to, replicate_to)

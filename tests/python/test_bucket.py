@@ -22,6 +22,14 @@ def test_upsert_get_roundtrip_every_format(bucket):
         assert g.value == value and g.flags == fmt and g.cas == r.cas
 
 
+def test_empty_values(bucket):
+    bucket.upsert("empty", b"", format=FMT_BYTES)
+    assert bucket.get("empty").value == b""
+    assert bucket.get_multi(["empty"])["empty"].value == b""
+    bucket.upsert("empty-s", "", format=FMT_UTF8)
+    assert bucket.get("empty-s").value == ""
+
+
 def test_format_auto_and_no_format(bucket):
     bucket.upsert("auto", "text", format=FMT_AUTO)
     assert bucket.get("auto").flags == FMT_UTF8
