@@ -11,6 +11,7 @@ try:
                                           set_json_converters, set_pickle_converters)
     from couchbase_ffi.bucket import Bucket, LOCKMODE_NONE, LOCKMODE_EXC, LOCKMODE_WAIT  # noqa
     from couchbase_ffi.result import Result, ValueResult, OperationResult, MultiResult  # noqa
+    from couchbase_ffi.items import Item, ItemOptionDict, ItemSequence  # noqa
     from couchbase_ffi import exceptions  # noqa
 except ImportError as _e:  # the extension is not built: the mock still works
     _import_error = _e
@@ -26,6 +27,7 @@ _ALIASES = {
     "couchbase.exceptions": "couchbase_ffi.exceptions",
     "couchbase.result": "couchbase_ffi.result",
     "couchbase.transcoder": "couchbase_ffi.transcoder",
+    "couchbase.items": "couchbase_ffi.items",
 }
 
 

@@ -11,6 +11,7 @@ import warnings
 from couchbase_ffi._lowlevel import ffi, lib
 from couchbase_ffi import exceptions as E
 from couchbase_ffi.result import ValueResult, OperationResult, MultiResult
+from couchbase_ffi.items import ItemCollection
 from couchbase_ffi.transcoder import FMT_JSON, FMT_BYTES, FMT_UTF8, encode_value, decode_value
 
 LOCKMODE_NONE = 0
@@ -77,6 +78,7 @@ class Bucket(object):
         self.data_passthrough = False
         self.unlock_gil = unlock_gil  # cffi always releases the GIL around C calls
         self._tc = transcoder
+        self._dur = None
         self._lockmode = lockmode
         self._lock = threading.Lock() if lockmode != LOCKMODE_NONE else None
         self._memcached = lib.cbffi_client_type_of(self._c) == lib.CBFFI_TYPE_MEMCACHED
@@ -211,6 +213,16 @@ class Bucket(object):
         msg = ffi.string(lib.cbffi_client_last_error(self._c)).decode("utf-8", "replace")
         _raise_rc(rc, key=key, message=msg)
 
+    def durability(self, persist_to=-1, replicate_to=-1, timeout=0.0):
+        """Context manager: default persist_to/replicate_to for the operations inside."""
+        return _Durability(self, persist_to, replicate_to, timeout)
+
+    def _durability_defaults(self, persist_to, replicate_to):
+        d = getattr(self, "_dur", None)
+        if d is None:
+            return persist_to, replicate_to
+        return persist_to or d[0], replicate_to or d[1]
+
     def _no_durability(self, persist_to, replicate_to):
         if persist_to or replicate_to:
             raise E.NotSupportedError(
@@ -246,6 +258,8 @@ class Bucket(object):
         _raise_rc(rc, key, res)
 
     def _store(self, op, key, value, cas, ttl, fmt, persist_to, replicate_to):
+        if self._dur is not None:
+            persist_to, replicate_to = self._durability_defaults(persist_to, replicate_to)
         if persist_to or replicate_to:
             self._no_durability(persist_to, replicate_to)
         kb = self._key(key)
@@ -403,6 +417,8 @@ class Bucket(object):
             raise E.NotSupportedError("replica reads need a Couchbase bucket")
         mode = _GET_TOUCH if ttl else _GET_PLAIN
         _check_ttl(ttl)
+        if isinstance(keys, ItemCollection):
+            return self._get_items(keys, ttl, quiet, no_format)
         klist = self._unique(keys)
         encoded = [self._key(k) for k in klist]
         mres = MultiResult()
@@ -433,6 +449,19 @@ class Bucket(object):
                 n = lib.cbffi_harvest(c, res, _RES_CAP)
         finally:
             self._leave()
+        return self._finish_multi(mres, self.quiet if quiet is None else quiet,
+                                  (lib.CBFFI_KEY_ENOENT,))
+
+    def _get_items(self, coll, ttl, quiet, no_format):
+        items = {item.key: item for item, _ in coll._items_and_options()}
+        mres = self.get_multi(list(items), ttl=ttl, quiet=True, no_format=no_format)
+        for key, r in mres.items():
+            item = items[key]
+            item.rc = r.rc
+            if not r.rc:
+                item.value, item.cas, item.flags = r.value, r.cas, r.flags
+            mres[key] = item
+        mres.all_ok = all(not i.rc for i in items.values())
         return self._finish_multi(mres, self.quiet if quiet is None else quiet,
                                   (lib.CBFFI_KEY_ENOENT,))
 
@@ -467,15 +496,55 @@ class Bucket(object):
             _raise_rc(failed.rc, failed.key, failed, all_results=mres)
         return mres
 
-    def _store_multi(self, op, kv, ttl, format, persist_to, replicate_to):
+    def _store_multi(self, op, kv, ttl, format, persist_to, replicate_to, cas_ok=True):
+        persist_to, replicate_to = self._durability_defaults(persist_to, replicate_to)
         self._no_durability(persist_to, replicate_to)
         _check_ttl(ttl)
-        pairs = [(k, self._value(v, format)) for k, v in self._pairs(kv)]
+        if isinstance(kv, ItemCollection):
+            return self._store_items(op, kv, ttl, format, cas_ok)
+        if op in (_APPEND, _PREPEND) and format is None:
+            pairs = [(k, self._value(v, _raw_format(v))) for k, v in self._pairs(kv)]
+        else:
+            pairs = [(k, self._value(v, format)) for k, v in self._pairs(kv)]
         return self._run_multi(
             pairs,
             lambda c, kb, a, i: lib.cbffi_store(c, op, kb, len(kb), a[0], len(a[0]), a[1], ttl,
                                                 0, i),
             lambda key, r: OperationResult(key, r.rc, r.cas))
+
+    def _store_items(self, op, coll, ttl, format, cas_ok):
+        """Store Items: each item's value, its CAS unless ignore_cas, per-item options."""
+        pairs = []
+        for item, opts in coll._items_and_options():
+            vb, flags = self._value(item.value, opts.get("format", format))
+            cas = 0 if (opts.get("ignore_cas") or not cas_ok or op == _ADD) else (item.cas or 0)
+            pairs.append((item.key, (vb, flags, _check_ttl(opts.get("ttl", ttl)), cas, item)))
+
+        def make(key, r):
+            item = dict_items[key]
+            item.rc = r.rc
+            if not r.rc:
+                item.cas = r.cas
+            return item
+        dict_items = {k: a[4] for k, a in pairs}
+        return self._run_multi(
+            pairs,
+            lambda c, kb, a, i: lib.cbffi_store(c, op, kb, len(kb), a[0], len(a[0]), a[1], a[2],
+                                                a[3], i), make)
+
+    def append_multi(self, keys, format=None, persist_to=0, replicate_to=0):
+        return self._store_multi(_APPEND, self._raw_pairs(keys), 0, format, persist_to,
+                                 replicate_to)
+
+    def prepend_multi(self, keys, format=None, persist_to=0, replicate_to=0):
+        return self._store_multi(_PREPEND, self._raw_pairs(keys), 0, format, persist_to,
+                                 replicate_to)
+
+    @staticmethod
+    def _raw_pairs(kv):
+        if isinstance(kv, ItemCollection):
+            return kv
+        return {k: v for k, v in (kv.items() if isinstance(kv, dict) else kv)}
 
     def upsert_multi(self, keys, ttl=0, format=None, persist_to=0, replicate_to=0):
         return self._store_multi(_SET, keys, ttl, format, persist_to, replicate_to)
@@ -517,3 +586,36 @@ class Bucket(object):
 
     def unlock_multi(self, keys):
         raise E.NotSupportedError("unlock needs a Couchbase bucket")
+
+    # the 2.x *_items names
+    def upsert_items(self, items, **kw):
+        return self.upsert_multi(items, **kw)
+
+    def insert_items(self, items, **kw):
+        return self.insert_multi(items, **kw)
+
+    def replace_items(self, items, **kw):
+        return self.replace_multi(items, **kw)
+
+    def get_items(self, items, **kw):
+        return self.get_multi(items, **kw)
+
+
+class _Durability(object):
+    """``with bucket.durability(persist_to=1, replicate_to=1): ...``"""
+
+    def __init__(self, bucket, persist_to, replicate_to, timeout):
+        self.bucket = bucket
+        self.req = (max(persist_to, 0), max(replicate_to, 0))
+        self.timeout = timeout
+
+    def __enter__(self):
+        b = self.bucket
+        if b._memcached and (self.req[0] or self.req[1]):
+            raise E.NotSupportedError("durability needs a Couchbase bucket; a memcached "
+                                      "bucket cannot persist or replicate")
+        self.saved, b._dur = b._dur, self.req
+        return b
+
+    def __exit__(self, *exc):
+        self.bucket._dur = self.saved

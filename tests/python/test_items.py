@@ -1,0 +1,62 @@
+"""Items, the *_items calls, append/prepend_multi and durability() on memcached."""
+import pytest
+
+from couchbase_ffi import Item, ItemOptionDict, ItemSequence, FMT_UTF8, FMT_BYTES
+from couchbase_ffi import exceptions as E
+
+
+def test_items_store_and_get_write_back(bucket):
+    items = [Item("it%d" % i, {"n": i}) for i in range(10)]
+    res = bucket.upsert_multi(ItemSequence(items))
+    assert res.all_ok
+    assert all(it.cas and it.rc == 0 for it in items)
+    fresh = [Item(it.key) for it in items]
+    bucket.get_multi(ItemSequence(fresh))
+    assert [f.value for f in fresh] == [{"n": i} for i in range(10)]
+    assert [f.cas for f in fresh] == [it.cas for it in items]
+
+
+def test_item_cas_is_checked_unless_ignored(bucket):
+    it = Item("itcas", 1)
+    bucket.upsert_items(ItemSequence([it]))
+    bucket.upsert("itcas", 2)  # someone else writes: the item's CAS is stale
+    it.value = 3
+    with pytest.raises(E.KeyExistsError):
+        bucket.replace_items(ItemSequence([it]))
+    d = ItemOptionDict()
+    d.add(it, ignore_cas=True, format=FMT_UTF8)
+    it.value = "three"
+    bucket.replace_items(d)
+    assert bucket.get("itcas").value == "three"
+
+
+def test_item_option_dict_per_item_format(bucket):
+    d = ItemOptionDict()
+    a = d.create_and_add("opt-a", "text", format=FMT_UTF8)
+    b = d.create_and_add("opt-b", b"raw", format=FMT_BYTES)
+    bucket.upsert_multi(d)
+    assert bucket.get("opt-a").flags == FMT_UTF8 and bucket.get("opt-b").value == b"raw"
+    assert a.cas and b.cas
+
+
+def test_get_items_missing_key_sets_rc(bucket):
+    missing = Item("item-missing")
+    with pytest.raises(E.NotFoundError):
+        bucket.get_items(ItemSequence([missing]))
+    assert missing.rc == E.NotFoundError.rc
+    bucket.get_multi(ItemSequence([missing]), quiet=True)
+
+
+def test_append_prepend_multi(bucket):
+    bucket.upsert_multi({"ap1": b"1", "ap2": b"2"}, format=FMT_BYTES)
+    bucket.append_multi({"ap1": b"-a", "ap2": b"-b"})
+    bucket.prepend_multi({"ap1": b"x-"})
+    assert bucket.get("ap1").value == b"x-1-a" and bucket.get("ap2").value == b"2-b"
+
+
+def test_durability_context_on_memcached(bucket):
+    with pytest.raises(E.NotSupportedError):
+        with bucket.durability(persist_to=1):
+            pass
+    with bucket.durability(persist_to=0, replicate_to=0):
+        assert bucket.upsert("dur", 1).success
