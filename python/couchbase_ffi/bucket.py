@@ -79,6 +79,7 @@ class Bucket(object):
         self.unlock_gil = unlock_gil  # cffi always releases the GIL around C calls
         self._tc = transcoder
         self._dur = None
+        self._pipe = None
         self._lockmode = lockmode
         self._lock = threading.Lock() if lockmode != LOCKMODE_NONE else None
         self._memcached = lib.cbffi_client_type_of(self._c) == lib.CBFFI_TYPE_MEMCACHED
@@ -213,6 +214,14 @@ class Bucket(object):
         msg = ffi.string(lib.cbffi_client_last_error(self._c)).decode("utf-8", "replace")
         _raise_rc(rc, key=key, message=msg)
 
+    def pipeline(self):
+        """Context manager: operations inside are sent together when the block ends.
+
+        Each call returns its result object at once; it is filled in at the end,
+        and the first failure is raised then.  ``*_multi`` calls cannot be nested.
+        """
+        return Pipeline(self)
+
     def durability(self, persist_to=-1, replicate_to=-1, timeout=0.0):
         """Context manager: default persist_to/replicate_to for the operations inside."""
         return _Durability(self, persist_to, replicate_to, timeout)
@@ -238,6 +247,8 @@ class Bucket(object):
         if replica:
             raise E.NotSupportedError("replica reads need a Couchbase bucket")
         kb = self._key(key)
+        if self._pipe is not None:
+            return self._pipe.get(kb, key, ttl, quiet, no_format)
         c = self._enter()
         try:
             if ttl:
@@ -268,6 +279,10 @@ class Bucket(object):
             _check_ttl(ttl)
         if cas.__class__ is not int:
             raise E.ArgumentError("cas must be an int")
+        if self._pipe is not None:
+            return self._pipe.add(
+                lib.cbffi_store(self._c, op, kb, len(kb), vb, len(vb), flags, ttl, cas,
+                                len(self._pipe.results)), OperationResult(key), "store")
         c = self._enter()
         try:
             rc = lib.cbffi_store(c, op, kb, len(kb), vb, len(vb), flags, ttl, cas, 0)
@@ -300,11 +315,15 @@ class Bucket(object):
         return self._store(_PREPEND, key, value, cas, 0, format or _raw_format(value),
                            persist_to, replicate_to)
 
-    def _simple(self, key, sched, quiet=False):
+    def _simple(self, key, sched, quiet=False, kind="store"):
         kb = self._key(key)
+        if self._pipe is not None:
+            res = ValueResult(key) if kind == "counter" else OperationResult(key)
+            self._pipe.add(sched(self._c, kb, len(self._pipe.results)), res, kind, quiet)
+            return res, None, None
         c = self._enter()
         try:
-            rc = sched(c, kb)
+            rc = sched(c, kb, 0)
             if rc:
                 self._sched_error(rc, key)
             r = self._wait_one(c, key)
@@ -315,9 +334,13 @@ class Bucket(object):
 
     def remove(self, key, cas=0, quiet=None, persist_to=0, replicate_to=0):
         self._no_durability(persist_to, replicate_to)
-        rc, cas2, _ = self._simple(key, lambda c, kb: lib.cbffi_remove(c, kb, len(kb), cas, 0))
+        quiet = self.quiet if quiet is None else quiet
+        rc, cas2, _ = self._simple(
+            key, lambda c, kb, i: lib.cbffi_remove(c, kb, len(kb), cas, i), quiet)
+        if cas2 is None:
+            return rc  # pipelined: the result is filled in at the end
         res = OperationResult(key, rc, cas2)
-        if rc == 0 or (rc == lib.CBFFI_KEY_ENOENT and (self.quiet if quiet is None else quiet)):
+        if rc == 0 or (rc == lib.CBFFI_KEY_ENOENT and quiet):
             return res
         _raise_rc(rc, key, res)
 
@@ -331,15 +354,19 @@ class Bucket(object):
             raise E.ArgumentError("initial must be None or an int in 0..2**64-1")
         _check_ttl(ttl)
         create = initial is not None
-        rc, cas, u64 = self._simple(key, lambda c, kb: lib.cbffi_counter(
-            c, kb, len(kb), delta, initial or 0, create, ttl, 0))
+        rc, cas, u64 = self._simple(key, lambda c, kb, i: lib.cbffi_counter(
+            c, kb, len(kb), delta, initial or 0, create, ttl, i), kind="counter")
+        if cas is None:
+            return rc
         if rc:
             _raise_rc(rc, key, ValueResult(key, rc))
         return ValueResult(key, 0, cas, u64, 0)
 
     def touch(self, key, ttl=0):
         _check_ttl(ttl)
-        rc, cas, _ = self._simple(key, lambda c, kb: lib.cbffi_touch(c, kb, len(kb), ttl, 0))
+        rc, cas, _ = self._simple(key, lambda c, kb, i: lib.cbffi_touch(c, kb, len(kb), ttl, i))
+        if cas is None:
+            return rc
         if rc:
             _raise_rc(rc, key, OperationResult(key, rc))
         return OperationResult(key, 0, cas)
@@ -380,6 +407,8 @@ class Bucket(object):
 
     # ---- multi ----------------------------------------------------------------------
     def _run_multi(self, pairs, sched, make, quiet=False, okrcs=()):
+        if self._pipe is not None:
+            raise E.PipelineError("multi operations cannot run inside a pipeline")
         """Schedule sched(c, kb, arg, i) for each (key, arg); one wait; MultiResult."""
         keys = self._unique(k for k, _ in pairs)
         encoded = [(self._key(k), arg) for k, arg in pairs]
@@ -419,6 +448,8 @@ class Bucket(object):
         _check_ttl(ttl)
         if isinstance(keys, ItemCollection):
             return self._get_items(keys, ttl, quiet, no_format)
+        if self._pipe is not None:
+            raise E.PipelineError("multi operations cannot run inside a pipeline")
         klist = self._unique(keys)
         encoded = [self._key(k) for k in klist]
         mres = MultiResult()
@@ -619,3 +650,71 @@ class _Durability(object):
 
     def __exit__(self, *exc):
         self.bucket._dur = self.saved
+
+
+class Pipeline(object):
+    """Batches single-key operations of a Bucket into one round of IO."""
+
+    def __init__(self, bucket):
+        self.bucket = bucket
+        self.results = []
+        self._kinds = []
+
+    def __enter__(self):
+        b = self.bucket
+        if b._pipe is not None:
+            raise E.PipelineError("a pipeline is already active on this Bucket")
+        b._enter()
+        b._pipe = self
+        return self
+
+    def add(self, rc, res, kind, quiet=False):
+        if rc:
+            self.bucket._sched_error(rc, res.key)
+        self.results.append(res)
+        self._kinds.append((kind, quiet))
+        return res
+
+    def get(self, kb, key, ttl, quiet, no_format):
+        b = self.bucket
+        mode = _GET_TOUCH if ttl else _GET_PLAIN
+        rc = lib.cbffi_get(b._c, kb, len(kb), mode, _check_ttl(ttl), len(self.results))
+        return self.add(rc, ValueResult(key), ("get", no_format),
+                        b.quiet if quiet is None else quiet)
+
+    def __exit__(self, exc_type, exc, tb):
+        b = self.bucket
+        b._pipe = None
+        try:
+            self._collect()
+        finally:
+            b._leave()
+        if exc_type is None:
+            self._raise_first()
+
+    def _collect(self):
+        b, res = self.bucket, self.bucket._res
+        n = lib.cbffi_wait(b._c, res, _RES_CAP)
+        while n:
+            for j in range(n):
+                r = res[j]
+                out = self.results[r.cookie]
+                kind = self._kinds[r.cookie][0]
+                out.rc = r.rc
+                if r.rc:
+                    continue
+                out.cas = r.cas
+                if kind == "counter":
+                    out.value = r.u64
+                elif kind != "store":
+                    out.flags = r.flags
+                    out.value = b._decode(r, kind[1])
+            n = lib.cbffi_harvest(b._c, res, _RES_CAP)
+
+    def _raise_first(self):
+        for res, (kind, quiet) in zip(self.results, self._kinds):
+            if res.rc and not (quiet and res.rc == lib.CBFFI_KEY_ENOENT):
+                _raise_rc(res.rc, res.key, res)
+
+    def __iter__(self):
+        return iter(self.results)

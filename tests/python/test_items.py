@@ -60,3 +60,35 @@ def test_durability_context_on_memcached(bucket):
             pass
     with bucket.durability(persist_to=0, replicate_to=0):
         assert bucket.upsert("dur", 1).success
+
+
+def test_pipeline_batches_and_fills_results(bucket):
+    from couchbase_ffi.bucket import Pipeline
+    with bucket.pipeline() as pipe:
+        w = bucket.upsert("p1", {"a": 1})
+        c = bucket.counter("pctr", initial=7)
+        g = bucket.get("p1")
+        assert isinstance(pipe, Pipeline) and g.value is None  # not yet sent
+    assert w.success and w.cas and g.value == {"a": 1} and g.cas == w.cas
+    assert c.value == 7
+    assert [r.key for r in pipe.results] == ["p1", "pctr", "p1"]
+    assert bucket.get("p1").value == {"a": 1}  # usable again after the block
+
+
+def test_pipeline_raises_first_failure_at_the_end(bucket):
+    bucket.remove("pmiss", quiet=True)
+    with pytest.raises(E.NotFoundError):
+        with bucket.pipeline():
+            ok = bucket.upsert("pok", 1)
+            bucket.get("pmiss")
+    assert ok.success
+    with bucket.pipeline():
+        q = bucket.get("pmiss", quiet=True)
+    assert not q.success
+    with pytest.raises(E.PipelineError):
+        with bucket.pipeline():
+            bucket.get_multi(["a"])
+    with pytest.raises(E.PipelineError):
+        with bucket.pipeline():
+            with bucket.pipeline():
+                pass
