@@ -238,10 +238,6 @@ class Bucket(object):
                 "persist_to/replicate_to need a Couchbase bucket; memcached has no durability")
 
     # ---- single-key operations -------------------------------------------------------
-    def _wait_one(self, c, key):
-        lib.cbffi_wait(c, self._res, 1)
-        return self._res[0]
-
     def get(self, key, ttl=0, quiet=None, replica=False, no_format=False):
         """Read a key; ``ttl`` also sets its expiry (get-and-touch)."""
         if replica:
@@ -257,10 +253,17 @@ class Bucket(object):
                 rc = lib.cbffi_get(c, kb, len(kb), _GET_PLAIN, 0, 0)
             if rc:
                 self._sched_error(rc, key)
-            r = self._wait_one(c, key)
+            lib.cbffi_wait(c, self._res, 1)
+            r = self._res[0]
             rc = r.rc
             if rc == 0:
-                return ValueResult(key, 0, r.cas, self._decode(r, no_format), r.flags)
+                n = r.nvalue
+                data = _unpack(r.value, n) if n else b""
+                flags = r.flags
+                if not (no_format or self.data_passthrough or
+                        (flags == FMT_BYTES and self._tc is None)):
+                    data = self._decode_bytes(data, flags)
+                return ValueResult(key, 0, r.cas, data, flags)
         finally:
             self._leave()
         res = ValueResult(key, rc)
@@ -288,7 +291,8 @@ class Bucket(object):
             rc = lib.cbffi_store(c, op, kb, len(kb), vb, len(vb), flags, ttl, cas, 0)
             if rc:
                 self._sched_error(rc, key)
-            r = self._wait_one(c, key)
+            lib.cbffi_wait(c, self._res, 1)
+            r = self._res[0]
             rc = r.rc
             if rc == 0:
                 return OperationResult(key, 0, r.cas)
@@ -326,7 +330,8 @@ class Bucket(object):
             rc = sched(c, kb, 0)
             if rc:
                 self._sched_error(rc, key)
-            r = self._wait_one(c, key)
+            lib.cbffi_wait(c, self._res, 1)
+            r = self._res[0]
             rc, cas, u64 = r.rc, r.cas, r.u64
         finally:
             self._leave()

@@ -39,7 +39,9 @@ class ValueResult(OperationResult):
     __slots__ = ("value", "flags")
 
     def __init__(self, key=None, rc=0, cas=0, value=None, flags=0):
-        OperationResult.__init__(self, key, rc, cas)
+        self.key = key  # flat, not chained: this runs once per get
+        self.rc = rc
+        self.cas = cas
         self.value = value
         self.flags = flags
 
