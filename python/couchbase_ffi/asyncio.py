@@ -1,10 +1,9 @@
 """couchbase_ffi.asyncio: the Bucket API as awaitables, driven by an asyncio loop.
 
-libcbffi never blocks here: the loop watches the sockets the core asks for
-(``cbffi_io_watches``), tells it when one is ready (``cbffi_io_event``), arms
-one timer for the earliest deadline (``cbffi_io_deadline``/``cbffi_io_tick``)
-and, after every event, harvests every finished result in one batch.  No C to
-Python callbacks.
+libcbffi never blocks here: the loop watches the sockets the core asks for,
+tells it when one is ready, arms one timer for the earliest deadline, and after
+every event harvests every finished result in one batch.  No C-to-Python
+callbacks.
 
     b = Bucket("memcached://127.0.0.1:11211")
     await b.connect()
@@ -13,258 +12,47 @@ Python callbacks.
 """
 import asyncio
 
-from couchbase_ffi._lowlevel import ffi, lib
-from couchbase_ffi import bucket as _sync
-from couchbase_ffi import exceptions as E
-from couchbase_ffi.result import ValueResult, OperationResult, MultiResult
-
-_READ, _WRITE = lib.CBFFI_IO_READ, lib.CBFFI_IO_WRITE
-_CAP = 256
+from couchbase_ffi._async import AsyncBucketBase
 
 
-class _LoopHost(object):
-    """Connects one libcbffi client to an asyncio event loop."""
-
-    def __init__(self, c, loop, deliver):
-        self.c = c
-        self.loop = loop
-        self.deliver = deliver          # called with each harvested cbffi_result
-        self.watches = ffi.new("cbffi_watch[16]")
-        self.res = ffi.new("cbffi_result[%d]" % _CAP)
-        self.watched = {}
-        self.timer = None
-
-    def kick(self):
-        lib.cbffi_io_flush(self.c)
-        self.after()
-
-    def after(self):
-        c = self.c
-        n = lib.cbffi_io_watches(c, self.watches, 16)
-        while n:
-            for i in range(n):
-                self._apply(self.watches[i].fd, self.watches[i].events)
-            n = lib.cbffi_io_watches(c, self.watches, 16)
-        n = lib.cbffi_harvest(c, self.res, _CAP)
-        while n:
-            for i in range(n):
-                self.deliver(self.res[i])
-            n = lib.cbffi_harvest(c, self.res, _CAP)
-        self._arm()
-
-    def _apply(self, fd, ev):
-        old = self.watched.get(fd, 0)
-        loop = self.loop
-        if old & _READ and not ev & _READ:
-            loop.remove_reader(fd)
-        if old & _WRITE and not ev & _WRITE:
-            loop.remove_writer(fd)
-        if ev & _READ and not old & _READ:
-            loop.add_reader(fd, self._event, fd, _READ)
-        if ev & _WRITE and not old & _WRITE:
-            loop.add_writer(fd, self._event, fd, _WRITE)
-        if ev:
-            self.watched[fd] = ev
-        else:
-            self.watched.pop(fd, None)
-
-    def _event(self, fd, ev):
-        if self.c != ffi.NULL:
-            lib.cbffi_io_event(self.c, fd, ev)
-            self.after()
-
-    def _tick(self):
-        self.timer = None
-        if self.c != ffi.NULL:
-            lib.cbffi_io_tick(self.c)
-            self.after()
-
-    def _arm(self):
-        dl = lib.cbffi_io_deadline(self.c)
-        if self.timer is not None:
-            self.timer.cancel()
-            self.timer = None
-        if dl >= 0:
-            self.timer = self.loop.call_later(dl / 1e6, self._tick)
-
-    def close(self):
-        for fd in list(self.watched):
-            self._apply(fd, 0)
-        if self.timer is not None:
-            self.timer.cancel()
-            self.timer = None
+class _Adapter(object):
+    def __init__(self, loop):
+        self.add_reader = loop.add_reader
+        self.remove_reader = loop.remove_reader
+        self.add_writer = loop.add_writer
+        self.remove_writer = loop.remove_writer
+        self.call_later = loop.call_later
 
 
-class Bucket(_sync.Bucket):
-    """The couchbase 2.x Bucket whose operations return awaitables.
+class Bucket(AsyncBucketBase):
+    """The couchbase 2.x Bucket; every operation returns an awaitable (asyncio.Future)."""
 
-    Validation, encoding and decoding are the synchronous Bucket's; only the
-    waiting differs.  Many operations may be in flight at once.
-    """
+    def _aio_loop(self):
+        if self._loop is None:
+            try:
+                self._loop = asyncio.get_running_loop()
+            except RuntimeError:
+                self._loop = asyncio.get_event_loop()
+        return self._loop
 
-    def __init__(self, connection_string=None, loop=None, **kwargs):
-        kwargs.setdefault("lockmode", _sync.LOCKMODE_NONE)
-        _sync.Bucket.__init__(self, connection_string, **kwargs)
-        self._loop = loop
-        self._host = None
-        self._pending = {}   # cookie -> (future, converter)
-        self._next = 1
+    def _adapter(self):
+        return _Adapter(self._aio_loop())
 
-    def _connect(self):
-        pass  # connect() does it without blocking
+    def _new_future(self):
+        return self._aio_loop().create_future()
 
-    def _ensure_host(self):
-        if self._host is None:
-            self._loop = self._loop or asyncio.get_event_loop()
-            self._host = _LoopHost(self._live(), self._loop, self._deliver)
-        return self._host
+    @staticmethod
+    def _resolve(fut, value):
+        fut.set_result(value)
 
-    def _submit(self, schedule, convert):
-        """Schedule with a fresh cookie; returns a future resolved from the result."""
-        host = self._ensure_host()
-        cookie = self._next
-        self._next += 1
-        rc = schedule(cookie)
-        if rc:
-            self._sched_error(rc, None)
-        fut = self._loop.create_future()
-        self._pending[cookie] = (fut, convert)
-        host.kick()
-        return fut
+    @staticmethod
+    def _reject(fut, exc):
+        fut.set_exception(exc)
 
-    def _deliver(self, r):
-        if not r.final:
-            return
-        entry = self._pending.pop(r.cookie, None)
-        if entry is None:
-            return
-        fut, convert = entry
-        if fut.done():
-            return
-        try:
-            fut.set_result(convert(r))
-        except E.CouchbaseError as e:
-            fut.set_exception(e)
+    @staticmethod
+    def _is_done(fut):
+        return fut.done()
 
-    def connect(self):
-        """Connect without blocking; resolves to the Bucket or fails with ConnectError."""
-        def convert(r):
-            if r.rc:
-                detail = ffi.string(lib.cbffi_client_last_error(self._c)).decode("utf-8",
-                                                                                 "replace")
-                _sync._raise_rc(r.rc, message="cannot connect to %s: %s" % (self._connstr,
-                                                                           detail))
-            return self
-        return self._submit(lambda ck: lib.cbffi_connect(self._live(), ck), convert)
-
-    def close(self):
-        if getattr(self, "_host", None) is not None:
-            self._host.close()
-            self._host.c = ffi.NULL
-        for fut, _ in list(getattr(self, "_pending", {}).values()):
-            if not fut.done():
-                fut.set_exception(E.ObjectDestroyedError("the Bucket was closed"))
-        if getattr(self, "_pending", None) is not None:
-            self._pending.clear()
-        _sync.Bucket.close(self)
-
-    # ---- operations ---------------------------------------------------------------
-    def get(self, key, ttl=0, quiet=None, replica=False, no_format=False):
-        if replica:
-            raise E.NotSupportedError("replica reads need a Couchbase bucket")
-        kb = self._key(key)
-        mode = lib.CBFFI_GET_TOUCH if ttl else lib.CBFFI_GET_PLAIN
-        ttl = _sync._check_ttl(ttl)
-        quiet = self.quiet if quiet is None else quiet
-
-        def convert(r):
-            if r.rc == 0:
-                return ValueResult(key, 0, r.cas, self._decode(r, no_format), r.flags)
-            res = ValueResult(key, r.rc)
-            if r.rc == lib.CBFFI_KEY_ENOENT and quiet:
-                return res
-            _sync._raise_rc(r.rc, key, res)
-        return self._submit(lambda ck: lib.cbffi_get(self._live(), kb, len(kb), mode, ttl, ck),
-                            convert)
-
-    def _store(self, op, key, value, cas, ttl, fmt, persist_to, replicate_to):
-        self._no_durability(persist_to, replicate_to)
-        kb = self._key(key)
-        vb, flags = self._value(value, fmt)
-        _sync._check_ttl(ttl)
-
-        def convert(r):
-            if r.rc:
-                _sync._raise_rc(r.rc, key, OperationResult(key, r.rc))
-            return OperationResult(key, 0, r.cas)
-        return self._submit(lambda ck: lib.cbffi_store(self._live(), op, kb, len(kb), vb,
-                                                       len(vb), flags, ttl, cas, ck), convert)
-
-    def remove(self, key, cas=0, quiet=None, persist_to=0, replicate_to=0):
-        self._no_durability(persist_to, replicate_to)
-        kb = self._key(key)
-        quiet = self.quiet if quiet is None else quiet
-
-        def convert(r):
-            res = OperationResult(key, r.rc, r.cas)
-            if r.rc and not (r.rc == lib.CBFFI_KEY_ENOENT and quiet):
-                _sync._raise_rc(r.rc, key, res)
-            return res
-        return self._submit(lambda ck: lib.cbffi_remove(self._live(), kb, len(kb), cas, ck),
-                            convert)
-
-    def counter(self, key, delta=1, initial=None, ttl=0):
-        if not isinstance(delta, int) or isinstance(delta, bool) or delta == 0:
-            raise E.ArgumentError("delta must be a non-zero int, got %r" % (delta,))
-        kb = self._key(key)
-        _sync._check_ttl(ttl)
-
-        def convert(r):
-            if r.rc:
-                _sync._raise_rc(r.rc, key, ValueResult(key, r.rc))
-            return ValueResult(key, 0, r.cas, r.u64, 0)
-        return self._submit(lambda ck: lib.cbffi_counter(
-            self._live(), kb, len(kb), delta, initial or 0, initial is not None, ttl, ck),
-            convert)
-
-    def touch(self, key, ttl=0):
-        kb = self._key(key)
-        _sync._check_ttl(ttl)
-
-        def convert(r):
-            if r.rc:
-                _sync._raise_rc(r.rc, key, OperationResult(key, r.rc))
-            return OperationResult(key, 0, r.cas)
-        return self._submit(lambda ck: lib.cbffi_touch(self._live(), kb, len(kb), ttl, ck),
-                            convert)
-
-    async def get_multi(self, keys, ttl=0, quiet=None, replica=False, no_format=False):
-        keys = self._unique(keys)
-        quiet = self.quiet if quiet is None else quiet
-        futs = [self.get(k, ttl=ttl, quiet=True, replica=replica, no_format=no_format)
-                for k in keys]
-        return self._gathered(keys, await asyncio.gather(*futs), quiet,
-                              (lib.CBFFI_KEY_ENOENT,))
-
-    async def upsert_multi(self, keys, ttl=0, format=None, persist_to=0, replicate_to=0):
-        pairs = list(self._pairs(keys))
-        futs = [self._store(lib.CBFFI_OP_SET, k, v, 0, ttl, format, persist_to, replicate_to)
-                for k, v in pairs]
-        results = await asyncio.gather(*futs, return_exceptions=True)
-        return self._gathered([k for k, _ in pairs], results, False, ())
-
-    def _run_multi(self, *args, **kwargs):
-        raise E.NotSupportedError("this multi operation is not available on the asyncio "
-                                  "Bucket yet (get_multi and upsert_multi are)")
-
-    def pipeline(self):
-        raise E.PipelineError("pipelines are for the synchronous Bucket; gather awaitables")
-
-    def stats(self, keys=None):
-        raise E.NotSupportedError("stats is not available on the asyncio Bucket yet")
-
-    def _gathered(self, keys, results, quiet, okrcs):
-        mres = MultiResult()
-        for k, r in zip(keys, results):
-            mres[k] = r.result if isinstance(r, E.CouchbaseError) else r
-        return self._finish_multi(mres, quiet, okrcs)
+    @staticmethod
+    def _chain(fut, fn):
+        fut.add_done_callback(lambda f: fn(f.exception() or f.result()))
