@@ -11,6 +11,8 @@ and a future type; everything else - validation, encoding, results, errors -
 is the synchronous Bucket's, so the three front-ends behave alike.
 """
 
+from time import monotonic as _monotonic
+
 from couchbase_ffi._lowlevel import ffi, lib
 from couchbase_ffi import bucket as _sync
 from couchbase_ffi import exceptions as E
@@ -31,10 +33,21 @@ class LoopHost(object):
         self.res = ffi.new("cbffi_result[%d]" % _CAP)
         self.watched = {}
         self.timer = None
+        self.timer_when = 0.0
+        self.flush_pending = False
 
     def kick(self):
-        lib.cbffi_io_flush(self.c)
-        self.after()
+        """Operations were scheduled: send them at the end of this loop turn,
+        so that everything scheduled in one turn goes out in one write."""
+        if not self.flush_pending:
+            self.flush_pending = True
+            self.loop.call_soon(self._flush)
+
+    def _flush(self):
+        self.flush_pending = False
+        if self.c != ffi.NULL:
+            lib.cbffi_io_flush(self.c)
+            self.after()
 
     def after(self):
         c = self.c
@@ -78,12 +91,19 @@ class LoopHost(object):
             self.after()
 
     def _arm(self):
+        """Keep one timer no later than the earliest deadline.  A timer that
+        fires early only re-arms, so it is moved only when a deadline comes
+        sooner than it - not once per operation."""
         dl = lib.cbffi_io_deadline(self.c)
+        if dl < 0:
+            return
+        when = _monotonic() + dl / 1e6
+        if self.timer is not None and self.timer_when <= when + 0.001:
+            return
         if self.timer is not None:
             self.timer.cancel()
-            self.timer = None
-        if dl >= 0:
-            self.timer = self.loop.call_later(dl / 1e6, self._tick)
+        self.timer_when = when
+        self.timer = self.loop.call_later(dl / 1e6, self._tick)
 
     def close(self):
         for fd in list(self.watched):

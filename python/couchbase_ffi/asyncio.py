@@ -22,6 +22,7 @@ class _Adapter(object):
         self.add_writer = loop.add_writer
         self.remove_writer = loop.remove_writer
         self.call_later = loop.call_later
+        self.call_soon = loop.call_soon
 
 
 class Bucket(AsyncBucketBase):

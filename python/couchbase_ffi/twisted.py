@@ -82,6 +82,9 @@ class _Adapter(object):
     def call_later(self, delay, fn):
         return _Timer(self.reactor.callLater(delay, fn))
 
+    def call_soon(self, fn):
+        self.reactor.callLater(0, fn)
+
 
 class _Timer(object):
     def __init__(self, call):
