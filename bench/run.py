@@ -32,7 +32,13 @@ PYPATH = os.path.join(ROOT, "python") + ":/usr/lib/python3/dist-packages"
 WORKER = os.path.join(ROOT, "bench", "workers", "py_worker.py")
 
 # The seed's published figures (couchbase-python-cffi README), ops/s, 0 threads / 4 threads.
-SEED = {("sync get", "FFI (PyPy)"): 9440, ("sync upsert", "FFI (PyPy)"): 9440,
+SEED = {("Twisted upsert C/T 1/1", "FFI (PyPy)"): 7583,
+        ("Twisted upsert C/T 1/1", "FFI (CPython)"): 3502,
+        ("Twisted upsert C/T 4/4", "FFI (PyPy)"): 26000,
+        ("Twisted upsert C/T 4/4", "FFI (CPython)"): 7500,
+        ("Twisted upsert C/T 10/10", "FFI (PyPy)"): 36277,
+        ("Twisted upsert C/T 10/10", "FFI (CPython)"): 9273,
+        ("sync get", "FFI (PyPy)"): 9440, ("sync upsert", "FFI (PyPy)"): 9440,
         ("sync get", "FFI (CPython)"): 4400, ("sync upsert", "FFI (CPython)"): 4400,
         ("sync get", "Ext (CPython)"): 11200, ("sync upsert", "Ext (CPython)"): 11200}
 
@@ -41,6 +47,15 @@ def py_cmd(interp, client, op, threads=0):
     return lambda port, d, w: [interp, WORKER, "--client", client, "--op", op, "--port",
                                str(port), "--duration", str(d), "--warmup", str(w),
                                "--threads", str(threads)]
+
+
+ASYNC_WORKER = os.path.join(ROOT, "bench", "workers", "async_worker.py")
+
+
+def async_cmd(interp, client, conns, chains):
+    return lambda port, d, w: [interp, ASYNC_WORKER, "--client", client, "--port", str(port),
+                               "--conns", str(conns), "--chains", str(chains),
+                               "--duration", str(d), "--warmup", str(w)]
 
 
 def cbench(op, batch):
@@ -72,6 +87,19 @@ def rows(full):
               (name, "pylibmc (CPython)", None, py_cmd(PY, "pylibmc", op)),
               (name, "pymemcache (PyPy)", None, py_cmd(PYPY, "pymemcache", op)),
               (name, "cbffi bench (C core)", None, cbench(cop, 100))]
+    ct = ((1, 1), (4, 4), (10, 10)) if full else ((10, 10),)
+    for c, t in ct:
+        name = "Twisted upsert C/T %d/%d" % (c, t)
+        r += [(name, "couchbase-ffi (PyPy)", "FFI (PyPy)", async_cmd(PYPY, "cbffi-twisted", c, t)),
+              (name, "couchbase-ffi (CPython)", "FFI (CPython)",
+               async_cmd(PY, "cbffi-twisted", c, t)),
+              (name, "twisted.protocols.memcache (PyPy)", None,
+               async_cmd(PYPY, "twisted-memcache", c, t)),
+              (name, "twisted.protocols.memcache (CPython)", None,
+               async_cmd(PY, "twisted-memcache", c, t))]
+        name = "asyncio upsert C/T %d/%d" % (c, t)
+        r += [(name, "couchbase-ffi (PyPy)", None, async_cmd(PYPY, "cbffi-asyncio", c, t)),
+              (name, "couchbase-ffi (CPython)", None, async_cmd(PY, "cbffi-asyncio", c, t))]
     if full:
         for name, op in (("sync upsert, 4 threads", "set"), ("sync get, 4 threads", "get")):
             r += [(name, "couchbase-ffi (PyPy)", None, py_cmd(PYPY, "cbffi", op, 4)),
@@ -132,7 +160,8 @@ def measure(full, placements, only):
     d, w, reps = (5.0, 3.0, 3) if full else (1.5, 1.0, 1)
     table = []
     plan = [(p, row) for p in placements for row in rows(full)
-            if not only or only in row[0] + " " + row[1]]
+            if (not only or only in row[0] + " " + row[1])
+            and (full or p == "free" or "C/T" not in row[0])]
     t0 = time.time()
     for pl in placements:
         port = free_port()
@@ -219,6 +248,13 @@ def targets(table):
                 r = pypy / floor
                 out.append("- %s, pinned: PyPy vs raw C floor %.2fx (target 0.95x): %s"
                            % (row, r, "met" if r >= 0.95 else "missed"))
+            for interp in ("PyPy", "CPython"):
+                ours = get(table, row, "couchbase-ffi (%s)" % interp, pl)
+                tm = get(table, row, "twisted.protocols.memcache (%s)" % interp, pl)
+                if ours and tm:
+                    r = ours / tm
+                    out.append("- %s, %s: %s vs twisted.protocols.memcache %.2fx (target 2x): %s"
+                               % (row, pl, interp, r, "met" if r >= 2 else "missed"))
             core = get(table, row, "cbffi bench (C core)", pl)
             if pl == "pinned" and floor and core:
                 r = core / floor
