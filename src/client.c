@@ -483,6 +483,19 @@ void cb_handle_silence(cbffi_client *c, cb_conn *conn, cb_op *op)
 
 /* ---- timeouts ---------------------------------------------------------------- */
 
+/* Connection attempts past their deadline fail (their ops with them). */
+static void expire_connects(cbffi_client *c, uint64_t now)
+{
+    for (int i = 0; i < c->nconns; i++) {
+        cb_conn *conn = &c->conns[i];
+        if (conn->state == CB_CONN_CONNECTING && now >= conn->connect_deadline) {
+            cb_conn_fail(conn, CBFFI_CONNECT_ERROR, "connect timed out after %.3f s",
+                         (double)c->connect_timeout / 1e6);
+            cb_conn_update_watch(conn);
+        }
+    }
+}
+
 /* A server that has sent nothing for a whole operation timeout while
    requests wait on it is treated as dead: its socket is closed so that the
    next operation reconnects instead of queueing behind a silent peer. */
@@ -519,8 +532,12 @@ void cb_expire(cbffi_client *c, uint64_t now)
         op = nx;
     }
     c->next_deadline = next;
-    if (expired || c->npending)
+    /* Silence is judged when an operation has actually run out of time:
+       an operation scheduled after a quiet spell must not be failed early. */
+    if (expired)
         drop_silent_conns(c, now);
+    else
+        expire_connects(c, now);
 }
 
 /* ---- scheduling ---------------------------------------------------------------- */
