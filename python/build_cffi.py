@@ -37,33 +37,39 @@ def cdef_text(path=HEADER):
         return "".join(line for line in f if not _STRIP.match(line))
 
 
-def c_sources():
-    """libcbffi's sources, as listed in CMakeLists.txt (one source of truth)."""
+def c_sources(relative=False):
+    """libcbffi's sources, as listed in CMakeLists.txt (one source of truth).
+
+    setuptools wants paths relative to setup.py; ffi.compile() (which changes
+    directory) wants absolute ones."""
     with open(os.path.join(ROOT, "CMakeLists.txt")) as f:
         text = f.read()
     block = re.search(r"set\(CBFFI_SOURCES(.*?)\)", text, re.S).group(1)
-    return [os.path.join(ROOT, s) for s in block.split()]
+    paths = [os.path.join(ROOT, s) for s in block.split()]
+    return [os.path.relpath(p, HERE) for p in paths] if relative else paths
 
 
-def make_ffi():
+def make_ffi(relative=False):
     ffi = cffi.FFI()
     ffi.cdef(cdef_text())
     ffi.set_source(
         "couchbase_ffi._cbffi",
         '#include "cbffi.h"\n',
-        sources=c_sources(),
+        sources=c_sources(relative),
         include_dirs=[os.path.join(ROOT, "include"), os.path.join(ROOT, "src")],
         define_macros=[("_GNU_SOURCE", "1")],
         extra_compile_args=["-std=c11", "-O2", "-Wall", "-Wno-unused-function"],
-        libraries=["crypto"],
+        libraries=["crypto", "json-c", "z"],
     )
     return ffi
 
 
-ffibuilder = make_ffi()
+# setuptools (setup.py's cffi_modules) builds from here: relative paths
+ffibuilder = make_ffi(relative=__name__ != "__main__")
 
 if __name__ == "__main__":
     if "--inplace" in sys.argv:
+        ffibuilder = make_ffi(relative=False)
         ffibuilder.compile(tmpdir=os.path.join(HERE, "build", "cffi-%s" % sys.implementation.cache_tag),
                            verbose=False)
         # compile() writes into tmpdir/couchbase_ffi/; move the .so next to the package

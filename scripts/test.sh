@@ -40,4 +40,13 @@ run_pytest() {
 }
 run_pytest /usr/bin/python3
 run_pytest /usr/bin/pypy3
+step "packaging: pip install ./python into a CPython venv and a PyPy venv (offline)"
+for py in /usr/bin/python3 /usr/bin/pypy3; do
+  venv="build/venv-$(basename "$py")"
+  rm -rf "$venv"
+  if [ "$py" = /usr/bin/python3 ]; then "$py" -m venv --system-site-packages "$venv"; else "$py" -m venv "$venv"; fi
+  (cd /tmp && PYTHONPATH=/usr/lib/python3/dist-packages "$ROOT/$venv/bin/pip" install -q --no-build-isolation --no-index "$ROOT/python")
+  (cd /tmp && "$ROOT/$venv/bin/python" -c "import couchbase_ffi.bucket, couchbase_ffi._cbffi as m; print('installed', m.__file__)")
+done
+
 step "all tests passed"
