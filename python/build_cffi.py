@@ -18,9 +18,10 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 
 
 def _find_root():
-    # In a source checkout the C sources are one level up; in an sdist they
-    # are copied under python/csrc by setup.py.
-    for root in (os.path.join(HERE, "csrc"), os.path.dirname(HERE)):
+    # In a source checkout the C sources are one level up (always preferred,
+    # so a stale csrc/ copy can never hide changes); in an sdist they are
+    # copied under python/csrc by setup.py.
+    for root in (os.path.dirname(HERE), os.path.join(HERE, "csrc")):
         if os.path.exists(os.path.join(root, "include", "cbffi.h")):
             return root
     raise RuntimeError("cannot find include/cbffi.h")

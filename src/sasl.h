@@ -95,7 +95,7 @@ typedef struct cb_scram {
  * Begin a SCRAM exchange.  s must be zeroed (or freed) first.  mech is one of
  * the SCRAM mechanisms; user and password are NUL-terminated UTF-8 (no
  * SASLprep is applied); nonce is NULL for 24 random hex characters, or a
- * printable test nonce without ','.  On CB_SASL_OK, *msg/*nmsg is the
+ * printable test nonce without ','.  On CB_SASL_OK, (*msg, *nmsg) is the
  * client-first message "n,,n=<escaped user>,r=<nonce>".
  * Errors: CB_SASL_EINVAL, CB_SASL_ENOMEM, CB_SASL_ECRYPTO.
  */
@@ -105,7 +105,7 @@ int cb_scram_start(cb_scram *s, cb_sasl_mech mech, const char *user,
 
 /*
  * Feed the server-first message (the AUTH reply's value, n bytes).  On
- * CB_SASL_OK, *msg/*nmsg is the client-final message
+ * CB_SASL_OK, (*msg, *nmsg) is the client-final message
  * "c=biws,r=<nonce>,p=<base64 proof>".  Errors: CB_SASL_EPROTO (bad nonce,
  * salt, iteration count, missing attribute, oversized), CB_SASL_EAUTH (e=),
  * CB_SASL_ESTATE, CB_SASL_ENOMEM, CB_SASL_ECRYPTO.  See cb_scram_error().
