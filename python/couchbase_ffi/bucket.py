@@ -532,12 +532,12 @@ class Bucket(object):
             _raise_rc(failed.rc, failed.key, failed, all_results=mres)
         return mres
 
-    def _store_multi(self, op, kv, ttl, format, persist_to, replicate_to, cas_ok=True):
+    def _store_multi(self, op, kv, ttl, format, persist_to, replicate_to):
         persist_to, replicate_to = self._durability_defaults(persist_to, replicate_to)
         self._no_durability(persist_to, replicate_to)
         _check_ttl(ttl)
         if isinstance(kv, ItemCollection):
-            return self._store_items(op, kv, ttl, format, cas_ok)
+            return self._store_items(op, kv, ttl, format)
         if op in (_APPEND, _PREPEND) and format is None:
             pairs = [(k, self._value(v, _raw_format(v))) for k, v in self._pairs(kv)]
         else:
@@ -548,12 +548,12 @@ class Bucket(object):
                                                 0, i),
             lambda key, r: OperationResult(key, r.rc, r.cas))
 
-    def _store_items(self, op, coll, ttl, format, cas_ok):
+    def _store_items(self, op, coll, ttl, format):
         """Store Items: each item's value, its CAS unless ignore_cas, per-item options."""
         pairs = []
         for item, opts in coll._items_and_options():
             vb, flags = self._value(item.value, opts.get("format", format))
-            cas = 0 if (opts.get("ignore_cas") or not cas_ok or op == _ADD) else (item.cas or 0)
+            cas = 0 if (opts.get("ignore_cas") or op == _ADD) else (item.cas or 0)
             pairs.append((item.key, (vb, flags, _check_ttl(opts.get("ttl", ttl)), cas, item)))
 
         def make(key, r):
