@@ -27,7 +27,7 @@ valgrind -q --error-exitcode=9 --leak-check=full --errors-for-leak-kinds=definit
   build/tests/c/test_memcached > build/valgrind.log 2>&1 || { cat build/valgrind.log; exit 1; }
 grep -E "PASSED|FAILED" build/valgrind.log
 
-step "fuzz targets (libFuzzer, ${FUZZ_SECONDS:-10} s each)"
+step "fuzz targets (libFuzzer, ${FUZZ_SECONDS:-8} s each)"
 ./tests/fuzz/run.sh
 
 run_pytest() {

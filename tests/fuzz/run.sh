@@ -5,10 +5,11 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 out=build-fuzz
 mkdir -p "$out"
-secs=${FUZZ_SECONDS:-10}
-for t in codec connstr; do
+secs=${FUZZ_SECONDS:-8}
+for t in codec connstr clustermap scram; do
   clang -std=c11 -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer,address,undefined \
     -Iinclude -Isrc tests/fuzz/fuzz_$t.c src/buf.c src/codec.c src/errors.c src/connstr.c \
+    src/sasl.c src/clustermap.c -lcrypto -ljson-c -lz \
     -o "$out/fuzz_$t"
   mkdir -p "$out/corpus_$t"
   cp -n tests/fuzz/corpus/$t/* "$out/corpus_$t/" 2>/dev/null || true
