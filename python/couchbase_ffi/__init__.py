@@ -1,46 +1,70 @@
 """couchbase-ffi: a Couchbase and memcached client for Python, fastest on PyPy.
 
-The couchbase 2.x API over libcbffi through cffi.  ``couchbase_ffi.mock``
-(a cluster simulator) does not need the compiled extension.
+The couchbase 2.x API over libcbffi through cffi::
+
+    from couchbase_ffi.bucket import Bucket
+    b = Bucket("memcached://127.0.0.1:11211")
+
+``install_as_couchbase()`` makes ``import couchbase`` (and its 2.x modules)
+resolve to this package.  ``couchbase_ffi.mock`` (a cluster simulator) does
+not need the compiled extension: if it is not built, this package still
+imports, without the names below.
 """
 import sys
 
 try:
-    from couchbase_ffi.transcoder import (FMT_JSON, FMT_PICKLE, FMT_BYTES, FMT_UTF8, FMT_AUTO,  # noqa
-                                          FMT_LEGACY_MASK, FMT_COMMON_MASK, Transcoder,
-                                          set_json_converters, set_pickle_converters)
+    from couchbase_ffi._lowlevel import ffi as _ffi  # noqa: F401  (is the extension built?)
+except ImportError as _e:  # the mock still works without it
+    _import_error = _e
+else:
+    from couchbase_ffi.transcoder import (  # noqa: F401
+        FMT_JSON, FMT_PICKLE, FMT_BYTES, FMT_UTF8, FMT_AUTO, FMT_LEGACY_MASK, FMT_COMMON_MASK,
+        Transcoder, set_json_converters, set_pickle_converters)
     from couchbase_ffi.bucket import Bucket, LOCKMODE_NONE, LOCKMODE_EXC, LOCKMODE_WAIT  # noqa
     from couchbase_ffi.result import Result, ValueResult, OperationResult, MultiResult  # noqa
-    from couchbase_ffi.items import Item, ItemOptionDict, ItemSequence  # noqa
-    from couchbase_ffi import exceptions  # noqa
-except ImportError as _e:  # the extension is not built: the mock still works
-    _import_error = _e
+    from couchbase_ffi.items import Item, ItemOptionDict, ItemSequence  # noqa: F401
+    from couchbase_ffi.exceptions import CouchbaseError  # noqa: F401
+    from couchbase_ffi import exceptions  # noqa: F401
 
 
 class CouchbaseAlreadyImported(ImportError):
-    """Another ``couchbase`` package is imported already."""
+    """``install_as_couchbase()`` found another ``couchbase`` already imported."""
 
 
-_ALIASES = {
-    "couchbase": "couchbase_ffi",
-    "couchbase.bucket": "couchbase_ffi.bucket",
-    "couchbase.exceptions": "couchbase_ffi.exceptions",
-    "couchbase.result": "couchbase_ffi.result",
-    "couchbase.transcoder": "couchbase_ffi.transcoder",
-    "couchbase.items": "couchbase_ffi.items",
-}
+# couchbase 2.x module -> the module of this package that stands in for it
+_ALIASES = (
+    ("couchbase", "couchbase_ffi"),
+    ("couchbase.bucket", "couchbase_ffi.bucket"),
+    ("couchbase.exceptions", "couchbase_ffi.exceptions"),
+    ("couchbase.result", "couchbase_ffi.result"),
+    ("couchbase.results", "couchbase_ffi.result"),
+    ("couchbase.items", "couchbase_ffi.items"),
+    ("couchbase.transcoder", "couchbase_ffi.transcoder"),
+)
 
 
 def install_as_couchbase():
-    """Make ``import couchbase`` (and its 2.x submodules) resolve to this package."""
+    """Make ``import couchbase`` and ``couchbase.bucket``, ``.exceptions``,
+    ``.result``, ``.items``, ``.transcoder`` resolve to this package, so code
+    written for the couchbase 2.x client runs unchanged (on PyPy too).
+
+    Call it before anything imports ``couchbase``; raises
+    CouchbaseAlreadyImported (an ImportError) if another one already is.
+    Calling it again is harmless.  Returns this package.
+    """
     import importlib
-    existing = sys.modules.get("couchbase")
     me = sys.modules[__name__]
-    if existing is not None and existing is not me:
-        raise CouchbaseAlreadyImported(
-            "another 'couchbase' module is already imported (%r); call "
-            "install_as_couchbase() before anything imports couchbase" %
-            (getattr(existing, "__file__", existing),))
-    for alias, real in _ALIASES.items():
-        sys.modules[alias] = importlib.import_module(real)
+    for alias, real in _ALIASES:
+        existing = sys.modules.get(alias)
+        if existing is not None and existing is not sys.modules.get(real):
+            raise CouchbaseAlreadyImported(
+                "cannot install couchbase_ffi as %r: another module is already imported "
+                "under that name (%s); call install_as_couchbase() before anything imports "
+                "couchbase" % (alias, getattr(existing, "__file__", None) or repr(existing)))
+    for alias, real in _ALIASES:
+        module = importlib.import_module(real)
+        sys.modules[alias] = module
+        parent, _, child = alias.rpartition(".")
+        if parent:
+            setattr(sys.modules[parent], child, module)
     return me

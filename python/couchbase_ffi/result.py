@@ -1,5 +1,9 @@
-"""Results, with the couchbase 2.x attributes."""
-from couchbase_ffi._lowlevel import ffi, lib
+"""Results, with the couchbase 2.x classes and attributes.
+
+``Result`` (key, rc, success, errstr), ``OperationResult`` (+ cas),
+``ValueResult`` (+ value, flags) and ``MultiResult`` (a dict of key ->
+result with ``all_ok``).  Slotted: one is built per operation.
+"""
 
 
 class Result(object):
@@ -15,43 +19,49 @@ class Result(object):
 
     @property
     def errstr(self):
-        return ffi.string(lib.cbffi_strerror(self.rc)).decode()
+        from couchbase_ffi.exceptions import strerror
+        return strerror(self.rc)
 
     def __repr__(self):
-        return "%s<rc=0x%X, key=%r%s>" % (type(self).__name__, self.rc, self.key, self._extra())
+        fields = ["RC=0x%X" % self.rc, "Key=%r" % (self.key,)] + self._repr_fields()
+        return "%s<%s>" % (type(self).__name__, ", ".join(fields))
 
-    def _extra(self):
-        return ""
+    def _repr_fields(self):
+        return []
 
 
 class OperationResult(Result):
     __slots__ = ("cas",)
 
     def __init__(self, key=None, rc=0, cas=0):
-        Result.__init__(self, key, rc)
+        self.key = key
+        self.rc = rc
         self.cas = cas
 
-    def _extra(self):
-        return ", cas=0x%X" % self.cas
+    def _repr_fields(self):
+        return ["CAS=0x%x" % self.cas]
 
 
 class ValueResult(OperationResult):
     __slots__ = ("value", "flags")
 
     def __init__(self, key=None, rc=0, cas=0, value=None, flags=0):
-        self.key = key  # flat, not chained: this runs once per get
+        self.key = key
         self.rc = rc
         self.cas = cas
         self.value = value
         self.flags = flags
 
-    def _extra(self):
-        return ", value=%r, cas=0x%X, flags=0x%X" % (self.value, self.cas, self.flags)
+    def _repr_fields(self):
+        return ["Value=%r" % (self.value,), "CAS=0x%x" % self.cas, "Flags=0x%x" % self.flags]
 
 
 class MultiResult(dict):
-    """key -> result for ``*_multi`` calls; ``all_ok`` is True if every one succeeded."""
+    """key -> result of a ``*_multi`` call; ``all_ok`` is True if every one succeeded."""
 
     def __init__(self, *args, **kwargs):
         dict.__init__(self, *args, **kwargs)
         self.all_ok = True
+
+    def __hash__(self):
+        return id(self)

@@ -85,10 +85,46 @@ def test_pipeline_raises_first_failure_at_the_end(bucket):
     with bucket.pipeline():
         q = bucket.get("pmiss", quiet=True)
     assert not q.success
-    with pytest.raises(E.PipelineError):
-        with bucket.pipeline():
-            bucket.get_multi(["a"])
+    with bucket.pipeline() as pipe:
+        mres = bucket.get_multi(["pok", "pmiss"], quiet=True)  # allowed, as in 2.x
+        assert len(mres) == 2 and mres["pok"].value is None
+    assert pipe.results == [mres] and mres["pok"].value == 1 and not mres.all_ok
     with pytest.raises(E.PipelineError):
         with bucket.pipeline():
             with bucket.pipeline():
                 pass
+
+
+def test_collections_iterate_as_2x(bucket):
+    a, b = Item("iter-a", 1), Item("iter-b", 2)
+    assert list(ItemSequence([a, b])) == [(a, None), (b, None)]
+    assert list(ItemSequence(a)) == [(a, None)]  # a single Item is accepted
+    d = ItemOptionDict()
+    d.add(a, ttl=5)
+    d.add(b)
+    assert dict(d.dict_items()) == {a: {"ttl": 5}, b: None} and len(d) == 2
+    res = bucket.upsert_multi(a.as_itcoll())
+    assert res["iter-a"] is a and a.success and a.cas
+
+
+def test_append_items_updates_item_values(bucket):
+    d = ItemOptionDict()
+    it = d.create_and_add("frag", "base", format=FMT_UTF8)
+    bucket.upsert_multi(d)
+    frags = ItemOptionDict()
+    frags.add(it, fragment="+more")
+    bucket.append_items(frags)
+    assert it.value == "base+more" == bucket.get("frag").value
+    frags.add(it, fragment="pre-")
+    bucket.prepend_items(frags)
+    assert it.value == "pre-base+more" == bucket.get("frag").value
+
+
+def test_item_insert_and_remove_items(bucket):
+    bucket.remove_multi(["ins-a", "ins-b"], quiet=True)
+    items = [Item("ins-a", [1]), Item("ins-b", [2])]
+    assert bucket.insert_items(ItemSequence(items)).all_ok
+    with pytest.raises(E.KeyExistsError) as ei:
+        bucket.insert_multi(ItemSequence(items))
+    assert set(ei.value.all_results) == {"ins-a", "ins-b"}
+    assert bucket.remove_items(ItemSequence(items)).all_ok  # each removal checks the item's CAS

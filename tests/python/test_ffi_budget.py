@@ -1,0 +1,57 @@
+"""The performance contract: a synchronous single-key operation crosses into C
+twice (schedule, then cbffi_wait which also harvests); a multi operation once
+per key plus one wait."""
+import pytest
+
+from couchbase_ffi import bucket as bucket_module
+from couchbase_ffi import FMT_BYTES
+
+
+class CountingLib(object):
+    def __init__(self, lib):
+        self._lib = lib
+        self.calls = []
+
+    def __getattr__(self, name):
+        attr = getattr(self._lib, name)
+        if not callable(attr):
+            return attr
+
+        def counted(*args):
+            self.calls.append(name)
+            return attr(*args)
+        return counted
+
+
+@pytest.fixture
+def counting(monkeypatch):
+    lib = CountingLib(bucket_module.lib)
+    monkeypatch.setattr(bucket_module, "lib", lib)
+    return lib
+
+
+def test_single_key_operations_cross_into_c_twice(bucket, counting):
+    bucket.upsert("budget", b"v", format=FMT_BYTES)
+    bucket.get("budget")
+    bucket.get("budget-missing", quiet=True)
+    bucket.upsert("budget", {"json": True})
+    bucket.counter("budget-ctr", initial=1)
+    bucket.remove("budget-ctr")
+    assert counting.calls == ["cbffi_store", "cbffi_wait", "cbffi_get", "cbffi_wait",
+                              "cbffi_get", "cbffi_wait", "cbffi_store", "cbffi_wait",
+                              "cbffi_counter", "cbffi_wait", "cbffi_remove", "cbffi_wait"]
+
+
+def test_multi_schedules_everything_then_waits_once(bucket, counting):
+    keys = ["budget%d" % i for i in range(50)]
+    bucket.upsert_multi(dict.fromkeys(keys, 1))
+    del counting.calls[:]
+    bucket.get_multi(keys)
+    assert counting.calls == ["cbffi_get"] * 50 + ["cbffi_wait"]
+
+
+def test_pipeline_waits_once_at_the_end(bucket, counting):
+    with bucket.pipeline():
+        bucket.upsert("budget-p", 1)
+        bucket.get("budget-p")
+    assert counting.calls == ["cbffi_store", "cbffi_get", "cbffi_wait"]
