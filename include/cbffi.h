@@ -141,8 +141,19 @@ typedef enum cbffi_op {
     CBFFI_OP_VERSION = 12,
     CBFFI_OP_FLUSH = 13,
     CBFFI_OP_NOOP = 14,
-    CBFFI_OP_CONNECT = 15
+    CBFFI_OP_CONNECT = 15,
+    CBFFI_OP_GET_REPLICA = 16,  /* Couchbase: read a replica copy */
+    CBFFI_OP_OBSERVE = 17,      /* Couchbase: where and how a key is stored */
+    CBFFI_OP_ENDURE = 18        /* Couchbase: wait until persisted/replicated */
 } cbffi_op;
+
+/* OBSERVE key states, reported in cbffi_result.flags (PROTOCOL.md 2.2). */
+typedef enum cbffi_observe_state {
+    CBFFI_OBS_FOUND = 0x00,             /* in memory, not persisted yet */
+    CBFFI_OBS_PERSISTED = 0x01,         /* in memory and on disk */
+    CBFFI_OBS_NOT_FOUND = 0x80,         /* absent (a delete is persisted) */
+    CBFFI_OBS_LOGICALLY_DELETED = 0x81  /* deleted in memory, not on disk */
+} cbffi_observe_state;
 
 /* How cbffi_get reads. */
 typedef enum cbffi_get_mode {
@@ -180,8 +191,16 @@ typedef struct cbffi_result {
                                go to every server: one result per stat /
                                per server with final = 0, then one summary
                                result with final = 1, key = NULL and rc = the
-                               first error met (or CBFFI_OK). */
-    uint8_t reserved[5];
+                               first error met (or CBFFI_OK).  OBSERVE: one
+                               result per node that answered (final = 0,
+                               flags = cbffi_observe_state, cas = the node's
+                               CAS, u64 = persist-time estimate << 32 |
+                               replicate-time estimate, in ms), then the
+                               summary (rc = the active node's failure, if
+                               any). */
+    uint8_t replica;        /* OBSERVE / GET_REPLICA: 0 = the active copy,
+                               i = the i-th replica (1-based) */
+    uint8_t reserved[4];
 } cbffi_result;
 
 /* ------------------------------------------------------------------------ */
@@ -199,8 +218,14 @@ typedef enum cbffi_client_type {
 /* Timeouts that cbffi_client_set_timeout / _get_timeout address. */
 typedef enum cbffi_timeout_kind {
     CBFFI_TIMEOUT_OPERATION = 1,  /* per operation; default 2.5 s */
-    CBFFI_TIMEOUT_CONNECT = 2     /* per connection attempt / bootstrap;
-                                     default 2 s */
+    CBFFI_TIMEOUT_CONNECT = 2,    /* per connection attempt, including the
+                                     handshake; default 2 s */
+    CBFFI_TIMEOUT_BOOTSTRAP = 3,  /* couchbase://: getting the first cluster
+                                     map (config_total_timeout); default 5 s */
+    CBFFI_TIMEOUT_DURABILITY = 4, /* persist_to / replicate_to polling after
+                                     a mutation; default 5 s */
+    CBFFI_TIMEOUT_DURABILITY_INTERVAL = 5  /* between OBSERVE rounds;
+                                              default 10 ms */
 } cbffi_timeout_kind;
 
 /*
@@ -224,11 +249,23 @@ void cbffi_client_destroy(cbffi_client *client);
 
 /*
  * Schedule connecting to the cluster; completes as one result with
- * op = CBFFI_OP_CONNECT.  memcached://: connects to every server; rc is
- * CBFFI_OK if at least one server accepted, else the first failure
- * (CBFFI_CONNECT_ERROR, CBFFI_ECONNREFUSED, CBFFI_UNKNOWN_HOST,
- * CBFFI_ETIMEDOUT).  Operations do not need it: a server is connected on
- * first use and reconnected after a failure.  Returns 0 or a cbffi_rc.
+ * op = CBFFI_OP_CONNECT.  Returns 0 or a cbffi_rc.
+ *   memcached://: connects to every server; rc is CBFFI_OK if at least one
+ *   server accepted, else the first failure (CBFFI_CONNECT_ERROR,
+ *   CBFFI_ECONNREFUSED, CBFFI_UNKNOWN_HOST, CBFFI_ETIMEDOUT).  Operations
+ *   do not need it: a server is connected on first use and reconnected
+ *   after a failure.
+ *   couchbase://: bootstraps: connects to the connection string's hosts in
+ *   turn, negotiates (HELLO, SASL SCRAM-SHA512 > 256 > 1, or the mechanism
+ *   forced with sasl_mech_force; SELECT_BUCKET) and fetches the cluster map
+ *   (GET_CLUSTER_CONFIG), then opens a connection to every data node.  rc:
+ *   CBFFI_OK, CBFFI_AUTH_ERROR (wrong credentials),
+ *   CBFFI_BUCKET_ENOENT (no such bucket, or no access to it),
+ *   CBFFI_SASLMECH_UNAVAILABLE, CBFFI_CONNECT_ERROR / CBFFI_UNKNOWN_HOST
+ *   (no host reachable), CBFFI_ETIMEDOUT (CBFFI_TIMEOUT_BOOTSTRAP passed),
+ *   CBFFI_PROTOCOL_ERROR (a malformed cluster map).  Operations scheduled
+ *   before the map is known wait for it (and bootstrap on their own if
+ *   cbffi_connect was not called); they fail with the bootstrap's rc.
  */
 int cbffi_connect(cbffi_client *client, uint64_t cookie);
 
@@ -251,6 +288,20 @@ const char *cbffi_client_bucket(cbffi_client *client);
 /* The index of the server `key` maps to now, or -1.  (Diagnostics, tests.) */
 int cbffi_client_server_for_key(cbffi_client *client, const char *key,
                                 size_t nkey);
+
+/* couchbase:// vbucket buckets: the key's vbucket into *vbucket and its
+   active server index into *server (-1 if none); returns 0, or
+   CBFFI_NOT_SUPPORTED (no vbucket map: memcached:// or a memcached bucket)
+   or CBFFI_CLIENT_ENOCONF (no map yet). */
+int cbffi_client_vbucket(cbffi_client *client, const char *key, size_t nkey,
+                         uint32_t *vbucket, int *server);
+
+/* The bucket's configured replica count; -1 before a map is known or for
+   buckets without vbuckets. */
+int cbffi_client_replica_count(cbffi_client *client);
+
+/* The revision of the cluster map in use; -1 if none. */
+int64_t cbffi_client_config_rev(cbffi_client *client);
 
 /* A description of the last failure of a scheduling or create call on this
    client, or "" if none.  Owned by the client, valid until the next call. */
@@ -305,6 +356,54 @@ int cbffi_touch(cbffi_client *client, const char *key, size_t nkey,
 /* UNLOCK_KEY (Couchbase only: CBFFI_NOT_SUPPORTED on memcached://). */
 int cbffi_unlock(cbffi_client *client, const char *key, size_t nkey,
                  uint64_t cas, uint64_t cookie);
+
+/*
+ * Couchbase-only operations (couchbase:// vbucket buckets; on memcached://
+ * they return CBFFI_NOT_SUPPORTED and schedule nothing).
+ */
+
+/* GET_REPLICA: read a replica copy.  index >= 0: that replica (0 = the
+   first); index < 0: the replicas in turn until one has the key.  The
+   result has op = CBFFI_OP_GET_REPLICA and replica = the replica (1-based)
+   that answered.  Returns CBFFI_NO_MATCHING_SERVER if the bucket has no such
+   replica configured. */
+int cbffi_get_replica(cbffi_client *client, const char *key, size_t nkey,
+                      int index, uint64_t cookie);
+
+/* OBSERVE the key on its active node and (unless master_only) on every
+   replica: see cbffi_result for the per-node results. */
+int cbffi_observe(cbffi_client *client, const char *key, size_t nkey,
+                  int master_only, uint64_t cookie);
+
+/*
+ * Poll OBSERVE every interval_us (0: CBFFI_TIMEOUT_DURABILITY_INTERVAL)
+ * until the key (at CAS `cas`, if non-zero) is persisted on persist_to
+ * nodes (the active node counts) and in memory on replicate_to replicas,
+ * or, with check_removed, until its deletion is.  -1 means every node of
+ * the key's chain that exists now.  One result, op = CBFFI_OP_ENDURE:
+ * CBFFI_OK; CBFFI_KEY_EEXISTS if the key changed (another CAS on the active
+ * node); CBFFI_KEY_ENOENT if it is gone (not check_removed);
+ * CBFFI_ETIMEDOUT after timeout_us (0: CBFFI_TIMEOUT_DURABILITY).
+ * Returns CBFFI_DURABILITY_ETOOMANY when more nodes are asked for than the
+ * bucket has (replicas + 1 to persist, replicas to replicate to).
+ */
+int cbffi_endure(cbffi_client *client, const char *key, size_t nkey,
+                 uint64_t cas, int persist_to, int replicate_to,
+                 int check_removed, uint64_t timeout_us, uint64_t interval_us,
+                 uint64_t cookie);
+
+/* cbffi_store / cbffi_remove followed, once the mutation succeeded, by
+   cbffi_endure's polling with the mutation's CAS (persist_to/replicate_to
+   as there; 0 and 0 make them plain cbffi_store / cbffi_remove).  One
+   result: the mutation's (cas set) with rc = the mutation's failure or the
+   durability outcome. */
+int cbffi_store_durable(cbffi_client *client, int op, const char *key,
+                        size_t nkey, const char *value, size_t nvalue,
+                        uint32_t flags, uint32_t exptime, uint64_t cas,
+                        int persist_to, int replicate_to, uint64_t cookie);
+int cbffi_remove_durable(cbffi_client *client, const char *key, size_t nkey,
+                         uint64_t cas, int persist_to, int replicate_to,
+                         uint64_t cookie);
 
 /* STAT `group` (NULL/0 for the default group) on every server; VERSION,
    FLUSH and NOOP on every server.  See cbffi_result.final. */

@@ -14,6 +14,8 @@
 enum {
     DEFAULT_OP_TIMEOUT = 2500000,      /* 2.5 s */
     DEFAULT_CONNECT_TIMEOUT = 2000000, /* 2 s */
+    DEFAULT_DUR_TIMEOUT = 5000000,     /* 5 s */
+    DEFAULT_DUR_INTERVAL = 10000,      /* 10 ms */
     MAX_VALUE = 20 * 1024 * 1024,
     MAX_BODY = 64 * 1024 * 1024
 };
@@ -62,30 +64,46 @@ static int build_routing(cbffi_client *c)
     return rc;
 }
 
+static int copy_cred(char **dst, const char *arg, const char *fromstr)
+{
+    const char *v = arg ? arg : fromstr;
+    if (!v)
+        return CBFFI_OK;
+    *dst = strdup(v);
+    return *dst ? CBFFI_OK : CBFFI_CLIENT_ENOMEM;
+}
+
 static int setup(cbffi_client *c, const char *connstr, const char *user,
                  const char *pass, char *errbuf, size_t nerr)
 {
     int rc = cb_connstr_parse(connstr, &c->cs, errbuf, nerr);
     if (rc != CBFFI_OK)
         return rc;
-    if (c->cs.scheme != CB_SCHEME_MEMCACHED) {
+    if (c->cs.scheme == CB_SCHEME_HTTP) {
         write_err(errbuf, nerr,
-                  "couchbase:// and http:// bootstrap are not available in "
-                  "this build; use memcached://");
+                  "http:// (REST) bootstrap is not available in this build; "
+                  "use couchbase://host/bucket");
         return CBFFI_NOT_SUPPORTED;
     }
-    (void)user;
-    (void)pass;
-    c->type = CBFFI_TYPE_MEMCACHED;
     if (c->cs.operation_timeout_us)
         c->op_timeout = c->cs.operation_timeout_us;
     if (c->cs.connect_timeout_us)
         c->connect_timeout = c->cs.connect_timeout_us;
+    if ((rc = copy_cred(&c->username, user, c->cs.username)) != CBFFI_OK ||
+        (rc = copy_cred(&c->password, pass, c->cs.password)) != CBFFI_OK)
+        return rc;
+    if (c->cs.scheme == CB_SCHEME_COUCHBASE) {
+        c->type = CBFFI_TYPE_COUCHBASE;
+        return cb_cluster_setup(c);
+    }
+    c->type = CBFFI_TYPE_MEMCACHED;
     c->conns = calloc(c->cs.nhosts, sizeof(*c->conns));
     if (!c->conns)
         return CBFFI_CLIENT_ENOMEM;
     for (size_t i = 0; i < c->cs.nhosts; i++) {
-        if (cb_conn_init(&c->conns[i], c, (int)i, &c->cs.hosts[i]) != 0)
+        const cb_hostport *h = &c->cs.hosts[i];
+        c->conns[i] = cb_conn_new(c, (int)i, h->host, h->port, h->ipv6);
+        if (!c->conns[i])
             return CBFFI_CLIENT_ENOMEM;
         c->nconns++;
     }
@@ -110,6 +128,9 @@ int cbffi_client_create(cbffi_client **out, const char *connstr,
     }
     c->op_timeout = DEFAULT_OP_TIMEOUT;
     c->connect_timeout = DEFAULT_CONNECT_TIMEOUT;
+    c->dur_timeout = DEFAULT_DUR_TIMEOUT;
+    c->dur_interval = DEFAULT_DUR_INTERVAL;
+    c->next_retry = UINT64_MAX;
     c->max_value = MAX_VALUE;
     c->max_body = MAX_BODY;
     c->pending.pnext = c->pending.pprev = &c->pending;
@@ -129,13 +150,21 @@ void cbffi_client_destroy(cbffi_client *c)
 {
     if (!c)
         return;
+    cb_cluster_destroy(c);
     for (int i = 0; i < c->nconns; i++)
-        cb_conn_destroy(&c->conns[i]);
+        cb_conn_free(c->conns[i]);
     free(c->conns);
     cb_ketama_free(&c->ketama);
     cb_connstr_free(&c->cs);
+    free(c->username);
+    free(c->password);
     while (c->chunks) {
         cb_op_chunk *next = c->chunks->next;
+        /* Ops still referenced somewhere own packets and durability state. */
+        for (size_t i = 0; i < sizeof(c->chunks->ops) / sizeof(c->chunks->ops[0]); i++) {
+            cb_buf_free(&c->chunks->ops[i].pkt);
+            cb_dur_free(c->chunks->ops[i].dur);
+        }
         free(c->chunks);
         c->chunks = next;
     }
@@ -148,26 +177,33 @@ void cbffi_client_destroy(cbffi_client *c)
 
 /* ---- getters -------------------------------------------------------------- */
 
+static uint64_t *timeout_slot(cbffi_client *c, int kind)
+{
+    switch (kind) {
+    case CBFFI_TIMEOUT_OPERATION: return &c->op_timeout;
+    case CBFFI_TIMEOUT_CONNECT: return &c->connect_timeout;
+    case CBFFI_TIMEOUT_BOOTSTRAP: return &c->bootstrap_timeout;
+    case CBFFI_TIMEOUT_DURABILITY: return &c->dur_timeout;
+    case CBFFI_TIMEOUT_DURABILITY_INTERVAL: return &c->dur_interval;
+    default: return NULL;
+    }
+}
+
 int cbffi_client_set_timeout(cbffi_client *c, int kind, uint64_t usec)
 {
     if (usec == 0)
         return CBFFI_EINVAL;
-    if (kind == CBFFI_TIMEOUT_OPERATION)
-        c->op_timeout = usec;
-    else if (kind == CBFFI_TIMEOUT_CONNECT)
-        c->connect_timeout = usec;
-    else
+    uint64_t *t = timeout_slot(c, kind);
+    if (!t)
         return CBFFI_EINVAL;
+    *t = usec;
     return CBFFI_OK;
 }
 
 uint64_t cbffi_client_get_timeout(cbffi_client *c, int kind)
 {
-    if (kind == CBFFI_TIMEOUT_OPERATION)
-        return c->op_timeout;
-    if (kind == CBFFI_TIMEOUT_CONNECT)
-        return c->connect_timeout;
-    return 0;
+    uint64_t *t = timeout_slot(c, kind);
+    return t ? *t : 0;
 }
 
 int cbffi_client_type_of(cbffi_client *c) { return (int)c->type; }
@@ -175,7 +211,7 @@ int cbffi_client_server_count(cbffi_client *c) { return c->nconns; }
 
 const char *cbffi_client_server_name(cbffi_client *c, int i)
 {
-    return i >= 0 && i < c->nconns ? c->conns[i].name : NULL;
+    return i >= 0 && i < c->nconns ? c->conns[i]->name : NULL;
 }
 
 const char *cbffi_client_bucket(cbffi_client *c) { return c->cs.bucket; }
@@ -195,7 +231,46 @@ int cbffi_client_server_for_key(cbffi_client *c, const char *key, size_t nkey)
 {
     if (!key || nkey == 0)
         return -1;
-    return route(c, key, nkey);
+    if (c->type != CBFFI_TYPE_COUCHBASE)
+        return route(c, key, nkey);
+    if (!c->have_map)
+        return -1;
+    if (c->map.locator == CB_CM_KETAMA)
+        return route(c, key, nkey);
+    return cb_clustermap_vb_server(&c->map,
+                                   cb_vbucket_of(key, nkey, c->map.nvbuckets), 0);
+}
+
+int cbffi_client_vbucket(cbffi_client *c, const char *key, size_t nkey,
+                         uint32_t *vbucket, int *server)
+{
+    if (c->type != CBFFI_TYPE_COUCHBASE)
+        return CBFFI_NOT_SUPPORTED;
+    if (!c->have_map)
+        return CBFFI_CLIENT_ENOCONF;
+    if (c->map.locator != CB_CM_VBUCKET)
+        return CBFFI_NOT_SUPPORTED;
+    if (!key || nkey == 0)
+        return CBFFI_EMPTY_KEY;
+    uint32_t vb = cb_vbucket_of(key, nkey, c->map.nvbuckets);
+    if (vbucket)
+        *vbucket = vb;
+    if (server)
+        *server = cb_clustermap_vb_server(&c->map, vb, 0);
+    return CBFFI_OK;
+}
+
+int cbffi_client_replica_count(cbffi_client *c)
+{
+    if (c->type != CBFFI_TYPE_COUCHBASE || !c->have_map ||
+        c->map.locator != CB_CM_VBUCKET)
+        return -1;
+    return (int)c->map.nreplicas;
+}
+
+int64_t cbffi_client_config_rev(cbffi_client *c)
+{
+    return c->have_map ? c->map.rev : -1;
 }
 
 /* ---- op pool and pending list --------------------------------------------- */
@@ -203,7 +278,7 @@ int cbffi_client_server_for_key(cbffi_client *c, const char *key, size_t nkey)
 cb_op *cb_op_new(cbffi_client *c, int op, uint64_t cookie)
 {
     if (!c->free_ops) {
-        cb_op_chunk *ch = malloc(sizeof(*ch));
+        cb_op_chunk *ch = calloc(1, sizeof(*ch));
         if (!ch)
             return NULL;
         ch->next = c->chunks;
@@ -228,13 +303,18 @@ void cb_op_unref(cbffi_client *c, cb_op *op)
         return;
     if (op->parent)
         cb_op_unref(c, op->parent);
+    cb_buf_free(&op->pkt);
+    if (op->dur) {
+        cb_dur_free(op->dur);
+        op->dur = NULL;
+    }
     op->pnext = c->free_ops;
     c->free_ops = op;
 }
 
-static void pending_add(cbffi_client *c, cb_op *op)
+void cb_pending_add(cbffi_client *c, cb_op *op, uint64_t timeout)
 {
-    op->deadline = cb_now() + c->op_timeout;
+    op->deadline = cb_now() + timeout;
     if (op->deadline < c->next_deadline)
         c->next_deadline = op->deadline;
     op->pprev = c->pending.pprev;
@@ -311,6 +391,7 @@ static void push_simple(cbffi_client *c, const cb_op *op, int rc, int server,
     r.op = op->op;
     r.server = (int16_t)server;
     r.final = (uint8_t)final;
+    r.replica = op->replica;
     cb_result_push(c, &r, NULL, 0, NULL, 0);
 }
 
@@ -318,12 +399,24 @@ void cb_op_fail(cbffi_client *c, cb_op *op, int rc, int server)
 {
     if (op->done)
         return;
+    if (op->internal) {
+        op->done = 1;
+        return;
+    }
     push_simple(c, op, rc, server, 1);
     pending_done(c, op);
 }
 
-/* Count one finished child of parent p; the last one completes p. */
-static void parent_account(cbffi_client *c, cb_op *p, int rc)
+void cb_op_complete(cbffi_client *c, cb_op *op, const cbffi_result *r,
+                    const char *value, size_t nvalue)
+{
+    if (op->done)
+        return;
+    cb_result_push(c, r, NULL, 0, value, nvalue);
+    pending_done(c, op);
+}
+
+void cb_parent_account(cbffi_client *c, cb_op *p, int rc)
 {
     if (p->done)
         return;
@@ -349,7 +442,10 @@ void cb_child_finish(cbffi_client *c, cb_op *child, int rc)
     /* VERSION/FLUSH/NOOP report each server; STATS reports each stat. */
     if (!p->done && p->op != CBFFI_OP_STATS && p->op != CBFFI_OP_CONNECT)
         push_simple(c, child, rc, child->server, 0);
-    parent_account(c, p, rc);
+    /* OBSERVE: only the active node's failure fails the whole. */
+    if (p->op == CBFFI_OP_OBSERVE && child->replica)
+        rc = CBFFI_OK;
+    cb_parent_account(c, p, rc);
 }
 
 size_t cbffi_harvest(cbffi_client *c, cbffi_result *out, size_t max)
@@ -370,15 +466,27 @@ size_t cbffi_harvest(cbffi_client *c, cbffi_result *out, size_t max)
 
 /* ---- responses -------------------------------------------------------------- */
 
-static int is_mutation(int op)
+int cb_is_mutation(int op)
 {
     return op >= CBFFI_OP_SET && op <= CBFFI_OP_COUNTER;
 }
 
-/* Produce the final result of a single-key op from a response. */
+/* Produce the final result of a single-key op from a response.  The op has
+   been popped from conn's queue already.  Returns -1 if the conn failed. */
 static int complete_keyop(cbffi_client *c, cb_conn *conn, cb_op *op,
                           const cb_resp *r)
 {
+    if (op->op == CB_OP_CONFIG) {
+        if (r->status == CB_ST_SUCCESS)
+            cb_cluster_apply_json(c, r->value, r->nvalue, conn->host);
+        op->done = 1;
+        return 0;
+    }
+    if (op->done)
+        return 0;
+    if (r->status != CB_ST_SUCCESS && c->type == CBFFI_TYPE_COUCHBASE &&
+        cb_cluster_on_status(c, conn, op, r))
+        return 0;
     cbffi_result res;
     memset(&res, 0, sizeof(res));
     res.cookie = op->cookie;
@@ -388,12 +496,14 @@ static int complete_keyop(cbffi_client *c, cb_conn *conn, cb_op *op,
     res.server = (int16_t)conn->index;
     res.final = 1;
     res.cas = r->cas;
-    res.rc = cb_status_to_rc(r->status, is_mutation(op->op));
+    res.replica = op->replica;
+    res.rc = cb_status_to_rc(r->status, cb_is_mutation(op->op));
     const char *val = NULL;
     size_t nval = 0;
     if (res.rc == CBFFI_OK) {
-        if (op->op == CBFFI_OP_GET) {
+        if (op->op == CBFFI_OP_GET || op->op == CBFFI_OP_GET_REPLICA) {
             if (r->next != 4) {
+                cb_op_fail(c, op, CBFFI_PROTOCOL_ERROR, conn->index);
                 cb_conn_fail(conn, CBFFI_PROTOCOL_ERROR,
                              "GET reply with %u bytes of extras", r->next);
                 return -1;
@@ -403,6 +513,7 @@ static int complete_keyop(cbffi_client *c, cb_conn *conn, cb_op *op,
             nval = r->nvalue;
         } else if (op->op == CBFFI_OP_COUNTER) {
             if (r->nvalue != 8) {
+                cb_op_fail(c, op, CBFFI_PROTOCOL_ERROR, conn->index);
                 cb_conn_fail(conn, CBFFI_PROTOCOL_ERROR,
                              "counter reply with a %u-byte value",
                              (unsigned)r->nvalue);
@@ -410,14 +521,15 @@ static int complete_keyop(cbffi_client *c, cb_conn *conn, cb_op *op,
             }
             res.u64 = cb_get64(r->value);
         }
+        if (op->dur) {
+            cb_dur_start(c, op, r->cas);
+            return 0;
+        }
     } else {
         val = r->value; /* the server's error text, if any */
         nval = r->nvalue;
     }
-    if (!op->done) {
-        cb_result_push(c, &res, NULL, 0, val, nval);
-        pending_done(c, op);
-    }
+    cb_op_complete(c, op, &res, val, nval);
     return 0;
 }
 
@@ -441,28 +553,38 @@ static int complete_child(cbffi_client *c, cb_conn *conn, cb_op *op,
         return 1;
     if (op->op == CBFFI_OP_VERSION && rc == CBFFI_OK) {
         op->done = 1; /* its per-server result went out above */
-        parent_account(c, op->parent, rc);
+        cb_parent_account(c, op->parent, rc);
     } else {
         cb_child_finish(c, op, rc);
     }
     return 0;
 }
 
+static void pop_head(cb_conn *conn)
+{
+    conn->queue.head = (conn->queue.head + 1) % conn->queue.cap;
+    conn->queue.count--;
+}
+
 int cb_handle_response(cbffi_client *c, cb_conn *conn, cb_op *op,
                        const cb_resp *r)
 {
-    int stay;
-    if (op->parent)
-        stay = complete_child(c, conn, op, r);
-    else
-        stay = complete_keyop(c, conn, op, r);
-    if (stay != 0)
-        return stay < 0 ? -1 : 1;
-    /* Pop the head (it is op) and drop the queue's reference. */
-    conn->queue.head = (conn->queue.head + 1) % conn->queue.cap;
-    conn->queue.count--;
-    cb_op_unref(c, op);
-    return 0;
+    int rc = 0;
+    if (op->parent && op->cmd == CB_CMD_OBSERVE) {
+        pop_head(conn);
+        rc = cb_observe_response(c, conn, op, r);
+    } else if (op->parent) {
+        if (complete_child(c, conn, op, r))
+            return 1; /* more STAT packets follow */
+        pop_head(conn);
+    } else {
+        /* Popped first: handling may reroute the op, apply a new map or
+           fail this conn, all of which walk the queues. */
+        pop_head(conn);
+        rc = complete_keyop(c, conn, op, r);
+    }
+    cb_op_unref(c, op); /* the queue's reference */
+    return rc;
 }
 
 void cb_handle_silence(cbffi_client *c, cb_conn *conn, cb_op *op)
@@ -483,17 +605,32 @@ void cb_handle_silence(cbffi_client *c, cb_conn *conn, cb_op *op)
 
 /* ---- timeouts ---------------------------------------------------------------- */
 
+static int connect_overdue(const cb_conn *conn, uint64_t now)
+{
+    return (conn->state == CB_CONN_CONNECTING ||
+            conn->state == CB_CONN_NEGOTIATING) &&
+           now >= conn->connect_deadline;
+}
+
+static void fail_overdue(cbffi_client *c, cb_conn *conn)
+{
+    cb_conn_fail(conn, CBFFI_CONNECT_ERROR, "%s timed out after %.3f s",
+                 conn->state == CB_CONN_CONNECTING ? "connect" : "handshake",
+                 (double)c->connect_timeout / 1e6);
+}
+
 /* Connection attempts past their deadline fail (their ops with them). */
 static void expire_connects(cbffi_client *c, uint64_t now)
 {
     for (int i = 0; i < c->nconns; i++) {
-        cb_conn *conn = &c->conns[i];
-        if (conn->state == CB_CONN_CONNECTING && now >= conn->connect_deadline) {
-            cb_conn_fail(conn, CBFFI_CONNECT_ERROR, "connect timed out after %.3f s",
-                         (double)c->connect_timeout / 1e6);
+        cb_conn *conn = c->conns[i];
+        if (connect_overdue(conn, now)) {
+            fail_overdue(c, conn);
             cb_conn_update_watch(conn);
         }
     }
+    if (c->seed && connect_overdue(c->seed, now))
+        fail_overdue(c, c->seed); /* moves on to the next host */
 }
 
 /* A server that has sent nothing for a whole operation timeout while
@@ -501,14 +638,11 @@ static void expire_connects(cbffi_client *c, uint64_t now)
    next operation reconnects instead of queueing behind a silent peer. */
 static void drop_silent_conns(cbffi_client *c, uint64_t now)
 {
+    expire_connects(c, now);
     for (int i = 0; i < c->nconns; i++) {
-        cb_conn *conn = &c->conns[i];
-        if (conn->state == CB_CONN_CONNECTING && now >= conn->connect_deadline)
-            cb_conn_fail(conn, CBFFI_CONNECT_ERROR,
-                         "connect timed out after %.3f s",
-                         (double)c->connect_timeout / 1e6);
-        else if (conn->state == CB_CONN_CONNECTED && conn->queue.count &&
-                 now - conn->last_read >= c->op_timeout)
+        cb_conn *conn = c->conns[i];
+        if (conn->state == CB_CONN_CONNECTED && conn->queue.count &&
+            now - conn->last_read >= c->op_timeout)
             cb_conn_fail(conn, CBFFI_NETWORK_ERROR,
                          "no reply for %.3f s; connection dropped",
                          (double)(now - conn->last_read) / 1e6);
@@ -524,7 +658,8 @@ void cb_expire(cbffi_client *c, uint64_t now)
     while (op != &c->pending) {
         cb_op *nx = op->pnext;
         if (op->deadline <= now) {
-            cb_op_fail(c, op, CBFFI_ETIMEDOUT, op->server);
+            cb_op_fail(c, op, op->last_rc ? op->last_rc : CBFFI_ETIMEDOUT,
+                       op->server);
             expired = 1;
         } else if (op->deadline < next) {
             next = op->deadline;
@@ -538,6 +673,8 @@ void cb_expire(cbffi_client *c, uint64_t now)
         drop_silent_conns(c, now);
     else
         expire_connects(c, now);
+    if (c->type == CBFFI_TYPE_COUCHBASE)
+        cb_cluster_run_retries(c, now);
 }
 
 /* ---- scheduling ---------------------------------------------------------------- */
@@ -556,14 +693,47 @@ static int check_key(cbffi_client *c, const char *key, size_t nkey)
     return CBFFI_OK;
 }
 
-/* Route, encode and queue a single-key request. */
-static int sched_key(cbffi_client *c, int opkind, cb_req *req, size_t nkey,
-                     uint64_t cookie)
+/* couchbase://: encode into the op's own packet and route it. */
+static int sched_cluster(cbffi_client *c, cb_op *op, cb_req *req)
+{
+    op->route = CB_ROUTE_CHAIN;
+    op->vb_header = 1;
+    if (cb_encode(&op->pkt, req) != 0) {
+        op->refs = 1;
+        cb_op_unref(c, op);
+        cb_set_error(c, "out of memory");
+        return CBFFI_CLIENT_ENOMEM;
+    }
+    cb_pending_add(c, op, c->op_timeout);
+    op->refs++; /* ours, while dispatching */
+    cb_cluster_dispatch(c, op);
+    cb_op_unref(c, op);
+    return CBFFI_OK;
+}
+
+/* Route, encode and queue a single-key request.  dur: persist_to and
+   replicate_to (both 0: none), check_removed for deletes. */
+static int sched_key_dur(cbffi_client *c, int opkind, cb_req *req,
+                         size_t nkey, uint64_t cookie, int persist_to,
+                         int replicate_to)
 {
     int rc = check_key(c, req->key, nkey);
     if (rc != CBFFI_OK)
         return rc;
     req->nkey = (uint16_t)nkey;
+    if (c->type == CBFFI_TYPE_COUCHBASE) {
+        cb_op *op = cb_op_new(c, opkind, cookie);
+        if (!op)
+            return CBFFI_CLIENT_ENOMEM;
+        if ((persist_to || replicate_to) &&
+            cb_dur_attach(c, op, req->key, nkey, persist_to, replicate_to,
+                          opkind == CBFFI_OP_REMOVE) != CBFFI_OK) {
+            op->refs = 1;
+            cb_op_unref(c, op);
+            return CBFFI_CLIENT_ENOMEM;
+        }
+        return sched_cluster(c, op, req);
+    }
     int s = route(c, req->key, req->nkey);
     if (s < 0) {
         cb_set_error(c, "no server for the key");
@@ -573,14 +743,37 @@ static int sched_key(cbffi_client *c, int opkind, cb_req *req, size_t nkey,
     if (!op)
         return CBFFI_CLIENT_ENOMEM;
     op->server = (int16_t)s;
-    if (cb_conn_enqueue(&c->conns[s], op, req) != 0) {
+    if (cb_conn_enqueue(c->conns[s], op, req) != 0) {
         op->refs = 1;
         cb_op_unref(c, op);
         cb_set_error(c, "out of memory");
         return CBFFI_CLIENT_ENOMEM;
     }
-    pending_add(c, op);
+    cb_pending_add(c, op, c->op_timeout);
     return CBFFI_OK;
+}
+
+static int sched_key(cbffi_client *c, int opkind, cb_req *req, size_t nkey,
+                     uint64_t cookie)
+{
+    return sched_key_dur(c, opkind, req, nkey, cookie, 0, 0);
+}
+
+/* Durability needs a vbucket map: checked before anything is scheduled. */
+static int check_durable(cbffi_client *c, int persist_to, int replicate_to)
+{
+    if (!persist_to && !replicate_to)
+        return CBFFI_OK;
+    if (c->type != CBFFI_TYPE_COUCHBASE ||
+        (c->have_map && c->map.locator != CB_CM_VBUCKET)) {
+        cb_set_error(c, "persist_to / replicate_to need a Couchbase bucket");
+        return CBFFI_NOT_SUPPORTED;
+    }
+    if (!c->have_map) {
+        cb_set_error(c, "not connected yet: no cluster map");
+        return CBFFI_CLIENT_ENOCONF;
+    }
+    return cb_dur_check(c, persist_to, replicate_to);
 }
 
 int cbffi_get(cbffi_client *c, const char *key, size_t nkey, int mode,
@@ -598,7 +791,8 @@ int cbffi_get(cbffi_client *c, const char *key, size_t nkey, int mode,
         req.next = cb_ext_exptime(ext, exptime);
         break;
     case CBFFI_GET_LOCK:
-        if (c->type != CBFFI_TYPE_COUCHBASE) {
+        if (c->type != CBFFI_TYPE_COUCHBASE ||
+            (c->have_map && c->map.locator != CB_CM_VBUCKET)) {
             cb_set_error(c, "lock needs a Couchbase bucket");
             return CBFFI_NOT_SUPPORTED;
         }
@@ -619,9 +813,10 @@ static const uint8_t store_cmd[] = {
     [CBFFI_OP_PREPEND] = CB_CMD_PREPEND,
 };
 
-int cbffi_store(cbffi_client *c, int op, const char *key, size_t nkey,
-                const char *value, size_t nvalue, uint32_t flags,
-                uint32_t exptime, uint64_t cas, uint64_t cookie)
+int cbffi_store_durable(cbffi_client *c, int op, const char *key, size_t nkey,
+                        const char *value, size_t nvalue, uint32_t flags,
+                        uint32_t exptime, uint64_t cas, int persist_to,
+                        int replicate_to, uint64_t cookie)
 {
     char ext[8];
     if (op < CBFFI_OP_SET || op > CBFFI_OP_PREPEND) {
@@ -640,13 +835,36 @@ int cbffi_store(cbffi_client *c, int op, const char *key, size_t nkey,
         cb_set_error(c, "NULL value with a non-zero length");
         return CBFFI_EINVAL;
     }
+    if ((rc = check_durable(c, persist_to, replicate_to)) != CBFFI_OK)
+        return rc;
     cb_req req = {.opcode = store_cmd[op], .key = key, .nkey = (uint16_t)nkey,
                   .value = value, .nvalue = (uint32_t)nvalue, .cas = cas};
     if (op <= CBFFI_OP_REPLACE) {
         req.ext = ext;
         req.next = cb_ext_store(ext, flags, exptime);
     }
-    return sched_key(c, op, &req, nkey, cookie);
+    return sched_key_dur(c, op, &req, nkey, cookie, persist_to, replicate_to);
+}
+
+int cbffi_store(cbffi_client *c, int op, const char *key, size_t nkey,
+                const char *value, size_t nvalue, uint32_t flags,
+                uint32_t exptime, uint64_t cas, uint64_t cookie)
+{
+    return cbffi_store_durable(c, op, key, nkey, value, nvalue, flags, exptime,
+                               cas, 0, 0, cookie);
+}
+
+int cbffi_remove_durable(cbffi_client *c, const char *key, size_t nkey,
+                         uint64_t cas, int persist_to, int replicate_to,
+                         uint64_t cookie)
+{
+    int rc = check_durable(c, persist_to, replicate_to);
+    if (rc != CBFFI_OK)
+        return rc;
+    cb_req req = {.opcode = CB_CMD_DELETE, .key = key, .nkey = (uint16_t)nkey,
+                  .cas = cas};
+    return sched_key_dur(c, CBFFI_OP_REMOVE, &req, nkey, cookie, persist_to,
+                         replicate_to);
 }
 
 int cbffi_remove(cbffi_client *c, const char *key, size_t nkey, uint64_t cas,
@@ -695,13 +913,45 @@ int cbffi_unlock(cbffi_client *c, const char *key, size_t nkey, uint64_t cas,
     int rc = check_key(c, key, nkey);
     if (rc != CBFFI_OK)
         return rc;
-    if (c->type != CBFFI_TYPE_COUCHBASE) {
+    if (c->type != CBFFI_TYPE_COUCHBASE ||
+        (c->have_map && c->map.locator != CB_CM_VBUCKET)) {
         cb_set_error(c, "unlock needs a Couchbase bucket");
         return CBFFI_NOT_SUPPORTED;
     }
     cb_req req = {.opcode = CB_CMD_UNLOCK_KEY, .key = key,
                   .nkey = (uint16_t)nkey, .cas = cas};
     return sched_key(c, CBFFI_OP_UNLOCK, &req, nkey, cookie);
+}
+
+int cbffi_get_replica(cbffi_client *c, const char *key, size_t nkey,
+                      int index, uint64_t cookie)
+{
+    int rc = check_key(c, key, nkey);
+    if (rc != CBFFI_OK)
+        return rc;
+    if (c->type != CBFFI_TYPE_COUCHBASE ||
+        (c->have_map && c->map.locator != CB_CM_VBUCKET)) {
+        cb_set_error(c, "replica reads need a Couchbase bucket");
+        return CBFFI_NOT_SUPPORTED;
+    }
+    if (c->have_map && (c->map.nreplicas == 0 ||
+                        (index >= 0 && (uint32_t)index >= c->map.nreplicas))) {
+        cb_set_error(c, "the bucket has %u replica(s); replica %d asked",
+                     c->map.nreplicas, index);
+        return CBFFI_NO_MATCHING_SERVER;
+    }
+    if (index > CB_CM_MAX_REPLICAS) {
+        cb_set_error(c, "replica index %d out of range", index);
+        return CBFFI_NO_MATCHING_SERVER;
+    }
+    cb_op *op = cb_op_new(c, CBFFI_OP_GET_REPLICA, cookie);
+    if (!op)
+        return CBFFI_CLIENT_ENOMEM;
+    op->replica = (uint8_t)(index < 0 ? 1 : index + 1);
+    op->replica_any = index < 0;
+    cb_req req = {.opcode = CB_CMD_GET_REPLICA, .key = key,
+                  .nkey = (uint16_t)nkey};
+    return sched_cluster(c, op, &req);
 }
 
 /* Give a child one reference, finish it with rc at once, and let it go. */
@@ -717,19 +967,24 @@ static void finish_now(cbffi_client *c, cb_op *child, int rc)
 static int sched_broadcast(cbffi_client *c, int opkind, cb_req *req,
                            uint64_t cookie)
 {
+    if (c->nconns == 0) {
+        cb_set_error(c, "not connected yet: no servers known");
+        return CBFFI_CLIENT_ENOCONF;
+    }
     cb_op *p = cb_op_new(c, opkind, cookie);
     if (!p)
         return CBFFI_CLIENT_ENOMEM;
     p->remaining = (uint16_t)c->nconns;
-    pending_add(c, p);
+    cb_pending_add(c, p, c->op_timeout);
     for (int i = 0; i < c->nconns; i++) {
-        cb_conn *conn = &c->conns[i];
+        cb_conn *conn = c->conns[i];
         cb_op *k = cb_op_new(c, opkind, cookie);
         if (!k) {
-            parent_account(c, p, CBFFI_CLIENT_ENOMEM);
+            cb_parent_account(c, p, CBFFI_CLIENT_ENOMEM);
             continue;
         }
         k->server = (int16_t)i;
+        k->route = CB_ROUTE_FIXED;
         k->parent = p;
         p->refs++;
         if (opkind == CBFFI_OP_CONNECT) {
@@ -746,6 +1001,8 @@ static int sched_broadcast(cbffi_client *c, int opkind, cb_req *req,
 
 int cbffi_connect(cbffi_client *c, uint64_t cookie)
 {
+    if (c->type == CBFFI_TYPE_COUCHBASE)
+        return cb_cluster_connect(c, cookie);
     return sched_broadcast(c, CBFFI_OP_CONNECT, NULL, cookie);
 }
 

@@ -1,18 +1,26 @@
 /*
  * client_private.h - the structures behind cbffi_client, shared by client.c
- * (scheduling, results), conn.c (sockets, pipelining) and io.c (host loop
+ * (scheduling, results), conn.c (sockets, pipelining), negotiate.c (the
+ * per-connection handshake), cluster.c (couchbase:// bootstrap, cluster map,
+ * routing, retries), durability.c (observe, endure) and io.c (host loop
  * interface, built-in loop).
  *
  * Ownership:
- *   cbffi_client owns its conns array, the connection string, the op pool
- *   (every cb_op), the result queue and its data arena, and the watch-change
- *   queue.
- *   cb_conn owns its socket, its write buffer (encoded packets), its read
- *   buffer, its resolved address list and its op queue (references to ops,
- *   each holding one op reference).
+ *   cbffi_client owns its conns array and every cb_conn in it (heap objects,
+ *   so that a config change can reorder them without moving them), the
+ *   bootstrap conn (seed), retired conns waiting to be freed (graveyard), the
+ *   connection string, the current cluster map, the op pool (every cb_op),
+ *   the result queue and its data arena, and the watch-change queue.
+ *   cb_conn owns its socket, its write buffers (handshake packets in hbuf,
+ *   operation packets in wbuf), its read buffer, its resolved address list,
+ *   its handshake state (nego) and its op queue (references to ops, each
+ *   holding one op reference).
  *   cb_op is reference counted: the pending state (not yet completed) holds
- *   one reference, each conn queue slot holding it one, and each child of a
- *   broadcast op one on its parent.  It returns to the pool at zero.
+ *   one reference, each conn queue slot holding it one, the retry and
+ *   wait-for-config lists one each, and each child of a parent op one on
+ *   its parent.  It returns to the pool at zero, releasing what it owns: its
+ *   kept packet (pkt, couchbase:// only, for retries) and its durability
+ *   state (dur).
  */
 #ifndef CBFFI_CLIENT_PRIVATE_H
 #define CBFFI_CLIENT_PRIVATE_H
@@ -22,6 +30,7 @@
 
 #include "buf.h"
 #include "cbffi.h"
+#include "clustermap.h"
 #include "codec.h"
 #include "connstr.h"
 #include "ketama.h"
@@ -29,22 +38,51 @@
 struct addrinfo;
 typedef struct cb_op cb_op;
 typedef struct cb_conn cb_conn;
+typedef struct cb_nego cb_nego;
+typedef struct cb_dur cb_dur;
+
+/* Internal op kinds (never reported in a cbffi_result). */
+enum {
+    CB_OP_CONFIG = 100,     /* GET_CLUSTER_CONFIG refresh */
+    CB_OP_PROBE = 101       /* one OBSERVE of an endure round */
+};
+
+/* How a couchbase:// op picks its server from the key's vbucket chain. */
+enum {
+    CB_ROUTE_CHAIN = 0,     /* vbucket chain entry `replica` (0 = active) */
+    CB_ROUTE_FIXED = 1      /* the server index in `server` */
+};
 
 struct cb_op {
     uint64_t cookie;
     uint64_t deadline;      /* monotonic microseconds */
+    uint64_t retry_at;      /* when on the retry list */
+    uint64_t wpos;          /* stream offset of its packet on its conn */
     cb_op *pnext, *pprev;   /* client pending list (top-level ops only) */
-    cb_op *parent;          /* broadcast parent, for children */
+    cb_op *parent;          /* parent (broadcast / observe / endure), for children */
     cb_op *wnext;           /* conn connect-waiter list */
+    cb_op *rnext;           /* retry list / wait-for-config list */
+    cb_buf pkt;             /* couchbase://: the encoded request, kept */
+    cb_dur *dur;            /* durability requirements and round state */
     uint32_t opaque;
     int32_t first_rc;       /* parent: first error seen */
+    int32_t last_rc;        /* a retried temporary failure: reported at the
+                               deadline instead of a plain timeout */
     uint32_t refs;
     uint16_t remaining;     /* parent: children not finished */
-    uint8_t op;             /* cbffi_op */
+    uint16_t vb;            /* vbucket of the key (couchbase://) */
+    uint8_t op;             /* cbffi_op or CB_OP_* */
     uint8_t cmd;            /* wire opcode as sent */
     uint8_t done;           /* result produced (or parent aggregated) */
     uint8_t quiet;          /* sent as a quiet get: silence means a miss */
     uint8_t any_ok;         /* parent: some child succeeded */
+    uint8_t internal;       /* produces no result, not on the pending list */
+    uint8_t route;          /* CB_ROUTE_* */
+    uint8_t replica;        /* chain index (CB_ROUTE_CHAIN) */
+    uint8_t replica_any;    /* GET_REPLICA: try the next replica on failure */
+    uint8_t retries;        /* temporary-failure retries so far */
+    uint8_t vb_header;      /* write vb into the header (not for OBSERVE) */
+    uint8_t dur_wait;       /* on the retry list for its next OBSERVE round */
     int16_t server;
 };
 
@@ -57,31 +95,42 @@ typedef struct cb_opq {
 typedef enum {
     CB_CONN_IDLE = 0,       /* no socket */
     CB_CONN_CONNECTING = 1,
-    CB_CONN_CONNECTED = 2
+    CB_CONN_NEGOTIATING = 2,/* connected; HELLO / SASL / SELECT_BUCKET */
+    CB_CONN_CONNECTED = 3   /* ready for operations */
 } cb_conn_state;
 
 struct cb_conn {
     cbffi_client *client;
-    int index;
+    int index;              /* in client->conns; -1 for the seed */
     char *host;
     char port[8];
     char name[280];         /* "host:port" */
     int fd;
     cb_conn_state state;
-    uint64_t connect_deadline;
+    uint64_t connect_deadline;  /* covers connect and handshake */
     uint64_t last_read;     /* monotonic us of the last bytes received */
     struct addrinfo *ai, *ai_next;
+    cb_buf hbuf;            /* handshake packets not yet sent */
     cb_buf wbuf;            /* encoded packets; [off, len) not yet sent */
     cb_buf rbuf;            /* received bytes not yet decoded */
+    uint64_t wqueued;       /* bytes ever appended to wbuf (this socket) */
+    uint64_t wsent;         /* bytes of wbuf ever sent (this socket) */
     cb_opq queue;           /* ops whose packets are in wbuf or on the wire */
     cb_op *waiters;         /* CONNECT children waiting for this conn */
     cb_op *tail_quiet;      /* last queued packet if it is a quiet get */
     size_t tail_off;        /* its offset in wbuf */
+    cb_nego *nego;          /* handshake in progress, NULL otherwise */
     uint32_t next_opaque;
     uint32_t watched;       /* events the host was last told */
     uint64_t rcvtimeo;      /* SO_RCVTIMEO in force (us), 0 = none */
     uint8_t dirty;          /* in the client's flush list */
-    cb_conn *dnext;
+    uint8_t negotiate;      /* run the handshake after connecting */
+    uint8_t fetch_config;   /* the handshake ends with GET_CLUSTER_CONFIG */
+    uint8_t was_ready;      /* reached CB_CONN_CONNECTED on this socket */
+    uint8_t xerror;         /* HELLO accepted XERROR */
+    uint8_t retired;        /* left the cluster; in the graveyard */
+    cb_conn *dnext;         /* flush list */
+    cb_conn *gnext;         /* graveyard */
 };
 
 /* A finished result waiting to be harvested: key/value are offsets into
@@ -99,13 +148,33 @@ typedef struct cb_op_chunk {
 struct cbffi_client {
     cb_connstr cs;
     cbffi_client_type type;
-    cb_conn *conns;
+    cb_conn **conns;
     int nconns;
     cb_ketama ketama;
     uint64_t op_timeout;       /* us */
     uint64_t connect_timeout;  /* us */
+    uint64_t bootstrap_timeout;/* us, config_total_timeout */
+    uint64_t dur_timeout;      /* us */
+    uint64_t dur_interval;     /* us */
     uint32_t max_body;         /* response body cap */
     size_t max_value;          /* request value cap */
+    char *username;            /* couchbase://: SASL user (bucket name if none) */
+    char *password;            /* "" if none */
+
+    /* couchbase:// state */
+    cb_clustermap map;         /* current config; map.nservers == nconns */
+    int have_map;
+    cb_conn *seed;             /* the bootstrap conn, not in conns */
+    size_t seed_next;          /* next connection-string host to try */
+    int seed_rc;               /* why the last seed failed */
+    cb_op *bootstrap;          /* CONNECT op waiting for the first config */
+    cb_op *waitq, *waitq_tail; /* ops waiting for a config or a server */
+    cb_op *retryq;             /* ops waiting for retry_at */
+    uint64_t next_retry;       /* no retry is due earlier */
+    uint64_t last_refresh;     /* when a config refresh was last sent */
+    int refresh_rr;            /* round-robin over conns for refreshes */
+    int refresh_wanted;        /* a refresh was asked for too soon */
+    cb_conn *graveyard;        /* retired conns, freed at the next io call */
 
     cb_op pending;             /* sentinel of the pending list */
     size_t npending;
@@ -136,10 +205,17 @@ uint64_t cb_now(void);
 /* ---- client.c: ops and results -------------------------------------------- */
 cb_op *cb_op_new(cbffi_client *c, int op, uint64_t cookie);
 void cb_op_unref(cbffi_client *c, cb_op *op);
+/* Put a top-level op on the pending list with a deadline `timeout` us away. */
+void cb_pending_add(cbffi_client *c, cb_op *op, uint64_t timeout);
 /* Complete a top-level op with a single final result. */
 void cb_op_fail(cbffi_client *c, cb_op *op, int rc, int server);
-/* Finish one child of a broadcast op. */
+/* Complete a top-level op with a result built from r (value, cas...). */
+void cb_op_complete(cbffi_client *c, cb_op *op, const cbffi_result *r,
+                    const char *value, size_t nvalue);
+/* Finish one child of a parent op. */
 void cb_child_finish(cbffi_client *c, cb_op *child, int rc);
+/* Count one finished child of parent p; the last one completes p. */
+void cb_parent_account(cbffi_client *c, cb_op *p, int rc);
 /* Queue a result; key/value are copied into the arena.  Returns the record
    or NULL when out of memory (the result is then reduced to an rc). */
 cb_result_rec *cb_result_push(cbffi_client *c, const cbffi_result *r,
@@ -147,21 +223,26 @@ cb_result_rec *cb_result_push(cbffi_client *c, const cbffi_result *r,
                               const char *value, size_t nvalue);
 void cb_set_error(cbffi_client *c, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
-/* Handle a decoded response for `op` (the matching queue head). Returns 1
-   if the op stays at the head of the queue (more packets expected). */
+/* Handle a decoded response for `op`, the head of conn's queue.  Returns 1
+   if the op stays at the head (more packets expected), 0 when it was popped
+   and handled, -1 if the connection failed. */
 int cb_handle_response(cbffi_client *c, cb_conn *conn, cb_op *op,
                        const cb_resp *r);
 /* Resolve a quiet op that got no answer before a later one. */
 void cb_handle_silence(cbffi_client *c, cb_conn *conn, cb_op *op);
 void cb_expire(cbffi_client *c, uint64_t now);
+int cb_is_mutation(int op);
 
 /* ---- conn.c: sockets and pipelining --------------------------------------- */
-int cb_conn_init(cb_conn *conn, cbffi_client *c, int index,
-                 const cb_hostport *hp);
-void cb_conn_destroy(cb_conn *conn);
+/* A new idle conn for host:port (heap; free with cb_conn_free). */
+cb_conn *cb_conn_new(cbffi_client *c, int index, const char *host,
+                     uint16_t port, int ipv6);
+void cb_conn_free(cb_conn *conn);
 int cb_opq_push(cb_opq *q, cb_op *op);
 /* Queue an encoded request for op on conn (appends to wbuf). */
 int cb_conn_enqueue(cb_conn *conn, cb_op *op, cb_req *req);
+/* Queue op's kept packet (op->pkt) on conn, patching opaque and vbucket. */
+int cb_conn_enqueue_pkt(cb_conn *conn, cb_op *op);
 void cb_conn_mark_dirty(cb_conn *conn);
 /* Send queued bytes / start connecting, as far as possible without
    blocking. */
@@ -170,18 +251,84 @@ void cb_conn_flush(cb_conn *conn);
 void cb_conn_on_event(cb_conn *conn, uint32_t events);
 /* Read once, blocking up to `timeout_us` (the sync fast path). */
 void cb_conn_read_blocking(cb_conn *conn, uint64_t timeout_us);
-/* Close the socket and end every op queued on it with rc. */
+/* Close the socket and end (or hand back for retry) every op queued on it. */
 void cb_conn_fail(cb_conn *conn, int rc, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+/* Close the socket without touching the queue (the caller empties it). */
+void cb_conn_close(cb_conn *conn);
 /* Wait for the connection: CONNECT child ops. */
 void cb_conn_add_waiter(cb_conn *conn, cb_op *child);
 /* Events this conn wants from the host loop. */
 uint32_t cb_conn_wanted(const cb_conn *conn);
 void cb_conn_update_watch(cb_conn *conn);
+/* Append a handshake packet (sent before anything in wbuf). */
+int cb_conn_send_handshake(cb_conn *conn, const cb_req *req);
+/* The handshake finished: the conn is ready; send what waited. */
+void cb_conn_ready(cb_conn *conn);
+/* Remove conn from the client's flush list. */
+void cb_conn_undirty(cb_conn *conn);
 /* Whether conn has packets answered-but-not-yet or unsent. */
 static inline int cb_conn_busy(const cb_conn *conn)
 {
     return conn->queue.count > 0 || conn->waiters != NULL;
 }
+
+/* ---- negotiate.c: HELLO, SASL, SELECT_BUCKET, GET_CLUSTER_CONFIG ---------- */
+/* Start the handshake on a freshly connected conn (queues HELLO ...). */
+void cb_nego_start(cb_conn *conn);
+/* A response arrived while negotiating.  Returns 0, or -1 if the conn
+   failed. */
+int cb_nego_response(cb_conn *conn, const cb_resp *r);
+void cb_nego_free(cb_conn *conn);
+
+/* ---- cluster.c: couchbase:// ---------------------------------------------- */
+int cb_cluster_setup(cbffi_client *c);
+void cb_cluster_destroy(cbffi_client *c);
+/* CONNECT for couchbase://. */
+int cb_cluster_connect(cbffi_client *c, uint64_t cookie);
+/* Route op (kept packet) to its server and queue it; ops that cannot be
+   routed now wait for a config (and fail at their deadline). */
+void cb_cluster_dispatch(cbffi_client *c, cb_op *op);
+/* Put op on the retry list, to be dispatched again at `when`. */
+void cb_cluster_retry_at(cbffi_client *c, cb_op *op, uint64_t when);
+/* Apply a config (JSON) received from `host`.  Returns 1 if it was newer
+   and applied, 0 if not, -1 if malformed. */
+int cb_cluster_apply_json(cbffi_client *c, const char *json, size_t n,
+                          const char *host);
+/* Ask for a fresh config (rate-limited). */
+void cb_cluster_refresh(cbffi_client *c, const cb_conn *avoid);
+/* A couchbase:// response that is not a final answer (NOT_MY_VBUCKET,
+   temporary failures, replica fall-through).  op is already popped from
+   conn's queue.  Returns 1 if it took the op over (retry), else 0. */
+int cb_cluster_on_status(cbffi_client *c, cb_conn *conn, cb_op *op,
+                         const cb_resp *r);
+/* conn failed with rc; op was queued on it: retry or fail it. */
+void cb_cluster_on_conn_lost(cbffi_client *c, cb_conn *conn, cb_op *op,
+                             int rc, int sent);
+/* The seed conn failed: try the next host or fail the bootstrap. */
+void cb_cluster_seed_failed(cbffi_client *c, int rc);
+/* Run due retries; returns the time of the next one (UINT64_MAX if none). */
+void cb_cluster_run_retries(cbffi_client *c, uint64_t now);
+/* Free retired conns. */
+void cb_cluster_bury(cbffi_client *c);
+/* Earliest retry or connect deadline. */
+uint64_t cb_cluster_next_timer(cbffi_client *c);
+
+/* ---- durability.c: OBSERVE and endure -------------------------------------- */
+/* An endure probe or observe child answered. */
+int cb_observe_response(cbffi_client *c, cb_conn *conn, cb_op *op,
+                        const cb_resp *r);
+/* Give a mutation op durability requirements (checked by the caller). */
+int cb_dur_attach(cbffi_client *c, cb_op *op, const char *key, size_t nkey,
+                  int persist_to, int replicate_to, int check_removed);
+/* Check persist_to / replicate_to against the bucket's replicas. */
+int cb_dur_check(cbffi_client *c, int persist_to, int replicate_to);
+/* A mutation with durability requirements succeeded: start polling. */
+void cb_dur_start(cbffi_client *c, cb_op *op, uint64_t cas);
+/* A round's probe finished with rc (no reply). */
+void cb_dur_probe_failed(cbffi_client *c, cb_op *probe, int rc);
+/* Start the next round of an op waiting on the retry list. */
+void cb_dur_next_round(cbffi_client *c, cb_op *op);
+void cb_dur_free(cb_dur *d);
 
 #endif

@@ -60,22 +60,29 @@ static cb_op *opq_pop(cb_opq *q)
 
 /* ---- setup ---------------------------------------------------------------- */
 
-int cb_conn_init(cb_conn *conn, cbffi_client *c, int index,
-                 const cb_hostport *hp)
+cb_conn *cb_conn_new(cbffi_client *c, int index, const char *host,
+                     uint16_t port, int ipv6)
 {
-    memset(conn, 0, sizeof(*conn));
+    cb_conn *conn = calloc(1, sizeof(*conn));
+    if (!conn)
+        return NULL;
     conn->client = c;
     conn->index = index;
     conn->fd = -1;
-    conn->host = strdup(hp->host);
-    if (!conn->host)
-        return -1;
-    snprintf(conn->port, sizeof(conn->port), "%u", (unsigned)hp->port);
-    cb_hostport_format(hp, conn->name, sizeof(conn->name));
+    conn->host = strdup(host);
+    if (!conn->host) {
+        free(conn);
+        return NULL;
+    }
+    snprintf(conn->port, sizeof(conn->port), "%u", (unsigned)port);
+    cb_hostport hp = {.host = conn->host, .port = port, .ipv6 = (uint8_t)ipv6};
+    cb_hostport_format(&hp, conn->name, sizeof(conn->name));
     conn->next_opaque = 1;
-    return 0;
+    conn->negotiate = c->type == CBFFI_TYPE_COUCHBASE;
+    return conn;
 }
 
+/* Tell the host loop to forget the socket, then close it. */
 static void close_socket(cb_conn *conn)
 {
     if (conn->fd < 0)
@@ -99,19 +106,37 @@ static void close_socket(cb_conn *conn)
     conn->rcvtimeo = 0;
 }
 
-void cb_conn_destroy(cb_conn *conn)
+void cb_conn_close(cb_conn *conn)
 {
+    close_socket(conn);
+    conn->state = CB_CONN_IDLE;
+    cb_nego_free(conn);
+    if (conn->ai)
+        freeaddrinfo(conn->ai);
+    conn->ai = conn->ai_next = NULL;
+    cb_buf_clear(&conn->hbuf);
+    cb_buf_clear(&conn->wbuf);
+    cb_buf_clear(&conn->rbuf);
+    conn->wqueued = conn->wsent = 0;
+    conn->tail_quiet = NULL;
+}
+
+void cb_conn_free(cb_conn *conn)
+{
+    if (!conn)
+        return;
     if (conn->fd >= 0)
         close(conn->fd);
     conn->fd = -1;
     if (conn->ai)
         freeaddrinfo(conn->ai);
-    conn->ai = NULL;
+    cb_nego_free(conn);
+    cb_buf_free(&conn->hbuf);
     cb_buf_free(&conn->wbuf);
     cb_buf_free(&conn->rbuf);
     free(conn->queue.items);
     free(conn->host);
-    conn->host = NULL;
+    free(conn);
 }
 
 /* ---- watch set ------------------------------------------------------------ */
@@ -121,6 +146,9 @@ uint32_t cb_conn_wanted(const cb_conn *conn)
     switch (conn->state) {
     case CB_CONN_CONNECTING:
         return CBFFI_IO_WRITE;
+    case CB_CONN_NEGOTIATING:
+        return CBFFI_IO_READ |
+               (cb_buf_size(&conn->hbuf) ? CBFFI_IO_WRITE : 0u);
     case CB_CONN_CONNECTED:
         return CBFFI_IO_READ |
                (cb_buf_size(&conn->wbuf) ? CBFFI_IO_WRITE : 0u);
@@ -160,21 +188,37 @@ void cb_conn_update_watch(cb_conn *conn)
 
 void cb_conn_mark_dirty(cb_conn *conn)
 {
-    if (conn->dirty)
+    if (conn->dirty || conn->retired)
         return;
     conn->dirty = 1;
     conn->dnext = conn->client->dirty;
     conn->client->dirty = conn;
 }
 
+void cb_conn_undirty(cb_conn *conn)
+{
+    if (!conn->dirty)
+        return;
+    cb_conn **pp = &conn->client->dirty;
+    while (*pp && *pp != conn)
+        pp = &(*pp)->dnext;
+    if (*pp)
+        *pp = conn->dnext;
+    conn->dirty = 0;
+    conn->dnext = NULL;
+}
+
 /* ---- failure ---------------------------------------------------------------- */
 
-static void fail_queue(cb_conn *conn, int rc)
+static void fail_queue(cb_conn *conn, int rc, uint64_t sent)
 {
     cbffi_client *c = conn->client;
+    int couchbase = c->type == CBFFI_TYPE_COUCHBASE;
     while (conn->queue.count) {
         cb_op *op = opq_pop(&conn->queue);
-        if (op->parent)
+        if (couchbase)
+            cb_cluster_on_conn_lost(c, conn, op, rc, op->wpos < sent);
+        else if (op->parent)
             cb_child_finish(c, op, rc);
         else
             cb_op_fail(c, op, rc, conn->index);
@@ -199,20 +243,36 @@ void cb_conn_fail(cb_conn *conn, int rc, const char *fmt, ...)
     vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
     cb_set_error(c, "%s: %s", conn->name, msg);
-    close_socket(conn);
-    conn->state = CB_CONN_IDLE;
-    if (conn->ai)
-        freeaddrinfo(conn->ai);
-    conn->ai = conn->ai_next = NULL;
-    cb_buf_clear(&conn->wbuf);
-    cb_buf_clear(&conn->rbuf);
-    cb_buf_shrink(&conn->wbuf, KEEP_BUF);
-    cb_buf_shrink(&conn->rbuf, KEEP_BUF);
-    conn->tail_quiet = NULL;
-    fail_queue(conn, rc);
+    uint64_t sent = conn->wsent;
+    int was_ready = conn->was_ready;
+    cb_conn_close(conn);
+    conn->was_ready = 0;
+    fail_queue(conn, rc, sent);
+    if (c->type != CBFFI_TYPE_COUCHBASE)
+        return;
+    if (conn == c->seed)
+        cb_cluster_seed_failed(c, rc);
+    else if (was_ready && !conn->retired)
+        cb_cluster_refresh(c, conn);
 }
 
 /* ---- connecting ------------------------------------------------------------ */
+
+void cb_conn_ready(cb_conn *conn)
+{
+    conn->state = CB_CONN_CONNECTED;
+    conn->was_ready = 1;
+    cb_op *w = conn->waiters;
+    conn->waiters = NULL;
+    while (w) {
+        cb_op *next = w->wnext;
+        cb_child_finish(conn->client, w, CBFFI_OK);
+        cb_op_unref(conn->client, w);
+        w = next;
+    }
+    if (cb_buf_size(&conn->wbuf))
+        cb_conn_mark_dirty(conn);
+}
 
 static void on_connected(cb_conn *conn)
 {
@@ -221,18 +281,15 @@ static void on_connected(cb_conn *conn)
     setsockopt(conn->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
     if (flags >= 0)
         fcntl(conn->fd, F_SETFL, flags & ~O_NONBLOCK);
-    conn->state = CB_CONN_CONNECTED;
     conn->last_read = cb_now();
     if (conn->ai)
         freeaddrinfo(conn->ai);
     conn->ai = conn->ai_next = NULL;
-    cb_op *w = conn->waiters;
-    conn->waiters = NULL;
-    while (w) {
-        cb_op *next = w->wnext;
-        cb_child_finish(conn->client, w, CBFFI_OK);
-        cb_op_unref(conn->client, w);
-        w = next;
+    if (conn->negotiate) {
+        conn->state = CB_CONN_NEGOTIATING;
+        cb_nego_start(conn);
+    } else {
+        cb_conn_ready(conn);
     }
 }
 
@@ -281,6 +338,8 @@ static void start_connect(cb_conn *conn)
         return;
     }
     conn->ai_next = conn->ai;
+    cb_buf_shrink(&conn->wbuf, KEEP_BUF);
+    cb_buf_shrink(&conn->rbuf, KEEP_BUF);
     conn->connect_deadline = cb_now() + conn->client->connect_timeout;
     conn->state = CB_CONN_CONNECTING;
     int err = try_next_address(conn);
@@ -295,6 +354,11 @@ static void on_connect_ready(cb_conn *conn)
     if (getsockopt(conn->fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0)
         err = errno;
     if (err == 0) {
+        struct sockaddr_storage peer;
+        socklen_t plen = sizeof(peer);
+        if (getpeername(conn->fd, (struct sockaddr *)&peer, &plen) != 0 &&
+            errno == ENOTCONN)
+            return; /* still in progress (a stale event for a reused fd) */
         on_connected(conn);
         return;
     }
@@ -319,14 +383,16 @@ static void seal_tail(cb_conn *conn)
     conn->wbuf.data[conn->tail_off + 1] = (char)op->cmd;
 }
 
-static void send_some(cb_conn *conn)
+/* Send from b; returns -1 if the connection failed. */
+static int send_buf(cb_conn *conn, cb_buf *b, uint64_t *counter)
 {
-    seal_tail(conn);
-    while (cb_buf_size(&conn->wbuf)) {
-        ssize_t n = send(conn->fd, cb_buf_head(&conn->wbuf),
-                         cb_buf_size(&conn->wbuf), MSG_DONTWAIT | MSG_NOSIGNAL);
+    while (cb_buf_size(b)) {
+        ssize_t n = send(conn->fd, cb_buf_head(b), cb_buf_size(b),
+                         MSG_DONTWAIT | MSG_NOSIGNAL);
         if (n > 0) {
-            cb_buf_consume(&conn->wbuf, (size_t)n);
+            cb_buf_consume(b, (size_t)n);
+            if (counter)
+                *counter += (uint64_t)n;
             continue;
         }
         if (n < 0 && errno == EINTR)
@@ -335,19 +401,51 @@ static void send_some(cb_conn *conn)
             break;
         cb_conn_fail(conn, CBFFI_NETWORK_ERROR, "send failed: %s",
                      strerror(errno));
+        return -1;
+    }
+    if (cb_buf_size(b) == 0)
+        cb_buf_shrink(b, KEEP_BUF);
+    return 0;
+}
+
+static void send_some(cb_conn *conn)
+{
+    if (conn->state == CB_CONN_NEGOTIATING) {
+        send_buf(conn, &conn->hbuf, NULL);
         return;
     }
-    if (cb_buf_size(&conn->wbuf) == 0)
-        cb_buf_shrink(&conn->wbuf, KEEP_BUF);
+    seal_tail(conn);
+    send_buf(conn, &conn->wbuf, &conn->wsent);
 }
 
 void cb_conn_flush(cb_conn *conn)
 {
-    if (conn->state == CB_CONN_IDLE && cb_conn_busy(conn))
+    if (conn->state == CB_CONN_IDLE &&
+        (cb_conn_busy(conn) || conn->fetch_config))
         start_connect(conn);
-    if (conn->state == CB_CONN_CONNECTED)
+    if (conn->state >= CB_CONN_NEGOTIATING)
         send_some(conn);
     cb_conn_update_watch(conn);
+}
+
+static int queue_op(cb_conn *conn, cb_op *op, size_t off)
+{
+    if (cb_opq_push(&conn->queue, op) != 0) {
+        conn->wbuf.len = off;
+        return -1;
+    }
+    op->refs++;
+    op->wpos = conn->wqueued;
+    conn->wqueued += conn->wbuf.len - off;
+    op->server = (int16_t)conn->index;
+    if (op->quiet) {
+        conn->tail_quiet = op;
+        conn->tail_off = off;
+    } else {
+        conn->tail_quiet = NULL;
+    }
+    cb_conn_mark_dirty(conn);
+    return 0;
 }
 
 int cb_conn_enqueue(cb_conn *conn, cb_op *op, cb_req *req)
@@ -358,18 +456,30 @@ int cb_conn_enqueue(cb_conn *conn, cb_op *op, cb_req *req)
     op->cmd = req->opcode;
     if (cb_encode(&conn->wbuf, req) != 0)
         return -1;
-    if (cb_opq_push(&conn->queue, op) != 0) {
-        conn->wbuf.len = off;
-        return -1;
-    }
-    op->refs++;
     op->quiet = cb_loud_of(req->opcode) != req->opcode;
-    if (op->quiet) {
-        conn->tail_quiet = op;
-        conn->tail_off = off;
-    } else {
-        conn->tail_quiet = NULL;
-    }
+    return queue_op(conn, op, off);
+}
+
+int cb_conn_enqueue_pkt(cb_conn *conn, cb_op *op)
+{
+    size_t off = conn->wbuf.len;
+    if (cb_buf_append(&conn->wbuf, cb_buf_head(&op->pkt),
+                      cb_buf_size(&op->pkt)) != 0)
+        return -1;
+    char *p = conn->wbuf.data + off;
+    op->opaque = conn->next_opaque++;
+    memcpy(p + 12, &op->opaque, 4);
+    if (op->vb_header)
+        cb_put16(p + 6, op->vb);
+    op->cmd = (uint8_t)p[1];
+    op->quiet = cb_loud_of(op->cmd) != op->cmd;
+    return queue_op(conn, op, off);
+}
+
+int cb_conn_send_handshake(cb_conn *conn, const cb_req *req)
+{
+    if (cb_encode(&conn->hbuf, req) != 0)
+        return -1;
     cb_conn_mark_dirty(conn);
     return 0;
 }
@@ -401,6 +511,8 @@ static int opaque_queued(const cb_opq *q, uint32_t opaque)
 static int dispatch(cb_conn *conn, const cb_resp *r)
 {
     cbffi_client *c = conn->client;
+    if (conn->state == CB_CONN_NEGOTIATING)
+        return cb_nego_response(conn, r);
     if (!opaque_queued(&conn->queue, r->opaque)) {
         cb_conn_fail(conn, CBFFI_PROTOCOL_ERROR,
                      "response with opaque %u matches no request",
@@ -427,14 +539,14 @@ static int dispatch(cb_conn *conn, const cb_resp *r)
     }
     if (cb_handle_response(c, conn, op, r) < 0)
         return -1; /* the handler failed the connection */
-    return conn->state == CB_CONN_CONNECTED ? 0 : -1;
+    return conn->state >= CB_CONN_NEGOTIATING ? 0 : -1;
 }
 
 /* Decode every whole packet in rbuf. */
 static void decode_all(cb_conn *conn)
 {
     cb_buf *b = &conn->rbuf;
-    while (conn->state == CB_CONN_CONNECTED) {
+    while (conn->state >= CB_CONN_NEGOTIATING) {
         cb_resp r;
         const char *why = NULL;
         ssize_t n = cb_decode(cb_buf_head(b), cb_buf_size(b), &r,
@@ -449,7 +561,7 @@ static void decode_all(cb_conn *conn)
             return;
         cb_buf_consume(b, (size_t)n);
     }
-    if (conn->state == CB_CONN_CONNECTED) {
+    if (conn->state >= CB_CONN_NEGOTIATING) {
         if (b->off > 0 && (b->off >= b->cap / 2 || cb_buf_size(b) == 0))
             cb_buf_compact(b);
         if (cb_buf_size(b) == 0)
@@ -492,7 +604,7 @@ static int read_once(cb_conn *conn, int flags)
         conn->rbuf.len += (size_t)n;
         conn->last_read = cb_now();
         decode_all(conn);
-        if (conn->state != CB_CONN_CONNECTED)
+        if (conn->state < CB_CONN_NEGOTIATING)
             return -1;
         return (size_t)n == room ? 2 : 1;
     }
@@ -512,13 +624,13 @@ void cb_conn_on_event(cb_conn *conn, uint32_t events)
     if (conn->state == CB_CONN_CONNECTING) {
         if (events & (CBFFI_IO_WRITE | CBFFI_IO_READ))
             on_connect_ready(conn);
-        if (conn->state == CB_CONN_CONNECTED)
+        if (conn->state >= CB_CONN_NEGOTIATING)
             send_some(conn);
-    } else if (conn->state == CB_CONN_CONNECTED) {
+    } else if (conn->state >= CB_CONN_NEGOTIATING) {
         if (events & CBFFI_IO_WRITE)
             send_some(conn);
         /* Level-triggered: read again only if the buffer filled up. */
-        if ((events & CBFFI_IO_READ) && conn->state == CB_CONN_CONNECTED)
+        if ((events & CBFFI_IO_READ) && conn->state >= CB_CONN_NEGOTIATING)
             while (read_once(conn, MSG_DONTWAIT) == 2)
                 ;
     }
@@ -544,6 +656,6 @@ void cb_conn_read_blocking(cb_conn *conn, uint64_t timeout_us)
     if (read_once(conn, 0) == 2)
         while (read_once(conn, MSG_DONTWAIT) == 2)
             ;
-    if (conn->state == CB_CONN_CONNECTED)
+    if (conn->state >= CB_CONN_NEGOTIATING)
         cb_conn_update_watch(conn);
 }

@@ -18,53 +18,79 @@
 
 /* ---- the host-loop interface ------------------------------------------------ */
 
+/* Send for every conn with something to send.  Flushing one conn can make
+   another dirty (a failure reroutes its ops), so until none is left. */
+static void flush_dirty(cbffi_client *c)
+{
+    while (c->dirty) {
+        cb_conn *conn = c->dirty;
+        c->dirty = NULL;
+        while (conn) {
+            cb_conn *next = conn->dnext;
+            conn->dirty = 0;
+            conn->dnext = NULL;
+            cb_conn_flush(conn);
+            conn = next;
+        }
+    }
+}
+
 int cbffi_io_flush(cbffi_client *c)
 {
-    cb_conn *conn = c->dirty;
-    c->dirty = NULL;
-    while (conn) {
-        cb_conn *next = conn->dnext;
-        conn->dirty = 0;
-        conn->dnext = NULL;
-        cb_conn_flush(conn);
-        conn = next;
-    }
+    cb_cluster_bury(c);
+    flush_dirty(c);
     return 0;
 }
 
 static cb_conn *conn_of_fd(cbffi_client *c, int fd)
 {
+    if (fd < 0)
+        return NULL;
     for (int i = 0; i < c->nconns; i++)
-        if (c->conns[i].fd == fd && fd >= 0)
-            return &c->conns[i];
+        if (c->conns[i]->fd == fd)
+            return c->conns[i];
+    if (c->seed && c->seed->fd == fd)
+        return c->seed;
     return NULL;
 }
 
 int cbffi_io_event(cbffi_client *c, int fd, uint32_t events)
 {
+    cb_cluster_bury(c);
     cb_conn *conn = conn_of_fd(c, fd);
     if (conn)
         cb_conn_on_event(conn, events);
-    if (c->dirty)
-        cbffi_io_flush(c);
+    flush_dirty(c);
     return 0;
 }
 
 int cbffi_io_tick(cbffi_client *c)
 {
+    cb_cluster_bury(c);
     cb_expire(c, cb_now());
-    if (c->dirty)
-        cbffi_io_flush(c);
+    flush_dirty(c);
     return 0;
+}
+
+static int handshaking(const cb_conn *conn)
+{
+    return conn->state == CB_CONN_CONNECTING ||
+           conn->state == CB_CONN_NEGOTIATING;
 }
 
 int64_t cbffi_io_deadline(cbffi_client *c)
 {
     uint64_t dl = c->npending ? c->next_deadline : UINT64_MAX;
     for (int i = 0; i < c->nconns; i++)
-        if (c->conns[i].state == CB_CONN_CONNECTING &&
-            c->conns[i].connect_deadline < dl)
-            dl = c->conns[i].connect_deadline;
+        if (handshaking(c->conns[i]) && c->conns[i]->connect_deadline < dl)
+            dl = c->conns[i]->connect_deadline;
+    if (c->type == CBFFI_TYPE_COUCHBASE) {
+        uint64_t t = cb_cluster_next_timer(c);
+        if (c->seed && handshaking(c->seed) && c->seed->connect_deadline < t)
+            t = c->seed->connect_deadline;
+        if (t < dl)
+            dl = t;
+    }
     if (dl == UINT64_MAX)
         return -1;
     uint64_t now = cb_now();
@@ -128,8 +154,10 @@ static int apply_changes(cbffi_client *c)
 static cb_conn *sole_reader(cbffi_client *c)
 {
     cb_conn *only = NULL;
+    if (c->seed || c->retryq)
+        return NULL;
     for (int i = 0; i < c->nconns; i++) {
-        cb_conn *conn = &c->conns[i];
+        cb_conn *conn = c->conns[i];
         if (!cb_conn_busy(conn) && conn->state != CB_CONN_CONNECTING)
             continue;
         if (only || conn->state != CB_CONN_CONNECTED ||
@@ -191,8 +219,7 @@ size_t cbffi_wait(cbffi_client *c, cbffi_result *out, size_t max)
             if (only->state == CB_CONN_CONNECTED && cb_conn_busy(only) &&
                 cbffi_io_deadline(c) == 0)
                 cbffi_io_tick(c);
-            if (c->dirty)
-                cbffi_io_flush(c);
+            flush_dirty(c);
             continue;
         }
         if (apply_changes(c) != 0) {

@@ -23,6 +23,7 @@ typedef struct bench_cfg {
     double duration, warmup;
     int key_size, value_size, nkeys;
     int json;
+    const char *user, *pass;
 } bench_cfg;
 
 static double now_s(void)
@@ -98,12 +99,16 @@ static int parse_bench(int argc, char **argv, bench_cfg *cfg)
         {"key-size", required_argument, 0, 'k'},
         {"value-size", required_argument, 0, 'V'},
         {"keys", required_argument, 0, 'n'}, {"json", no_argument, 0, 'j'},
+        {"username", required_argument, 0, 'u'},
+        {"password", required_argument, 0, 'P'},
         {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
     int ch;
-    *cfg = (bench_cfg){NULL, 0, 1, 5.0, 1.0, 13, 128, 1000, 0};
-    while ((ch = getopt_long(argc, argv, "U:h", longs, NULL)) != -1) {
+    *cfg = (bench_cfg){NULL, 0, 1, 5.0, 1.0, 13, 128, 1000, 0, NULL, NULL};
+    while ((ch = getopt_long(argc, argv, "U:u:P:h", longs, NULL)) != -1) {
         switch (ch) {
         case 'U': cfg->connstr = optarg; break;
+        case 'u': cfg->user = optarg; break;
+        case 'P': cfg->pass = optarg; break;
         case 'o':
             if (strcmp(optarg, "set") && strcmp(optarg, "get")) {
                 fprintf(stderr, "bench: --op must be get or set\n");
@@ -119,7 +124,7 @@ static int parse_bench(int argc, char **argv, bench_cfg *cfg)
         case 'n': cfg->nkeys = atoi(optarg); break;
         case 'j': cfg->json = 1; break;
         case 'h':
-            printf("usage: cbffi bench -U CONNSTR [--op get|set] [--batch N] "
+            printf("usage: cbffi bench -U CONNSTR [-u USER] [-P PASS] [--op get|set] [--batch N] "
                    "[--duration S] [--warmup S] [--key-size N] "
                    "[--value-size N] [--keys N] [--json]\n");
             exit(0);
@@ -142,7 +147,7 @@ int tool_bench(int argc, char **argv)
     if (parse_bench(argc, argv, &cfg) != 0)
         return 2;
     int rc;
-    cbffi_client *c = tool_connect(cfg.connstr, NULL, NULL, 0, &rc);
+    cbffi_client *c = tool_connect(cfg.connstr, cfg.user, cfg.pass, 0, &rc);
     if (!c)
         return 2;
     char *value = malloc((size_t)cfg.value_size + 1);

@@ -166,6 +166,21 @@ cbffi_client *tool_connect(const char *connstr, const char *user,
     if (timeout > 0)
         cbffi_client_set_timeout(c, CBFFI_TIMEOUT_OPERATION,
                                  (uint64_t)(timeout * 1e6));
+    if (cbffi_client_type_of(c) == CBFFI_TYPE_COUCHBASE) {
+        /* Bootstrap first, so that a wrong password or bucket is reported
+           once, and every-server commands know the servers. */
+        cbffi_result r;
+        memset(&r, 0, sizeof(r));
+        if (cbffi_connect(c, 0) == CBFFI_OK)
+            cbffi_wait(c, &r, 1);
+        if (r.rc != CBFFI_OK) {
+            fprintf(stderr, "cbffi: cannot connect: %s (0x%02x)\n  detail: %s\n",
+                    cbffi_strerror(r.rc), r.rc, cbffi_client_last_error(c));
+            *rc_out = r.rc;
+            cbffi_client_destroy(c);
+            return NULL;
+        }
+    }
     *rc_out = CBFFI_OK;
     return c;
 }
