@@ -480,6 +480,7 @@ static int complete_keyop(cbffi_client *c, cb_conn *conn, cb_op *op,
         if (r->status == CB_ST_SUCCESS)
             cb_cluster_apply_json(c, r->value, r->nvalue, conn->host);
         op->done = 1;
+        cb_cluster_refresh_done(c);
         return 0;
     }
     if (op->done)

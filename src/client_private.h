@@ -83,6 +83,7 @@ struct cb_op {
     uint8_t retries;        /* temporary-failure retries so far */
     uint8_t vb_header;      /* write vb into the header (not for OBSERVE) */
     uint8_t dur_wait;       /* on the retry list for its next OBSERVE round */
+    uint8_t await_refresh;  /* on the retry list until a config refresh ends */
     int16_t server;
 };
 
@@ -297,6 +298,9 @@ int cb_cluster_apply_json(cbffi_client *c, const char *json, size_t n,
                           const char *host);
 /* Ask for a fresh config (rate-limited). */
 void cb_cluster_refresh(cbffi_client *c, const cb_conn *avoid);
+/* A config refresh ended (answered or failed): release the ops that
+   waited for it. */
+void cb_cluster_refresh_done(cbffi_client *c);
 /* A couchbase:// response that is not a final answer (NOT_MY_VBUCKET,
    temporary failures, replica fall-through).  op is already popped from
    conn's queue.  Returns 1 if it took the op over (retry), else 0. */

@@ -34,6 +34,7 @@ enum {
     DEFAULT_BOOTSTRAP_TIMEOUT = 5000000, /* 5 s, libcouchbase's default */
     NMV_RETRY_DELAY = 100000,            /* 100 ms without a newer map */
     LOST_RETRY_DELAY = 10000,            /* 10 ms after a dropped socket */
+    REFRESH_WAIT = 500000,               /* longest wait for a refresh */
     REFRESH_INTERVAL = 100000,           /* at most one refresh per 100 ms */
     TMPFAIL_BACKOFF_FIRST = 2000,        /* 2 ms, doubling ... */
     TMPFAIL_BACKOFF_MAX = 250000         /* ... up to 250 ms */
@@ -491,6 +492,18 @@ void cb_cluster_refresh(cbffi_client *c, const cb_conn *avoid)
     cb_op_unref(c, op);
 }
 
+void cb_cluster_refresh_done(cbffi_client *c)
+{
+    uint64_t now = cb_now();
+    for (cb_op *op = c->retryq; op; op = op->rnext) {
+        if (op->await_refresh) {
+            op->await_refresh = 0;
+            op->retry_at = now;
+            c->next_retry = now;
+        }
+    }
+}
+
 /* ---- answers that are not final ---------------------------------------------------- */
 
 static int is_temporary(uint16_t st)
@@ -552,8 +565,10 @@ static int idempotent(const cb_op *op)
 void cb_cluster_on_conn_lost(cbffi_client *c, cb_conn *conn, cb_op *op,
                              int rc, int sent)
 {
-    if (op->internal && !op->parent)
-        return; /* a config refresh: the next one is asked for anyway */
+    if (op->internal && !op->parent) {
+        cb_cluster_refresh_done(c); /* a failed refresh: stop waiting */
+        return;
+    }
     if (op->parent) {
         fail_child(c, op, rc);
         return;
@@ -569,5 +584,14 @@ void cb_cluster_on_conn_lost(cbffi_client *c, cb_conn *conn, cb_op *op,
     }
     if (op->op == CBFFI_OP_GET_REPLICA && next_replica(c, op))
         return;
+    if (!sent && op->retries == 0) {
+        /* The node could not be reached: the map may have moved on (a
+           failover).  Ask, and route once more when the answer is in; the
+           same node again fails fast. */
+        op->retries++;
+        op->await_refresh = 1;
+        cb_cluster_retry_at(c, op, cb_now() + REFRESH_WAIT);
+        return;
+    }
     cb_op_fail(c, op, rc, conn->index);
 }

@@ -244,16 +244,15 @@ void cb_conn_fail(cb_conn *conn, int rc, const char *fmt, ...)
     va_end(ap);
     cb_set_error(c, "%s: %s", conn->name, msg);
     uint64_t sent = conn->wsent;
-    int was_ready = conn->was_ready;
     cb_conn_close(conn);
+    fail_queue(conn, rc, sent); /* reads conn->was_ready */
     conn->was_ready = 0;
-    fail_queue(conn, rc, sent);
     if (c->type != CBFFI_TYPE_COUCHBASE)
         return;
     if (conn == c->seed)
         cb_cluster_seed_failed(c, rc);
-    else if (was_ready && !conn->retired)
-        cb_cluster_refresh(c, conn);
+    else if (!conn->retired)
+        cb_cluster_refresh(c, conn); /* the map may have changed */
 }
 
 /* ---- connecting ------------------------------------------------------------ */

@@ -19,7 +19,7 @@ import warnings
 
 from couchbase_ffi._lowlevel import ffi, lib
 from couchbase_ffi import exceptions as E
-from couchbase_ffi.result import ValueResult, OperationResult, MultiResult
+from couchbase_ffi.result import ValueResult, OperationResult, MultiResult, ObserveInfo
 from couchbase_ffi.items import ItemCollection
 from couchbase_ffi.transcoder import FMT_JSON, FMT_BYTES, FMT_UTF8, encode_value, decode_value
 # 2.x's couchbase.bucket re-exported the formats, exceptions and results; code
@@ -43,6 +43,7 @@ _GET_PLAIN, _GET_TOUCH, _GET_LOCK = lib.CBFFI_GET_PLAIN, lib.CBFFI_GET_TOUCH, li
 _ENOENT = lib.CBFFI_KEY_ENOENT
 _MEMCACHED = lib.CBFFI_TYPE_MEMCACHED
 _OP_TIMEOUT = lib.CBFFI_TIMEOUT_OPERATION
+_DUR_TIMEOUT = lib.CBFFI_TIMEOUT_DURABILITY
 
 # What a harvested result fills in on its result object (see _Batch.collect)
 _K_OP, _K_GET, _K_GET_RAW, _K_COUNTER = 0, 1, 2, 3
@@ -82,14 +83,18 @@ def _raw_format(value):
 
 
 class Bucket(object):
-    """A connection to a memcached cluster (``memcached://``) with the couchbase 2.x API.
+    """A Couchbase bucket (``couchbase://host1,host2/bucket``) or a memcached
+    cluster (``memcached://host1,host2``) with the couchbase 2.x API.
 
     ``Bucket(connection_string, password=None, username=None, quiet=False,
     transcoder=None, lockmode=LOCKMODE_EXC, default_format=FMT_JSON,
     unlock_gil=True)``; ``connstr=`` is accepted for ``connection_string`` and
     ``timeout=``/``operation_timeout=`` (seconds) set :attr:`timeout`.
     Connects before returning: ConnectError (a CouchbaseNetworkError) if no
-    server is reachable, InvalidError for a malformed connection string.
+    server is reachable, AuthError for wrong credentials, BucketNotFoundError
+    for an unknown bucket, InvalidError for a malformed connection string.
+    On couchbase:// the username defaults to the bucket name (pre-5.0
+    "classic" credentials) and the password to "".
     """
 
     def __init__(self, connection_string=None, password=None, username=None, quiet=False,
@@ -126,6 +131,9 @@ class Bucket(object):
             if t is not None:
                 self.timeout = t
         self._connect()
+        # Couchbase-only operations need a vbucket map (not memcached://, not
+        # a memcached-type bucket over couchbase://).
+        self._memcached = lib.cbffi_client_replica_count(self._c) < 0
 
     # ---- lifecycle ------------------------------------------------------------------
     def _connect(self):
@@ -310,12 +318,18 @@ class Bucket(object):
                                       % (what,))
 
     def _check_durability(self, persist_to, replicate_to):
+        """(persist_to, replicate_to) with the durability() context's defaults;
+        NotSupportedError on a memcached bucket, ArgumentError for bad values."""
         if self._dur is not None:
-            persist_to, replicate_to = persist_to or self._dur[0], replicate_to or self._dur[1]
+            persist_to = persist_to or self._dur[0]
+            replicate_to = replicate_to or self._dur[1]
+        for v in (persist_to, replicate_to):
+            if v.__class__ is not int or v < -1 or v > 4:
+                raise E.ArgumentError("persist_to/replicate_to must be ints in -1..4, got %r"
+                                      % (v,), objextra=v)
         if persist_to or replicate_to:
             self._need_couchbase("persist_to/replicate_to (durability)")
-            raise E.NotSupportedError("durability (persist_to/replicate_to) is not "
-                                      "implemented yet")
+        return persist_to, replicate_to
 
     _no_durability = _check_durability  # the name the async front-ends use
 
@@ -340,9 +354,10 @@ class Bucket(object):
         """Read a key (a ValueResult); ``ttl`` also sets its expiry (get-and-touch).
 
         A missing key raises NotFoundError, or with ``quiet`` returns a result
-        whose ``success`` is False."""
+        whose ``success`` is False.  ``replica=True`` reads from the first
+        replica that has the key (Couchbase buckets; see :meth:`rget`)."""
         if replica:
-            self._need_couchbase("replica reads")
+            return self.rget(key, quiet=quiet, no_format=no_format)
         if key.__class__ is str and self._tc is None:  # _key(), inlined
             kb = key.encode("utf-8")
             if not 0 < len(kb) <= _MAX_KEY:
@@ -394,7 +409,10 @@ class Bucket(object):
 
     def _store(self, op, key, value, cas, ttl, fmt, persist_to, replicate_to):
         if persist_to or replicate_to or self._dur is not None:
-            self._check_durability(persist_to, replicate_to)
+            persist_to, replicate_to = self._check_durability(persist_to, replicate_to)
+            if persist_to or replicate_to:
+                return self._store_durable(op, key, value, cas, ttl, fmt, persist_to,
+                                           replicate_to)
         if key.__class__ is str and self._tc is None:  # _key(), inlined
             kb = key.encode("utf-8")
             if not 0 < len(kb) <= _MAX_KEY:
@@ -430,6 +448,13 @@ class Bucket(object):
         if rc:
             _raise_rc(rc, key, OperationResult(key, rc))
         return OperationResult(key, 0, cas)
+
+    def _store_durable(self, op, key, value, cas, ttl, fmt, persist_to, replicate_to):
+        kb = self._key(key)
+        vb, flags = self._value(value, fmt)
+        return self._run1(key, OperationResult(key), _K_OP, False, lib.cbffi_store_durable,
+                          op, kb, len(kb), vb, len(vb), flags, _check_ttl(ttl) if ttl else 0,
+                          _check_cas(cas) if cas else 0, persist_to, replicate_to)
 
     def upsert(self, key, value, cas=0, ttl=0, format=None, persist_to=0, replicate_to=0):
         """Store unconditionally (or only if the CAS still matches, when ``cas`` is given)."""
@@ -483,8 +508,11 @@ class Bucket(object):
     def remove(self, key, cas=0, quiet=None, persist_to=0, replicate_to=0):
         """Delete a key (only if its CAS matches, when ``cas`` is given)."""
         if persist_to or replicate_to or self._dur is not None:
-            self._check_durability(persist_to, replicate_to)
+            persist_to, replicate_to = self._check_durability(persist_to, replicate_to)
         kb = self._key(key)
+        if persist_to or replicate_to:
+            return self._run1(key, OperationResult(key), _K_OP, quiet, lib.cbffi_remove_durable,
+                              kb, len(kb), _check_cas(cas), persist_to, replicate_to)
         return self._run1(key, OperationResult(key), _K_OP, quiet, lib.cbffi_remove,
                           kb, len(kb), _check_cas(cas))
 
@@ -521,16 +549,83 @@ class Bucket(object):
 
     def endure(self, key, persist_to=-1, replicate_to=-1, cas=0, check_removed=False,
                timeout=5.0, interval=0.010):
+        """Wait until ``key`` (at ``cas``, if given) is on disk on ``persist_to``
+        nodes and in memory on ``replicate_to`` replicas (-1: every node of its
+        vbucket), polling OBSERVE every ``interval`` seconds for up to
+        ``timeout``.  ``check_removed`` waits for a deletion instead.  Raises
+        TimeoutError, KeyExistsError (the key changed), NotFoundError (it is
+        gone) or ArgumentError (more nodes asked than the bucket has)."""
         self._need_couchbase("endure")
-        raise E.NotSupportedError("endure is not implemented yet")
+        kb = self._key(key)
+        t_us, i_us = _dur_times(timeout, interval)
+        return self._run1(key, OperationResult(key), _K_OP, False, lib.cbffi_endure,
+                          kb, len(kb), _check_cas(cas), _dur_arg(persist_to),
+                          _dur_arg(replicate_to), bool(check_removed), t_us, i_us)
 
     def observe(self, key, master_only=False):
+        """Where the key is: a ValueResult whose value is a list of ObserveInfo,
+        one per node that answered (the active node first asked; replicas too
+        unless ``master_only``)."""
         self._need_couchbase("observe")
-        raise E.NotSupportedError("observe is not implemented yet")
+        kb = self._key(key)
+        if self._pipe is not None:
+            raise E.PipelineError("observe() cannot run inside a pipeline")
+        res = ValueResult(key, 0, 0, [])
+        c = self._enter()
+        try:
+            rc = lib.cbffi_observe(c, kb, len(kb), bool(master_only), 0)
+            if rc:
+                self._sched_error(rc, key)
+            self._collect_observe(c, {0: res})
+        finally:
+            self._leave()
+        if res.rc:
+            _raise_rc(res.rc, key, res)
+        return res
 
-    def rget(self, key, replica_index=None, quiet=None):
+    def _collect_observe(self, c, by_cookie):
+        """Harvest OBSERVE results into by_cookie[cookie].value (lists)."""
+        out = self._res
+        n = lib.cbffi_wait(c, out, _RES_CAP)
+        while n:
+            for i in range(n):
+                r = out[i]
+                res = by_cookie[r.cookie]
+                if r.final:
+                    res.rc = r.rc
+                    for info in res.value:
+                        if info.from_master:
+                            res.cas = info.cas
+                elif r.rc == 0:
+                    u = r.u64
+                    res.value.append(ObserveInfo(r.flags, r.cas, r.replica == 0,
+                                                 u >> 32, u & 0xFFFFFFFF))
+            n = lib.cbffi_harvest(c, out, _RES_CAP) if n == _RES_CAP else 0
+
+    def rget(self, key, replica_index=None, quiet=None, no_format=False):
+        """Read a replica copy: the first replica that has the key, or replica
+        ``replica_index`` (0 = the first).  NotFoundError if none has it (or,
+        with ``quiet``, a result whose ``success`` is False)."""
         self._need_couchbase("replica reads")
-        raise E.NotSupportedError("replica reads are not implemented yet")
+        kb = self._key(key)
+        return self._run1(key, ValueResult(key), _K_GET_RAW if no_format else _K_GET, quiet,
+                          lib.cbffi_get_replica, kb, len(kb), _replica_arg(replica_index))
+
+    @property
+    def configured_replica_count(self):
+        """The bucket's replica count (0 for memcached buckets)."""
+        return max(lib.cbffi_client_replica_count(self._live()), 0)
+
+    def _vbmap(self, key):
+        """(vbucket, server index) of ``key`` (Couchbase buckets; diagnostics)."""
+        self._need_couchbase("_vbmap")
+        kb = self._key(key)
+        vb = ffi.new("uint32_t *")
+        srv = ffi.new("int *")
+        rc = lib.cbffi_client_vbucket(self._live(), kb, len(kb), vb, srv)
+        if rc:
+            _raise_rc(rc, key)
+        return vb[0], srv[0]
 
     def stats(self, keys=None):
         """{stat: {server: value}} from every server; ``keys``: stat group(s).
@@ -639,7 +734,7 @@ class Bucket(object):
         ``keys`` may be any iterable of keys or an ItemCollection (the values
         are stored onto the Items)."""
         if replica:
-            self._need_couchbase("replica reads")
+            return self.rget_multi(keys, quiet=quiet, no_format=no_format)
         mode = _GET_TOUCH if ttl else _GET_PLAIN
         ttl = _check_ttl(ttl)
         if isinstance(keys, ItemCollection):
@@ -656,7 +751,7 @@ class Bucket(object):
 
     def _store_multi(self, op, kv, ttl, fmt, persist_to, replicate_to):
         if persist_to or replicate_to or self._dur is not None:
-            self._check_durability(persist_to, replicate_to)
+            persist_to, replicate_to = self._check_durability(persist_to, replicate_to)
         ttl = _check_ttl(ttl)
         raw = op in (_APPEND, _PREPEND)
         entries = []
@@ -669,6 +764,9 @@ class Bucket(object):
                 vb, flags = self._value(value, fmt or (_raw_format(value) if raw else None))
                 entries.append((key, OperationResult(key), lib.cbffi_store,
                                 (op, kb, len(kb), vb, len(vb), flags, ttl, 0)))
+        if persist_to or replicate_to:
+            entries = [(k, r, lib.cbffi_store_durable, a + (persist_to, replicate_to))
+                       for k, r, _, a in entries]
         return self._run_multi(entries, _K_OP, False, ())
 
     def _item_store_entry(self, op, item, opts, ttl, fmt, raw):
@@ -703,11 +801,15 @@ class Bucket(object):
     def remove_multi(self, keys, quiet=None, persist_to=0, replicate_to=0):
         """Delete many: keys, or a dict key -> CAS (or -> a result carrying ``cas``)."""
         if persist_to or replicate_to or self._dur is not None:
-            self._check_durability(persist_to, replicate_to)
+            persist_to, replicate_to = self._check_durability(persist_to, replicate_to)
         entries = []
         for key, cas in self._cas_pairs(keys):
             kb = self._key(key)
-            entries.append((key, OperationResult(key), lib.cbffi_remove, (kb, len(kb), cas)))
+            if persist_to or replicate_to:
+                entries.append((key, OperationResult(key), lib.cbffi_remove_durable,
+                                (kb, len(kb), cas, persist_to, replicate_to)))
+            else:
+                entries.append((key, OperationResult(key), lib.cbffi_remove, (kb, len(kb), cas)))
         return self._run_multi(entries, _K_OP, quiet)
 
     def counter_multi(self, keys, delta=1, initial=None, ttl=0):
@@ -755,8 +857,49 @@ class Bucket(object):
 
     def endure_multi(self, keys, persist_to=-1, replicate_to=-1, timeout=5.0, interval=0.010,
                      check_removed=False):
+        """:meth:`endure` for many keys: keys, a dict key -> CAS, or the
+        MultiResult of a mutation (its CAS values are waited for)."""
         self._need_couchbase("endure")
-        raise E.NotSupportedError("endure is not implemented yet")
+        t_us, i_us = _dur_times(timeout, interval)
+        p, r = _dur_arg(persist_to), _dur_arg(replicate_to)
+        entries = []
+        for key, cas in self._cas_pairs(keys):
+            kb = self._key(key)
+            entries.append((key, OperationResult(key), lib.cbffi_endure,
+                            (kb, len(kb), cas, p, r, bool(check_removed), t_us, i_us)))
+        return self._run_multi(entries, _K_OP, False, ())
+
+    def observe_multi(self, keys, master_only=False):
+        """:meth:`observe` for many keys: a MultiResult of key -> ValueResult."""
+        self._need_couchbase("observe")
+        if self._pipe is not None:
+            raise E.PipelineError("observe_multi() cannot run inside a pipeline")
+        klist = self._unique(k for k, _ in self._pairs(keys))
+        kbs = [self._key(k) for k in klist]
+        mres = MultiResult()
+        by_cookie = {}
+        c = self._enter()
+        try:
+            for i, (key, kb) in enumerate(zip(klist, kbs)):
+                rc = lib.cbffi_observe(c, kb, len(kb), bool(master_only), i)
+                if rc:
+                    _Batch(self).abandon(c)
+                    self._sched_error(rc, key)
+                by_cookie[i] = mres[key] = ValueResult(key, 0, 0, [])
+            self._collect_observe(c, by_cookie)
+        finally:
+            self._leave()
+        return self._finish_multi(mres, False, ())
+
+    def rget_multi(self, keys, replica_index=None, quiet=None, no_format=False):
+        """:meth:`rget` for many keys: a MultiResult of key -> ValueResult."""
+        self._need_couchbase("replica reads")
+        idx = _replica_arg(replica_index)
+        entries = []
+        for key, _ in self._pairs(keys):
+            kb = self._key(key)
+            entries.append((key, ValueResult(key), lib.cbffi_get_replica, (kb, len(kb), idx)))
+        return self._run_multi(entries, _K_GET_RAW if no_format else _K_GET, quiet)
 
     # ---- the 2.x Item calls -----------------------------------------------------------
     def get_items(self, items, **kwargs):
@@ -824,6 +967,30 @@ def _make_alias(old, new):
 for _old, _new in (("set", "upsert"), ("add", "insert"), ("delete", "remove")):
     for _suffix in ("", "_multi"):
         setattr(Bucket, _old + _suffix, _make_alias(_old + _suffix, _new + _suffix))
+
+
+def _dur_arg(v):
+    if v.__class__ is not int or v < -1 or v > 4:
+        raise E.ArgumentError("persist_to/replicate_to must be ints in -1..4, got %r" % (v,),
+                              objextra=v)
+    return v
+
+
+def _dur_times(timeout, interval):
+    for name, v in (("timeout", timeout), ("interval", interval)):
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or v <= 0:
+            raise E.ArgumentError("%s must be a positive number of seconds, got %r"
+                                  % (name, v), objextra=v)
+    return max(int(timeout * 1e6), 1), max(int(interval * 1e6), 1)
+
+
+def _replica_arg(index):
+    if index is None:
+        return -1
+    if index.__class__ is not int or not 0 <= index <= 3:
+        raise E.ArgumentError("replica_index must be None or an int in 0..3, got %r"
+                              % (index,), objextra=index)
+    return index
 
 
 def _opt_bytes(s):
@@ -971,21 +1138,34 @@ class Pipeline(object):
 
 
 class DurabilityContext(object):
-    """``with bucket.durability(persist_to=1, replicate_to=1): ...``: defaults
-    for the mutations inside (NotSupportedError on entry on memcached://)."""
+    """``with bucket.durability(persist_to=1, replicate_to=1, timeout=2.0): ...``:
+    defaults for the mutations inside, and their durability timeout
+    (NotSupportedError on entry on memcached://)."""
 
     def __init__(self, bucket, persist_to=-1, replicate_to=-1, timeout=0.0):
         self._bucket = bucket
-        self._req = (max(persist_to, 0), max(replicate_to, 0))
+        self._req = (_dur_arg(persist_to), _dur_arg(replicate_to))
+        if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout < 0:
+            raise E.ArgumentError("timeout must be a number of seconds >= 0, got %r"
+                                  % (timeout,))
+        self._timeout = timeout
         self._old = None
+        self._old_timeout = None
 
     def __enter__(self):
         b = self._bucket
         if self._req[0] or self._req[1]:
             b._need_couchbase("durability (persist_to/replicate_to)")
         self._old, b._dur = b._dur, (self._req if any(self._req) else None)
+        if self._timeout:
+            c = b._live()
+            self._old_timeout = lib.cbffi_client_get_timeout(c, _DUR_TIMEOUT)
+            lib.cbffi_client_set_timeout(c, _DUR_TIMEOUT, int(self._timeout * 1e6))
         return b
 
     def __exit__(self, *exc):
-        self._bucket._dur = self._old
+        b = self._bucket
+        b._dur = self._old
+        if self._old_timeout is not None and b._c is not None:
+            lib.cbffi_client_set_timeout(b._c, _DUR_TIMEOUT, self._old_timeout)
         return False

@@ -65,3 +65,28 @@ class MultiResult(dict):
 
     def __hash__(self):
         return id(self)
+
+
+class ObserveInfo(object):
+    """What one node said about a key (:meth:`Bucket.observe`): ``flags`` is the
+    key state (OBS_FOUND 0x00, OBS_PERSISTED 0x01, OBS_NOTFOUND 0x80,
+    OBS_LOGICALLY_DELETED 0x81), ``cas`` the node's CAS, ``from_master`` True
+    for the active copy, ``ttp``/``ttr`` the server's persist/replicate time
+    estimates (ms)."""
+    __slots__ = ("flags", "cas", "from_master", "ttp", "ttr")
+
+    def __init__(self, flags=0, cas=0, from_master=False, ttp=0, ttr=0):
+        self.flags = flags
+        self.cas = cas
+        self.from_master = from_master
+        self.ttp = ttp
+        self.ttr = ttr
+
+    def __repr__(self):
+        return "ObserveInfo<Status=[%s (0x%X)], Master=%s, CAS=0x%X>" % (
+            _OBS_NAMES.get(self.flags, "?"), self.flags, self.from_master, self.cas)
+
+
+OBS_FOUND, OBS_PERSISTED, OBS_NOTFOUND, OBS_LOGICALLY_DELETED = 0x00, 0x01, 0x80, 0x81
+_OBS_NAMES = {OBS_FOUND: "OBS_FOUND", OBS_PERSISTED: "OBS_PERSISTED",
+              OBS_NOTFOUND: "OBS_NOTFOUND", OBS_LOGICALLY_DELETED: "OBS_LOGICALLY_DELETED"}
