@@ -6,7 +6,7 @@ set -euo pipefail
 PKGS=(
   # build
   build-essential cmake pkg-config
-  libssl-dev zlib1g-dev libjson-c-dev
+  libssl-dev zlib1g-dev libjson-c-dev libcurl4-openssl-dev
   # C tests
   libcmocka-dev valgrind memcached
   clang libclang-rt-14-dev          # libFuzzer targets (tests/fuzz)

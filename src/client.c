@@ -79,12 +79,6 @@ static int setup(cbffi_client *c, const char *connstr, const char *user,
     int rc = cb_connstr_parse(connstr, &c->cs, errbuf, nerr);
     if (rc != CBFFI_OK)
         return rc;
-    if (c->cs.scheme == CB_SCHEME_HTTP) {
-        write_err(errbuf, nerr,
-                  "http:// (REST) bootstrap is not available in this build; "
-                  "use couchbase://host/bucket");
-        return CBFFI_NOT_SUPPORTED;
-    }
     if (c->cs.operation_timeout_us)
         c->op_timeout = c->cs.operation_timeout_us;
     if (c->cs.connect_timeout_us)
@@ -92,7 +86,7 @@ static int setup(cbffi_client *c, const char *connstr, const char *user,
     if ((rc = copy_cred(&c->username, user, c->cs.username)) != CBFFI_OK ||
         (rc = copy_cred(&c->password, pass, c->cs.password)) != CBFFI_OK)
         return rc;
-    if (c->cs.scheme == CB_SCHEME_COUCHBASE) {
+    if (c->cs.scheme != CB_SCHEME_MEMCACHED) {
         c->type = CBFFI_TYPE_COUCHBASE;
         return cb_cluster_setup(c);
     }

@@ -40,6 +40,7 @@ typedef struct cb_op cb_op;
 typedef struct cb_conn cb_conn;
 typedef struct cb_nego cb_nego;
 typedef struct cb_dur cb_dur;
+typedef struct cb_http cb_http;
 
 /* Internal op kinds (never reported in a cbffi_result). */
 enum {
@@ -176,6 +177,7 @@ struct cbffi_client {
     int refresh_rr;            /* round-robin over conns for refreshes */
     int refresh_wanted;        /* a refresh was asked for too soon */
     cb_conn *graveyard;        /* retired conns, freed at the next io call */
+    cb_http *http;             /* REST bootstrap (libcurl), NULL until used */
 
     cb_op pending;             /* sentinel of the pending list */
     size_t npending;
@@ -262,6 +264,8 @@ void cb_conn_add_waiter(cb_conn *conn, cb_op *child);
 /* Events this conn wants from the host loop. */
 uint32_t cb_conn_wanted(const cb_conn *conn);
 void cb_conn_update_watch(cb_conn *conn);
+/* Report a watch-set change for fd to the host (coalesced per fd). */
+int cb_watch_push(cbffi_client *c, int fd, uint32_t events);
 /* Append a handshake packet (sent before anything in wbuf). */
 int cb_conn_send_handshake(cb_conn *conn, const cb_req *req);
 /* The handshake finished: the conn is ready; send what waited. */
@@ -317,6 +321,17 @@ void cb_cluster_run_retries(cbffi_client *c, uint64_t now);
 void cb_cluster_bury(cbffi_client *c);
 /* Earliest retry or connect deadline. */
 uint64_t cb_cluster_next_timer(cbffi_client *c);
+
+/* ---- http.c: REST bootstrap over libcurl ------------------------------------ */
+/* GET /pools/default/b/<bucket> from host:port; the outcome goes to
+   cb_cluster_apply_json or cb_cluster_seed_failed. */
+int cb_http_start(cbffi_client *c, const char *host, int ipv6, uint16_t port);
+int cb_http_active(const cbffi_client *c);
+int cb_http_owns_fd(const cbffi_client *c, int fd);
+uint64_t cb_http_timer(const cbffi_client *c);
+void cb_http_on_event(cbffi_client *c, int fd, uint32_t events);
+void cb_http_tick(cbffi_client *c, uint64_t now);
+void cb_http_free(cbffi_client *c);
 
 /* ---- durability.c: OBSERVE and endure -------------------------------------- */
 /* An endure probe or observe child answered. */

@@ -103,6 +103,7 @@ void cb_cluster_destroy(cbffi_client *c)
         cb_conn_free(c->seed);
     c->seed = NULL;
     cb_cluster_bury(c);
+    cb_http_free(c);
     cb_clustermap_free(&c->map);
 }
 
@@ -139,7 +140,38 @@ static void drain_waitq(cbffi_client *c, int rc)
     }
 }
 
-/* Start (or move on to the next host for) the bootstrap conn. */
+/* The KV and REST ports of a connection-string host (PROTOCOL.md 8.3: in
+   couchbase://h:8091 the port is the REST one). */
+static uint16_t kv_port(const cbffi_client *c, const cb_hostport *h)
+{
+    if (c->cs.scheme == CB_SCHEME_HTTP || h->proto == CB_SCHEME_HTTP ||
+        (h->port == 8091 && !h->proto))
+        return 11210;
+    return h->port;
+}
+
+static uint16_t rest_port(const cbffi_client *c, const cb_hostport *h)
+{
+    if (c->cs.scheme == CB_SCHEME_HTTP || h->proto == CB_SCHEME_HTTP)
+        return h->port;
+    return 8091;
+}
+
+/* Which bootstrap attempts run: CCCP over every host, then HTTP over every
+   host.  http:// asks for HTTP only unless bootstrap_on says otherwise. */
+static int use_cccp(const cbffi_client *c)
+{
+    if (c->cs.bootstrap_on == CB_BOOTSTRAP_ALL)
+        return c->cs.scheme != CB_SCHEME_HTTP;
+    return c->cs.bootstrap_on == CB_BOOTSTRAP_CCCP;
+}
+
+static int use_http(const cbffi_client *c)
+{
+    return c->cs.bootstrap_on != CB_BOOTSTRAP_CCCP;
+}
+
+/* Start the next bootstrap attempt; -1 when none is left. */
 static int start_seed(cbffi_client *c)
 {
     if (c->seed) {
@@ -147,25 +179,36 @@ static int start_seed(cbffi_client *c)
         bury(c, c->seed);
         c->seed = NULL;
     }
-    if (c->seed_next >= c->cs.nhosts)
-        return -1;
-    const cb_hostport *h = &c->cs.hosts[c->seed_next++];
-    c->seed = cb_conn_new(c, -1, h->host, h->port, h->ipv6);
-    if (!c->seed)
-        return -1;
-    c->seed->fetch_config = 1;
-    cb_conn_mark_dirty(c->seed);
-    return 0;
+    size_t n = c->cs.nhosts;
+    while (c->seed_next < 2 * n) {
+        size_t k = c->seed_next++;
+        const cb_hostport *h = &c->cs.hosts[k % n];
+        if (k < n && use_cccp(c)) {
+            c->seed = cb_conn_new(c, -1, h->host, kv_port(c, h), h->ipv6);
+            if (!c->seed)
+                return -1;
+            c->seed->fetch_config = 1;
+            cb_conn_mark_dirty(c->seed);
+            return 0;
+        }
+        if (k >= n && use_http(c)) {
+            int rc = cb_http_start(c, h->host, h->ipv6, rest_port(c, h));
+            if (rc == CBFFI_OK)
+                return 0;
+            c->seed_rc = rc;
+        }
+    }
+    return -1;
 }
 
 static void bootstrap_begin(cbffi_client *c)
 {
-    if (c->seed)
+    if (c->seed || cb_http_active(c))
         return; /* under way */
     c->seed_next = 0;
     c->seed_rc = CBFFI_CONNECT_ERROR;
     if (start_seed(c) != 0)
-        drain_waitq(c, CBFFI_CLIENT_ENOMEM);
+        drain_waitq(c, c->seed_rc);
 }
 
 int cb_cluster_connect(cbffi_client *c, uint64_t cookie)

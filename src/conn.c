@@ -82,6 +82,31 @@ cb_conn *cb_conn_new(cbffi_client *c, int index, const char *host,
     return conn;
 }
 
+int cb_watch_push(cbffi_client *c, int fd, uint32_t events)
+{
+    /* Coalesce with a queued change for the same fd, unless that one
+       removes it (the fd number may be reused by a new socket). */
+    for (size_t i = c->nchanges; i-- > 0;) {
+        if (c->changes[i].fd == fd) {
+            if (c->changes[i].events != 0 && events != 0) {
+                c->changes[i].events = events;
+                return 0;
+            }
+            break;
+        }
+    }
+    if (c->nchanges == c->changes_cap) {
+        size_t cap = c->changes_cap ? c->changes_cap * 2 : 16;
+        cbffi_watch *w = realloc(c->changes, cap * sizeof(*w));
+        if (!w)
+            return -1;
+        c->changes = w;
+        c->changes_cap = cap;
+    }
+    c->changes[c->nchanges++] = (cbffi_watch){fd, events};
+    return 0;
+}
+
 /* Tell the host loop to forget the socket, then close it. */
 static void close_socket(cb_conn *conn)
 {
@@ -89,17 +114,7 @@ static void close_socket(cb_conn *conn)
         return;
     if (conn->watched) {
         conn->watched = 0;
-        cbffi_client *c = conn->client;
-        if (c->nchanges == c->changes_cap) {
-            size_t cap = c->changes_cap ? c->changes_cap * 2 : 16;
-            cbffi_watch *w = realloc(c->changes, cap * sizeof(*w));
-            if (w) {
-                c->changes = w;
-                c->changes_cap = cap;
-            }
-        }
-        if (c->nchanges < c->changes_cap)
-            c->changes[c->nchanges++] = (cbffi_watch){conn->fd, 0};
+        cb_watch_push(conn->client, conn->fd, 0);
     }
     close(conn->fd);
     conn->fd = -1;
@@ -162,28 +177,8 @@ void cb_conn_update_watch(cb_conn *conn)
     uint32_t want = cb_conn_wanted(conn);
     if (conn->fd < 0 || want == conn->watched)
         return;
-    cbffi_client *c = conn->client;
-    if (c->nchanges == c->changes_cap) {
-        size_t cap = c->changes_cap ? c->changes_cap * 2 : 16;
-        cbffi_watch *w = realloc(c->changes, cap * sizeof(*w));
-        if (!w)
-            return; /* retried at the next state change */
-        c->changes = w;
-        c->changes_cap = cap;
-    }
-    /* Coalesce with a queued change for the same fd. */
-    for (size_t i = c->nchanges; i-- > 0;) {
-        if (c->changes[i].fd == conn->fd) {
-            if (c->changes[i].events != 0) {
-                c->changes[i].events = want;
-                conn->watched = want;
-                return;
-            }
-            break;
-        }
-    }
-    c->changes[c->nchanges++] = (cbffi_watch){conn->fd, want};
-    conn->watched = want;
+    if (cb_watch_push(conn->client, conn->fd, want) == 0)
+        conn->watched = want; /* else retried at the next state change */
 }
 
 void cb_conn_mark_dirty(cb_conn *conn)

@@ -60,6 +60,8 @@ int cbffi_io_event(cbffi_client *c, int fd, uint32_t events)
     cb_conn *conn = conn_of_fd(c, fd);
     if (conn)
         cb_conn_on_event(conn, events);
+    else if (cb_http_owns_fd(c, fd))
+        cb_http_on_event(c, fd, events);
     flush_dirty(c);
     return 0;
 }
@@ -67,7 +69,10 @@ int cbffi_io_event(cbffi_client *c, int fd, uint32_t events)
 int cbffi_io_tick(cbffi_client *c)
 {
     cb_cluster_bury(c);
-    cb_expire(c, cb_now());
+    uint64_t now = cb_now();
+    cb_expire(c, now);
+    if (c->http)
+        cb_http_tick(c, now);
     flush_dirty(c);
     return 0;
 }
@@ -88,6 +93,8 @@ int64_t cbffi_io_deadline(cbffi_client *c)
         uint64_t t = cb_cluster_next_timer(c);
         if (c->seed && handshaking(c->seed) && c->seed->connect_deadline < t)
             t = c->seed->connect_deadline;
+        if (cb_http_timer(c) < t)
+            t = cb_http_timer(c);
         if (t < dl)
             dl = t;
     }
@@ -154,7 +161,7 @@ static int apply_changes(cbffi_client *c)
 static cb_conn *sole_reader(cbffi_client *c)
 {
     cb_conn *only = NULL;
-    if (c->seed || c->retryq)
+    if (c->seed || c->retryq || cb_http_active(c))
         return NULL;
     for (int i = 0; i < c->nconns; i++) {
         cb_conn *conn = c->conns[i];

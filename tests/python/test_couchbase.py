@@ -517,3 +517,33 @@ def test_memcached_bucket_uses_ketama(cluster):
     with pytest.raises(E.NotSupportedError):
         b.upsert("mc:1", 1, persist_to=1)
     b.close()
+
+
+# ---- REST bootstrap ------------------------------------------------------------------
+
+def test_http_bootstrap(cluster):
+    b = Bucket(cluster.http_connstr("default"), password="secret")
+    assert sorted(port_of(b, i) for i in range(4)) == sorted(cluster.kv_ports)
+    assert b.upsert("http:k", 1).success and b.get("http:k").value == 1
+    assert b.configured_replica_count == 2
+    b.close()
+
+
+def test_http_bootstrap_errors(cluster):
+    with pytest.raises(E.AuthError):
+        Bucket(cluster.http_connstr("default"), password="wrong")
+    with pytest.raises(E.BucketNotFoundError):
+        Bucket(cluster.http_connstr("nosuch"), username="Administrator", password="password")
+
+
+def test_bootstrap_falls_back_from_cccp_to_http(cluster):
+    from conftest import free_port
+    cs = "couchbase://127.0.0.1:%d,127.0.0.1:%d=http/default" % (free_port(), cluster.rest_port)
+    b = Bucket(cs, password="secret")
+    assert b.upsert("fallback", 1).success
+    b.close()
+    b = Bucket(cs + "?bootstrap_on=http", password="secret")
+    assert b.get("fallback").value == 1
+    b.close()
+    with pytest.raises(E.CouchbaseNetworkError):
+        Bucket(cs + "?bootstrap_on=cccp", password="secret")
