@@ -22,10 +22,12 @@ cmake -S . -B build-asan -DCBFFI_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug >/dev/null
 cmake --build build-asan -j"$(nproc)" >/dev/null
 ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 ctest --test-dir build-asan --output-on-failure
 
-step "integration test under valgrind"
-valgrind -q --error-exitcode=9 --leak-check=full --errors-for-leak-kinds=definite,indirect \
-  build/tests/c/test_memcached > build/valgrind.log 2>&1 || { cat build/valgrind.log; exit 1; }
-grep -E "PASSED|FAILED" build/valgrind.log
+step "integration tests under valgrind (memcached, and couchbase:// against the mock cluster)"
+for t in test_memcached test_couchbase; do
+  valgrind -q --error-exitcode=9 --leak-check=full --errors-for-leak-kinds=definite,indirect \
+    "build/tests/c/$t" > "build/valgrind-$t.log" 2>&1 || { cat "build/valgrind-$t.log"; exit 1; }
+  grep -E "PASSED|FAILED" "build/valgrind-$t.log"
+done
 
 step "fuzz targets (libFuzzer, ${FUZZ_SECONDS:-8} s each)"
 ./tests/fuzz/run.sh

@@ -1,0 +1,547 @@
+/*
+ * Integration tests: libcbffi's couchbase:// path against the mock cluster
+ * (python -m couchbase_ffi.mock, a separate process; faults are injected
+ * through its HTTP control API).  Run plain, under ASan+UBSan and under
+ * valgrind: bootstrap, routing, retries, config changes and every
+ * Couchbase-only operation, through both the built-in loop and the
+ * host-loop interface, including clients destroyed with work pending.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "cbffi.h"
+
+#include <curl/curl.h>
+#include <json-c/json.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#ifndef CBFFI_PYTHONPATH
+#error "CBFFI_PYTHONPATH must name the repository's python/ folder"
+#endif
+
+static pid_t mock_pid = -1;
+static int kv_ports[4];
+static int rest_port;
+static char connstr[512];
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* ---- the mock ------------------------------------------------------------ */
+
+static int start_mock(void)
+{
+    int fds[2];
+    if (pipe(fds) != 0)
+        return -1;
+    mock_pid = fork();
+    if (mock_pid == 0) {
+        dup2(fds[1], 1);
+        close(fds[0]);
+        setenv("PYTHONPATH", CBFFI_PYTHONPATH, 1);
+        execl("/usr/bin/python3", "python3", "-m", "couchbase_ffi.mock",
+              "--nodes", "4", "--replicas", "2", "--bucket",
+              "default:couchbase:secret", "--bucket", "cache:memcached:",
+              "--persist-delay", "0", "--replicate-delay", "0", "--json",
+              (char *)NULL);
+        _exit(127);
+    }
+    close(fds[1]);
+    char line[8192];
+    FILE *f = fdopen(fds[0], "r");
+    if (!f || !fgets(line, sizeof line, f))
+        return -1;
+    json_object *o = json_tokener_parse(line), *ports, *rp;
+    if (!o || !json_object_object_get_ex(o, "kv_ports", &ports) ||
+        !json_object_object_get_ex(o, "rest_port", &rp))
+        return -1;
+    int n = snprintf(connstr, sizeof connstr, "couchbase://");
+    for (int i = 0; i < 4; i++) {
+        kv_ports[i] = json_object_get_int(json_object_array_get_idx(ports, (size_t)i));
+        n += snprintf(connstr + n, sizeof connstr - (size_t)n, "%s127.0.0.1:%d",
+                      i ? "," : "", kv_ports[i]);
+    }
+    snprintf(connstr + n, sizeof connstr - (size_t)n, "/default");
+    rest_port = json_object_get_int(rp);
+    json_object_put(o);
+    /* keep f open: the mock's stdout stays a pipe nobody writes to */
+    return 0;
+}
+
+static size_t sink(char *p, size_t s, size_t n, void *u)
+{
+    (void)p;
+    (void)u;
+    return s * n;
+}
+
+/* POST /mock/<action> with a JSON body; returns the HTTP status. */
+static long control(const char *action, const char *body)
+{
+    char url[256];
+    snprintf(url, sizeof url, "http://127.0.0.1:%d/mock/%s", rest_port, action);
+    CURL *e = curl_easy_init();
+    curl_easy_setopt(e, CURLOPT_URL, url);
+    curl_easy_setopt(e, CURLOPT_USERPWD, "Administrator:password");
+    curl_easy_setopt(e, CURLOPT_POSTFIELDS, body);
+    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, sink);
+    curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, 5000L);
+    long status = 0;
+    if (curl_easy_perform(e) == CURLE_OK)
+        curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &status);
+    curl_easy_cleanup(e);
+    return status;
+}
+
+static int setup_all(void **state)
+{
+    (void)state;
+    curl_global_init(CURL_GLOBAL_DEFAULT);
+    return start_mock();
+}
+
+static int teardown_all(void **state)
+{
+    (void)state;
+    if (mock_pid > 0) {
+        kill(mock_pid, SIGTERM);
+        waitpid(mock_pid, NULL, 0);
+    }
+    curl_global_cleanup();
+    return 0;
+}
+
+static int reset(void **state)
+{
+    (void)state;
+    return control("clear_faults", "{}") == 200 ? 0 : -1;
+}
+
+/* ---- helpers ------------------------------------------------------------- */
+
+static cbffi_client *client_with(const char *cs, const char *user,
+                                 const char *pass)
+{
+    char err[256];
+    cbffi_client *c = NULL;
+    int rc = cbffi_client_create(&c, cs, user, pass, err, sizeof err);
+    if (rc != CBFFI_OK)
+        fail_msg("create %s: %s", cs, err);
+    return c;
+}
+
+static cbffi_result one(cbffi_client *c)
+{
+    cbffi_result r[2];
+    size_t n = cbffi_wait(c, r, 2);
+    assert_int_equal(n, 1);
+    assert_true(r[0].final);
+    return r[0];
+}
+
+static cbffi_client *connected(void)
+{
+    cbffi_client *c = client_with(connstr, NULL, "secret");
+    assert_int_equal(cbffi_connect(c, 0), CBFFI_OK);
+    cbffi_result r = one(c);
+    assert_int_equal(r.rc, CBFFI_OK);
+    assert_int_equal(r.op, CBFFI_OP_CONNECT);
+    return c;
+}
+
+static int set(cbffi_client *c, const char *k, const char *v, uint64_t *cas)
+{
+    assert_int_equal(cbffi_store(c, CBFFI_OP_SET, k, strlen(k), v, strlen(v),
+                                 0, 0, 0, 0), CBFFI_OK);
+    cbffi_result r = one(c);
+    if (cas)
+        *cas = r.cas;
+    return r.rc;
+}
+
+static int get(cbffi_client *c, const char *k, char *out, size_t nout)
+{
+    assert_int_equal(cbffi_get(c, k, strlen(k), CBFFI_GET_PLAIN, 0, 0), CBFFI_OK);
+    cbffi_result r = one(c);
+    if (out)
+        snprintf(out, nout, "%.*s", (int)r.nvalue, r.value ? r.value : "");
+    return r.rc;
+}
+
+/* ---- tests --------------------------------------------------------------- */
+
+static void bootstrap_and_basic_operations(void **state)
+{
+    (void)state;
+    cbffi_client *c = connected();
+    assert_int_equal(cbffi_client_server_count(c), 4);
+    assert_int_equal(cbffi_client_replica_count(c), 2);
+    assert_true(cbffi_client_config_rev(c) >= 1);
+    uint64_t cas;
+    char v[64];
+    assert_int_equal(set(c, "c:k", "hello", &cas), CBFFI_OK);
+    assert_true(cas != 0);
+    assert_int_equal(get(c, "c:k", v, sizeof v), CBFFI_OK);
+    assert_string_equal(v, "hello");
+    assert_int_equal(get(c, "c:missing", NULL, 0), CBFFI_KEY_ENOENT);
+    assert_int_equal(cbffi_counter(c, "c:n", 3, 1, 10, 1, 0, 0), CBFFI_OK);
+    cbffi_result r = one(c);
+    assert_int_equal(r.rc, CBFFI_OK);
+    assert_int_equal(r.u64, 10);
+    assert_int_equal(cbffi_remove(c, "c:k", 3, 0, 0), CBFFI_OK);
+    assert_int_equal(one(c).rc, CBFFI_OK);
+    uint32_t vb;
+    int srv;
+    assert_int_equal(cbffi_client_vbucket(c, "Hello", 5, &vb, &srv), CBFFI_OK);
+    assert_int_equal(vb, 977); /* PROTOCOL.md 5.4, 1024 vbuckets */
+    assert_true(srv >= 0 && srv < 4);
+    cbffi_client_destroy(c);
+}
+
+static void operations_before_connect_wait_for_the_map(void **state)
+{
+    (void)state;
+    cbffi_client *c = client_with(connstr, "Administrator", "password");
+    char key[16];
+    for (int i = 0; i < 20; i++) {
+        int n = snprintf(key, sizeof key, "early:%d", i);
+        assert_int_equal(cbffi_store(c, CBFFI_OP_SET, key, (size_t)n, "v", 1, 0,
+                                     0, 0, (uint64_t)i), CBFFI_OK);
+    }
+    cbffi_result r[32];
+    size_t got = cbffi_wait(c, r, 32);
+    assert_int_equal(got, 20);
+    for (size_t i = 0; i < got; i++)
+        assert_int_equal(r[i].rc, CBFFI_OK);
+    cbffi_client_destroy(c);
+}
+
+static void bootstrap_errors(void **state)
+{
+    (void)state;
+    cbffi_client *c = client_with(connstr, NULL, "wrong");
+    cbffi_connect(c, 0);
+    assert_int_equal(one(c).rc, CBFFI_AUTH_ERROR);
+    cbffi_client_destroy(c);
+
+    char cs[600];
+    snprintf(cs, sizeof cs, "couchbase://127.0.0.1:%d/nosuch", kv_ports[0]);
+    c = client_with(cs, "Administrator", "password");
+    cbffi_connect(c, 0);
+    assert_int_equal(one(c).rc, CBFFI_BUCKET_ENOENT);
+    cbffi_client_destroy(c);
+
+    /* data ops fail with the bootstrap's reason */
+    c = client_with(connstr, NULL, "wrong");
+    assert_int_equal(cbffi_get(c, "x", 1, CBFFI_GET_PLAIN, 0, 0), CBFFI_OK);
+    assert_int_equal(one(c).rc, CBFFI_AUTH_ERROR);
+    cbffi_client_destroy(c);
+
+    c = client_with("couchbase://127.0.0.1:1/default", NULL, NULL);
+    cbffi_connect(c, 0);
+    assert_int_equal(one(c).rc, CBFFI_CONNECT_ERROR);
+    cbffi_client_destroy(c);
+}
+
+static void http_bootstrap(void **state)
+{
+    (void)state;
+    char cs[300];
+    snprintf(cs, sizeof cs, "http://127.0.0.1:%d/default", rest_port);
+    cbffi_client *c = client_with(cs, NULL, "secret");
+    cbffi_connect(c, 0);
+    assert_int_equal(one(c).rc, CBFFI_OK);
+    assert_int_equal(cbffi_client_server_count(c), 4);
+    assert_int_equal(set(c, "http:k", "v", NULL), CBFFI_OK);
+    cbffi_client_destroy(c);
+    c = client_with(cs, NULL, "wrong");
+    cbffi_connect(c, 0);
+    assert_int_equal(one(c).rc, CBFFI_AUTH_ERROR);
+    cbffi_client_destroy(c);
+}
+
+static void lock_replica_observe_endure(void **state)
+{
+    (void)state;
+    cbffi_client *c = connected();
+    uint64_t cas;
+    assert_int_equal(set(c, "cb:lock", "v", &cas), CBFFI_OK);
+    assert_int_equal(cbffi_get(c, "cb:lock", 7, CBFFI_GET_LOCK, 5, 0), CBFFI_OK);
+    cbffi_result r = one(c);
+    assert_int_equal(r.rc, CBFFI_OK);
+    uint64_t lock_cas = r.cas;
+    assert_int_equal(set(c, "cb:lock", "w", NULL), CBFFI_KEY_EEXISTS);
+    assert_int_equal(cbffi_get(c, "cb:lock", 7, CBFFI_GET_LOCK, 5, 0), CBFFI_OK);
+    assert_int_equal(one(c).rc, CBFFI_ETMPFAIL);
+    assert_int_equal(cbffi_unlock(c, "cb:lock", 7, lock_cas, 0), CBFFI_OK);
+    assert_int_equal(one(c).rc, CBFFI_OK);
+
+    assert_int_equal(set(c, "cb:rep", "rv", &cas), CBFFI_OK);
+    assert_int_equal(cbffi_endure(c, "cb:rep", 6, cas, 3, 2, 0, 0, 0, 0), CBFFI_OK);
+    r = one(c);
+    assert_int_equal(r.rc, CBFFI_OK);
+    assert_int_equal(r.op, CBFFI_OP_ENDURE);
+    for (int idx = -1; idx < 2; idx++) {
+        assert_int_equal(cbffi_get_replica(c, "cb:rep", 6, idx, 0), CBFFI_OK);
+        r = one(c);
+        assert_int_equal(r.rc, CBFFI_OK);
+        assert_int_equal(r.op, CBFFI_OP_GET_REPLICA);
+        assert_memory_equal(r.value, "rv", 2);
+        assert_true(r.replica >= 1);
+    }
+    assert_int_equal(cbffi_get_replica(c, "cb:rep", 6, 2, 0), CBFFI_NO_MATCHING_SERVER);
+
+    assert_int_equal(cbffi_observe(c, "cb:rep", 6, 0, 7), CBFFI_OK);
+    cbffi_result rs[8];
+    size_t n = cbffi_wait(c, rs, 8);
+    assert_int_equal(n, 4); /* three nodes, then the summary */
+    int masters = 0;
+    for (size_t i = 0; i < 3; i++) {
+        assert_int_equal(rs[i].final, 0);
+        assert_int_equal(rs[i].flags, CBFFI_OBS_PERSISTED);
+        assert_int_equal(rs[i].cas, cas);
+        masters += rs[i].replica == 0;
+    }
+    assert_int_equal(masters, 1);
+    assert_int_equal(rs[3].final, 1);
+    assert_int_equal(rs[3].rc, CBFFI_OK);
+
+    assert_int_equal(cbffi_endure(c, "cb:rep", 6, cas, 0, 3, 0, 0, 0, 0),
+                     CBFFI_DURABILITY_ETOOMANY);
+    assert_int_equal(cbffi_store_durable(c, CBFFI_OP_SET, "cb:d", 4, "x", 1, 0, 0,
+                                         0, 1, 2, 0), CBFFI_OK);
+    r = one(c);
+    assert_int_equal(r.rc, CBFFI_OK);
+    assert_int_equal(r.op, CBFFI_OP_SET);
+    assert_true(r.cas != 0);
+    assert_int_equal(cbffi_remove_durable(c, "cb:d", 4, 0, 1, 1, 0), CBFFI_OK);
+    assert_int_equal(one(c).rc, CBFFI_OK);
+    cbffi_client_destroy(c);
+}
+
+static void durability_times_out(void **state)
+{
+    (void)state;
+    cbffi_client *c = connected();
+    assert_int_equal(control("set_delays", "{\"persist\": 1e9}"), 200);
+    cbffi_client_set_timeout(c, CBFFI_TIMEOUT_DURABILITY, 200000);
+    double t0 = now_s();
+    assert_int_equal(cbffi_store_durable(c, CBFFI_OP_SET, "dur:t", 5, "x", 1, 0, 0,
+                                         0, 1, 0, 0), CBFFI_OK);
+    assert_int_equal(one(c).rc, CBFFI_ETIMEDOUT);
+    assert_true(now_s() - t0 < 1.0);
+    assert_int_equal(control("set_delays", "{\"persist\": 0}"), 200);
+    cbffi_client_destroy(c);
+}
+
+static void not_my_vbucket_is_never_seen(void **state)
+{
+    (void)state;
+    cbffi_client *c = connected();
+    int64_t rev = cbffi_client_config_rev(c);
+    uint32_t vb;
+    int srv;
+    cbffi_client_vbucket(c, "nmv:key", 7, &vb, &srv);
+    char body[128];
+    snprintf(body, sizeof body, "{\"bucket\": \"default\", \"vbuckets\": [%u], "
+             "\"to_node\": %d}", vb, (srv + 1) % 4);
+    assert_int_equal(control("move_vbuckets", body), 200);
+    assert_int_equal(set(c, "nmv:key", "moved", NULL), CBFFI_OK);
+    assert_true(cbffi_client_config_rev(c) > rev);
+    int srv2;
+    cbffi_client_vbucket(c, "nmv:key", 7, NULL, &srv2);
+    assert_int_not_equal(srv2, srv);
+    /* NOT_MY_VBUCKET injected twice: retried, not reported */
+    assert_int_equal(control("inject_status", "{\"status\": 7, \"count\": 2}"), 200);
+    char v[32];
+    assert_int_equal(get(c, "nmv:key", v, sizeof v), CBFFI_OK);
+    assert_string_equal(v, "moved");
+    cbffi_client_destroy(c);
+}
+
+static void temporary_failures_are_retried(void **state)
+{
+    (void)state;
+    cbffi_client *c = connected();
+    assert_int_equal(control("inject_status", "{\"status\": \"ETMPFAIL\", \"count\": 3}"), 200);
+    assert_int_equal(set(c, "tmp:k", "v", NULL), CBFFI_OK);
+    cbffi_client_set_timeout(c, CBFFI_TIMEOUT_OPERATION, 200000);
+    assert_int_equal(control("inject_status", "{\"status\": \"EBUSY\", \"count\": 100000}"), 200);
+    assert_int_equal(set(c, "tmp:k", "v", NULL), CBFFI_EBUSY);
+    cbffi_client_destroy(c);
+}
+
+static void failover_moves_keys_to_replicas(void **state)
+{
+    (void)state;
+    cbffi_client *c = connected();
+    char key[16], v[16];
+    for (int i = 0; i < 40; i++) {
+        snprintf(key, sizeof key, "fo:%d", i);
+        assert_int_equal(cbffi_store_durable(c, CBFFI_OP_SET, key, strlen(key),
+                                             key, strlen(key), 0, 0, 0, 0, 2, 0),
+                         CBFFI_OK);
+        assert_int_equal(one(c).rc, CBFFI_OK);
+    }
+    assert_int_equal(control("failover", "{\"node\": 3}"), 200);
+    for (int i = 0; i < 40; i++) {
+        snprintf(key, sizeof key, "fo:%d", i);
+        assert_int_equal(get(c, key, v, sizeof v), CBFFI_OK);
+        assert_string_equal(v, key);
+    }
+    assert_int_equal(cbffi_client_server_count(c), 3);
+    assert_int_equal(control("add_back", "{\"node\": 3}"), 200);
+    for (int i = 0; i < 40; i++) {
+        snprintf(key, sizeof key, "fo:%d", i);
+        assert_int_equal(set(c, key, "again", NULL), CBFFI_OK);
+    }
+    assert_int_equal(cbffi_client_server_count(c), 4);
+    cbffi_client_destroy(c);
+}
+
+static void host_loop_over_couchbase(void **state)
+{
+    (void)state;
+    cbffi_client *c = client_with(connstr, NULL, "secret");
+    char key[16];
+    cbffi_connect(c, 1000);
+    for (int i = 0; i < 100; i++) {
+        int n = snprintf(key, sizeof key, "hl:%d", i);
+        cbffi_store(c, CBFFI_OP_SET, key, (size_t)n, "v", 1, 0, 0, 0, (uint64_t)i);
+    }
+    cbffi_io_flush(c);
+    struct pollfd pf[16];
+    uint32_t evs[16];
+    int nfd = 0;
+    cbffi_watch w[16];
+    cbffi_result r[128];
+    size_t got = 0;
+    double t0 = now_s();
+    while (got < 101 && now_s() - t0 < 5) {
+        size_t n;
+        while ((n = cbffi_io_watches(c, w, 16)) > 0) {
+            for (size_t i = 0; i < n; i++) {
+                int j = 0;
+                while (j < nfd && pf[j].fd != w[i].fd)
+                    j++;
+                if (w[i].events == 0) {
+                    if (j < nfd) {
+                        pf[j] = pf[--nfd];
+                        evs[j] = evs[nfd];
+                    }
+                    continue;
+                }
+                if (j == nfd)
+                    nfd++;
+                pf[j].fd = w[i].fd;
+                evs[j] = w[i].events;
+                pf[j].events = (short)(((w[i].events & CBFFI_IO_READ) ? POLLIN : 0) |
+                                       ((w[i].events & CBFFI_IO_WRITE) ? POLLOUT : 0));
+            }
+        }
+        int64_t dl = cbffi_io_deadline(c);
+        int k = poll(pf, (nfds_t)nfd, dl < 0 ? 100 : (int)(dl / 1000) + 1);
+        if (k <= 0) {
+            cbffi_io_tick(c);
+        } else {
+            int fds[16];
+            uint32_t ready[16];
+            int nr = 0;
+            for (int j = 0; j < nfd; j++)
+                if (pf[j].revents) {
+                    fds[nr] = pf[j].fd;
+                    ready[nr++] = ((pf[j].revents & (POLLIN | POLLHUP | POLLERR)) ? CBFFI_IO_READ : 0) |
+                                  ((pf[j].revents & (POLLOUT | POLLHUP | POLLERR)) ? CBFFI_IO_WRITE : 0);
+                }
+            for (int j = 0; j < nr; j++)
+                cbffi_io_event(c, fds[j], ready[j]);
+        }
+        got += cbffi_harvest(c, r + got, 128 - got);
+    }
+    assert_int_equal(got, 101);
+    for (size_t i = 0; i < got; i++)
+        assert_int_equal(r[i].rc, CBFFI_OK);
+    assert_int_equal(cbffi_pending(c), 0);
+    (void)evs;
+    cbffi_client_destroy(c);
+}
+
+static void destroyed_with_work_pending(void **state)
+{
+    (void)state;
+    /* mid-bootstrap, with ops waiting for the map */
+    cbffi_client *c = client_with(connstr, NULL, "secret");
+    cbffi_get(c, "a", 1, CBFFI_GET_PLAIN, 0, 0);
+    cbffi_io_flush(c);
+    cbffi_client_destroy(c);
+    /* ops on the retry list and durability rounds in flight */
+    c = connected();
+    assert_int_equal(control("inject_status", "{\"status\": \"ETMPFAIL\", \"count\": 50}"), 200);
+    cbffi_store(c, CBFFI_OP_SET, "p:1", 3, "v", 1, 0, 0, 0, 0);
+    cbffi_store_durable(c, CBFFI_OP_SET, "p:2", 3, "v", 1, 0, 0, 0, 1, 1, 0);
+    cbffi_endure(c, "p:3", 3, 0, 1, 1, 0, 0, 0, 0);
+    cbffi_observe(c, "p:4", 3, 0, 0);
+    cbffi_get_replica(c, "p:5", 3, -1, 0);
+    cbffi_io_flush(c);
+    usleep(20000);
+    cbffi_io_tick(c);
+    cbffi_client_destroy(c);
+    /* and a REST bootstrap in flight */
+    char cs[300];
+    snprintf(cs, sizeof cs, "http://127.0.0.1:%d/default", rest_port);
+    c = client_with(cs, NULL, "secret");
+    cbffi_connect(c, 0);
+    cbffi_io_flush(c);
+    cbffi_io_tick(c);
+    cbffi_client_destroy(c);
+}
+
+static void memcached_bucket_over_couchbase(void **state)
+{
+    (void)state;
+    char cs[600];
+    snprintf(cs, sizeof cs, "%.*s/cache", (int)(strrchr(connstr, '/') - connstr), connstr);
+    cbffi_client *c = client_with(cs, NULL, NULL);
+    cbffi_connect(c, 0);
+    assert_int_equal(one(c).rc, CBFFI_OK);
+    assert_int_equal(cbffi_client_replica_count(c), -1);
+    assert_int_equal(set(c, "mcb:k", "v", NULL), CBFFI_OK);
+    assert_int_equal(get(c, "mcb:k", NULL, 0), CBFFI_OK);
+    assert_int_equal(cbffi_get(c, "mcb:k", 5, CBFFI_GET_LOCK, 1, 0), CBFFI_NOT_SUPPORTED);
+    assert_int_equal(cbffi_observe(c, "mcb:k", 5, 0, 0), CBFFI_NOT_SUPPORTED);
+    cbffi_client_destroy(c);
+}
+
+int main(void)
+{
+    signal(SIGPIPE, SIG_IGN);
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup(bootstrap_and_basic_operations, reset),
+        cmocka_unit_test_setup(operations_before_connect_wait_for_the_map, reset),
+        cmocka_unit_test_setup(bootstrap_errors, reset),
+        cmocka_unit_test_setup(http_bootstrap, reset),
+        cmocka_unit_test_setup(lock_replica_observe_endure, reset),
+        cmocka_unit_test_setup(durability_times_out, reset),
+        cmocka_unit_test_setup(not_my_vbucket_is_never_seen, reset),
+        cmocka_unit_test_setup(temporary_failures_are_retried, reset),
+        cmocka_unit_test_setup(failover_moves_keys_to_replicas, reset),
+        cmocka_unit_test_setup(host_loop_over_couchbase, reset),
+        cmocka_unit_test_setup(destroyed_with_work_pending, reset),
+        cmocka_unit_test_setup(memcached_bucket_over_couchbase, reset),
+    };
+    return cmocka_run_group_tests(tests, setup_all, teardown_all);
+}
