@@ -97,12 +97,14 @@ class MockCluster(object):
     Other keywords: ``kv_ports`` (list, one per node) or ``kv_base_port`` (node i listens on
     base+i), ``rest_port`` (0 = free port), ``persist_delay`` / ``replicate_delay`` (seconds;
     ``float('inf')`` = never), ``lock_default`` / ``lock_max`` (GET_LOCKED timeouts),
-    ``host`` (listen address, default 127.0.0.1).
+    ``host`` (listen address, default 127.0.0.1), ``refuse_features`` (HELLO feature codes to
+    refuse although implemented, e.g. ``[Feature.CLUSTERMAP_CHANGE_NOTIFICATION]`` so that clients
+    learn of changes only through NOT_MY_VBUCKET and polling).
     """
 
     def __init__(self, nodes=4, buckets=None, users=None, kv_ports=None, kv_base_port=None, rest_port=0,
                  persist_delay=0.005, replicate_delay=0.002, lock_default=LOCK_DEFAULT,
-                 lock_max=LOCK_MAX, host="127.0.0.1"):
+                 lock_max=LOCK_MAX, host="127.0.0.1", refuse_features=()):
         if nodes < 1:
             raise ValueError("nodes must be >= 1")
         if buckets is None:
@@ -123,6 +125,7 @@ class MockCluster(object):
         self._rest_wanted = rest_port
         self._delays = (persist_delay, replicate_delay)
         self._locks = (lock_default, lock_max)
+        self._refuse = frozenset(int(f) for f in refuse_features)
         self._creds = Credentials()
         self._access = {}
         for spec in self._specs:
@@ -191,6 +194,7 @@ class MockCluster(object):
         self._kv = [KVServer(self._state, self._faults, i, self.host) for i in range(self._nodes)]
         for kv in self._kv:
             kv.lock_default, kv.lock_max = self._locks
+            kv.features = kv.features - self._refuse
             await kv.start()
             node = self._state.nodes[kv.node]
             node.kv_port = kv.server.sockets[0].getsockname()[1]
@@ -319,6 +323,9 @@ class MockCluster(object):
         value, flags, cas = got
         return {"found": True, "value_base64": base64.b64encode(value).decode("ascii"),
                 "flags": flags, "cas": cas}
+
+    async def _a_node_stats(self, node):
+        return self._kv[self._node(node)].named_stats()
 
     async def _a_failover(self, node):
         changed = self._state.failover(self._node(node))
@@ -478,6 +485,10 @@ class MockCluster(object):
     def flush(self, bucket="default"):
         """Delete every document of the bucket on every node."""
         self._call("flush", bucket=bucket)
+
+    def node_stats(self, node):
+        """Counters of one node: requests by opcode name, get_hits, get_misses, not_my_vbucket."""
+        return self._call("node_stats", node=node)
 
     def state(self):
         """A JSON-able snapshot: rev, nodes (ports, running, failed over), buckets, faults, delays."""

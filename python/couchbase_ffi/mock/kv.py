@@ -111,6 +111,8 @@ class Session(object):
     def nmv(self, req):
         """NOT_MY_VBUCKET carrying the current config (``$HOST`` left in)."""
         cfg = self.bucket.config(self.node).encode("utf-8")
+        stats = self.server.stats
+        stats["not_my_vbucket"] = stats.get("not_my_vbucket", 0) + 1
         self.pushed_rev = max(self.pushed_rev, self.state.rev)
         return [response(req.opcode, Status.NOT_MY_VBUCKET, req.opaque, value=cfg,
                          datatype=self.json_datatype())]
@@ -210,7 +212,7 @@ class Session(object):
         wanted = [struct.unpack(">H", req.value[i:i + 2])[0] for i in range(0, len(req.value), 2)]
         accepted = []
         for f in wanted:
-            if f in SUPPORTED_FEATURES and f not in accepted:
+            if f in self.server.features and f not in accepted:
                 if f == Feature.CLUSTERMAP_CHANGE_NOTIFICATION and Feature.DUPLEX not in wanted:
                     continue
                 accepted.append(f)
@@ -666,6 +668,12 @@ class KVServer(object):
         self.started = 0.0
         self.lock_default = LOCK_DEFAULT
         self.lock_max = LOCK_MAX
+        self.features = SUPPORTED_FEATURES     # what HELLO may accept on this node
+
+    def named_stats(self):
+        """Request counters by opcode name, plus get_hits / get_misses / not_my_vbucket."""
+        return dict((OPCODE_NAMES.get(k, "0x%02x" % k) if isinstance(k, int) else k, v)
+                    for k, v in self.stats.items())
 
     @property
     def port(self):
