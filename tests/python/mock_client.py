@@ -64,7 +64,7 @@ class Conn(object):
     def __init__(self, port, host="127.0.0.1", timeout=5.0):
         self.sock = socket.create_connection((host, port), timeout)
         self.sock.settimeout(timeout)
-        self.buf = b""
+        self.buf = bytearray()
         self.opaque = 0
         self.features = []
 
@@ -92,20 +92,20 @@ class Conn(object):
 
     def _fill(self, n):
         while len(self.buf) < n:
-            chunk = self.sock.recv(1 << 16)
+            chunk = self.sock.recv(max(1 << 16, min(n - len(self.buf), 1 << 22)))
             if not chunk:
                 raise Closed("connection closed with %d bytes buffered" % len(self.buf))
             self.buf += chunk
 
     def recv(self):
         self._fill(24)
-        magic, opcode, keylen, extlen, datatype, status, bodylen, opaque, cas = HDR.unpack(self.buf[:24])
+        magic, opcode, keylen, extlen, datatype, status, bodylen, opaque, cas = HDR.unpack(bytes(self.buf[:24]))
         framelen = 0
         if magic == 0x18:
             framelen, keylen = keylen >> 8, keylen & 0xff
         self._fill(24 + bodylen)
-        body = self.buf[24:24 + bodylen]
-        self.buf = self.buf[24 + bodylen:]
+        body = bytes(self.buf[24:24 + bodylen])
+        del self.buf[:24 + bodylen]
         p = framelen
         extras = body[p:p + extlen]
         p += extlen
