@@ -18,7 +18,7 @@ from couchbase_ffi.mock import sasl
 from couchbase_ffi.mock.errormap import error_map_json
 from couchbase_ffi.mock.protocol import (
     DATATYPE_JSON, FRAME_BARRIER, FRAME_DURABILITY, FRAME_PRESERVE_TTL, HEADER_LEN, MAGIC_ALT_REQ,
-    MAX_KEY, MAX_VALUE, OPCODE_NAMES, SERVER_CLUSTERMAP_CHANGE_NOTIFICATION, SUPPORTED_FEATURES,
+    MAGIC_CLIENT_RES, MAX_KEY, MAX_VALUE, OPCODE_NAMES, SERVER_CLUSTERMAP_CHANGE_NOTIFICATION, SUPPORTED_FEATURES,
     Feature, Op, ProtocolError, Status, decode_request, parse_header, response, server_request)
 from couchbase_ffi.mock.state import COUCHBASE, LOCK_DEFAULT, LOCK_MAX, Item
 
@@ -705,6 +705,10 @@ class KVServer(object):
         try:
             while not s.closing and not s.closed:
                 hdr = await reader.readexactly(HEADER_LEN)
+                if hdr[0] == MAGIC_CLIENT_RES and s.has(Feature.DUPLEX):
+                    # a duplex client's reply to one of our server requests: nothing to do
+                    await reader.readexactly(struct.unpack(">I", hdr[8:12])[0])
+                    continue
                 try:
                     fields = parse_header(hdr)
                     body = await reader.readexactly(fields[7]) if fields[7] else b""

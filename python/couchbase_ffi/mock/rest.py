@@ -42,6 +42,7 @@ class RestServer(object):
         self.server = None
         self.writers = set()
         self.streams = set()    # asyncio.Event per streaming response
+        self.stopping = False
         state.listeners.append(self.notify)
 
     async def start(self, port):
@@ -49,6 +50,7 @@ class RestServer(object):
         self.state.rest_port = self.server.sockets[0].getsockname()[1]
 
     async def stop(self):
+        self.stopping = True
         if self.server is not None:
             self.server.close()
         for w in list(self.writers):
@@ -239,7 +241,7 @@ class RestServer(object):
         self.streams.add(ev)
         sent = None
         try:
-            while self.server is not None and not writer.is_closing():
+            while not self.stopping and not writer.is_closing():
                 if sent != self.state.rev:
                     sent = self.state.rev
                     data = b.config(None).replace("$HOST", host).encode("utf-8") + SEPARATOR
