@@ -103,6 +103,21 @@ def test_quiet_commands(r, key):
                    (mc.DELETEQ, mc.KEY_ENOENT, b"", b""), (mc.NOOP, 0, b"", b"")]
     assert r.get(key).value == b"q!"
     assert r.get(key + "-n").value == b"5"
+    c.send(mc.REPLACEQ, key=key, value=b"r", extras=struct.pack(">II", 0, 0), vb=vb)
+    c.send(mc.PREPENDQ, key=key, value=b"<", vb=vb)
+    c.send(mc.DECRQ, key=key + "-n", extras=struct.pack(">QQI", 2, 0, 0), vb=vb)
+    c.send(mc.GATQ, key=key + "-missing", extras=struct.pack(">I", 0), vb=vb)         # miss: silent
+    c.send(mc.GATQ, key=key, extras=struct.pack(">I", 0), vb=vb)                      # hit: answered
+    c.send(mc.REPLACEQ, key=key + "-missing", value=b"r", extras=struct.pack(">II", 0, 0), vb=vb)
+    last = c.send(mc.NOOP)
+    got = []
+    while True:
+        p = c.recv()
+        got.append((p.opcode, p.status, p.value))
+        if p.opaque == last:
+            break
+    assert got == [(mc.GATQ, 0, b"<r"), (mc.REPLACEQ, mc.KEY_ENOENT, b""), (mc.NOOP, 0, b"")]
+    assert r.get(key + "-n").value == b"3"
 
 
 def test_incr_decr(r, key):
@@ -370,3 +385,21 @@ def test_memcached_bucket_any_key_any_node(cluster, key):
     finally:
         for c in conns:
             c.close()
+
+
+def test_observe_with_a_persist_delay(key):
+    with MockCluster(nodes=2, buckets=[BucketSpec("default", replicas=1, vbuckets=8)],
+                     persist_delay=0.5, replicate_delay=0) as cluster:
+        r = mc.Router(cluster)
+        vb, chain = r.chain(key)
+        s = r.set(key, b"v")
+        assert observe(r.conn(chain[0]), vb, key) == (0x00, s.cas)
+        deadline = time.time() + 10
+        while observe(r.conn(chain[0]), vb, key)[0] != 0x01 and time.time() < deadline:
+            time.sleep(0.02)
+        assert observe(r.conn(chain[0]), vb, key) == (0x01, s.cas)
+        deadline = time.time() + 10
+        while observe(r.conn(chain[1]), vb, key)[0] != 0x01 and time.time() < deadline:
+            time.sleep(0.02)
+        assert observe(r.conn(chain[1]), vb, key) == (0x01, s.cas)
+        r.close()

@@ -234,15 +234,20 @@ class MockCluster(object):
         self.stop()
 
     # -- addresses ----------------------------------------------------------------------------
+    def _started(self):
+        if self._state is None:
+            raise RuntimeError("the mock cluster is not started: call start() first")
+        return self._state
+
     @property
     def kv_ports(self):
         """The KV port of each node, by node index."""
-        return [n.kv_port for n in self._state.nodes]
+        return [n.kv_port for n in self._started().nodes]
 
     @property
     def rest_port(self):
         """The cluster's REST (mgmt) port."""
-        return self._state.rest_port
+        return self._started().rest_port
 
     @property
     def nodes(self):
@@ -262,7 +267,7 @@ class MockCluster(object):
 
     def bucket(self, name="default"):
         """A BucketHandle for introspection; KeyError if there is no such bucket."""
-        if name not in self._state.buckets:
+        if name not in self._started().buckets:
             raise KeyError(name)
         return BucketHandle(self, name)
 

@@ -523,9 +523,7 @@ class Session(object):
         it = self._commit(store, vb, req.key, cur.value, cur.flags, cur.datatype, expiry)
         if op == Op.TOUCH:
             return self.ok(req, cas=it.cas)
-        if quiet:
-            return []
-        return self._read_reply(req, it, False)
+        return self._read_reply(req, it, False)     # GATQ, like GETQ, is quiet only on a miss
 
     def flush(self, req):
         if len(req.extras) not in (0, 4) or (req.extras and _FLAGS.unpack(req.extras)[0]):
