@@ -370,3 +370,44 @@ def test_json_datatype_only_when_negotiated(cluster):
     assert got.datatype == 0 and got.value == b'{"a": 1}'
     assert r.call(mc.SET, "jdoc", value=b"{}", extras=b"\0" * 8, datatype=1).status == mc.EINVAL
     r.close()
+
+
+def test_random_bytes_do_not_hurt_the_node(cluster):
+    import random
+    rnd = random.Random(1234)
+    for i in range(30):
+        c = mc.Conn(cluster.kv_ports[3], timeout=2)
+        if i % 2:
+            c.hello()
+        blob = bytes(rnd.getrandbits(8) for _ in range(rnd.randint(1, 200)))
+        if i % 3 == 0:
+            blob = b"\x80" + blob        # a request magic, then nonsense
+        try:
+            c.sock.sendall(blob)
+            c.sock.shutdown(1)
+            c.closed_by_peer(2)
+        except OSError:
+            pass
+        c.close()
+    c = mc.connect(cluster.kv_ports[3])
+    assert c.call(mc.NOOP).status == mc.SUCCESS
+    c.close()
+
+
+def test_rest_survives_bad_requests(cluster):
+    import socket
+    for raw in (b"GARBAGE\r\n\r\n", b"GET / HTTP/1.1\r\nContent-Length: zz\r\n\r\n",
+                b"GET /pools HTTP/1.1\r\nContent-Length: -5\r\n\r\n", b"\x00" * 100):
+        s = socket.create_connection(("127.0.0.1", cluster.rest_port), 2)
+        s.sendall(raw)
+        s.shutdown(1)
+        try:
+            s.recv(4096)
+        except OSError:
+            pass
+        s.close()
+    import http.client
+    conn = http.client.HTTPConnection("127.0.0.1", cluster.rest_port, timeout=5)
+    conn.request("GET", "/pools", headers={"Authorization": "Basic QWRtaW5pc3RyYXRvcjpwYXNzd29yZA=="})
+    assert conn.getresponse().status == 200
+    conn.close()

@@ -87,7 +87,13 @@ class RestServer(object):
                     if ":" in line:
                         k, v = line.split(":", 1)
                         headers[k.strip().lower()] = v.strip()
-                length = int(headers.get("content-length", "0") or 0)
+                try:
+                    length = int(headers.get("content-length", "0") or 0)
+                except ValueError:
+                    length = -1
+                if length < 0:
+                    await self._send(writer, 400, {"error": "bad Content-Length"}, close=True)
+                    break
                 if length > MAX_BODY:
                     await self._send(writer, 413, {"error": "body too large"}, close=True)
                     break
@@ -143,6 +149,7 @@ class RestServer(object):
         path = [unquote(p) for p in url.path.split("/") if p]
         query = dict((k, v[-1]) for k, v in parse_qs(url.query).items())
         user = self._user(headers)
+        log.debug("%s %s (user %s)", method, target, user)
         try:
             if user is None:
                 raise HttpError(401, "")
