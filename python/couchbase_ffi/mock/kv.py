@@ -803,7 +803,7 @@ class KVServer(object):
             return [("uuid", b.uuid)]
         if name == "key" and len(words) >= 2 and b.type == COUCHBASE:
             key = words[1].encode("utf-8")
-            vb = int(words[2]) if len(words) > 2 else b.vbucket_of(key)
+            vb = int(words[2]) if len(words) > 2 and words[2].isdigit() else b.vbucket_of(key)
             it = self.state.live(b.stores[self.node].get(vb, {}), key)
             if it is None or b.vb_state(self.node, vb) == "dead":
                 return None
