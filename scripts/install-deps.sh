@@ -32,12 +32,19 @@ missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
-if [ ${#missing[@]} -eq 0 ]; then
-  exit 0
+if [ ${#missing[@]} -gt 0 ]; then
+  SUDO=""
+  [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  echo "install-deps: installing ${missing[*]}" >&2
+  export DEBIAN_FRONTEND=noninteractive
+  $SUDO apt-get update -qq
+  $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2
 fi
-SUDO=""
-[ "$(id -u)" -eq 0 ] || SUDO="sudo"
-echo "install-deps: installing ${missing[*]}" >&2
-export DEBIAN_FRONTEND=noninteractive
-$SUDO apt-get update -qq
-$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2
+
+# The official Couchbase Node.js SDK 4.x (prebuilt binary, from the npm registry) for
+# tests/python/test_node_sdk.py, which runs it against the mock cluster: tests/node/package.json.
+NODE_DIR="$(cd "$(dirname "$0")/.." && pwd)/tests/node"
+if [ ! -d "$NODE_DIR/node_modules/couchbase" ]; then
+  echo "install-deps: npm install in tests/node (couchbase SDK)" >&2
+  (cd "$NODE_DIR" && npm install --no-audit --no-fund >&2)
+fi

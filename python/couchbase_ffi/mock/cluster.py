@@ -1,0 +1,519 @@
+"""MockCluster: the user-facing object that owns the loop thread, the servers and the control API.
+
+The cluster runs its own asyncio loop in a daemon thread.  Every control and
+introspection method may be called from any thread: it runs on the loop and
+waits for the result (the same code serves ``POST /mock/<action>``).
+"""
+import asyncio
+import base64
+import threading
+from urllib.parse import urlencode
+
+from couchbase_ffi.mock.faults import Fault, Faults
+from couchbase_ffi.mock.kv import KVServer
+from couchbase_ffi.mock.protocol import Status
+from couchbase_ffi.mock.rest import RestServer
+from couchbase_ffi.mock.sasl import Credentials
+from couchbase_ffi.mock.state import (
+    COUCHBASE, INF, LOCK_DEFAULT, LOCK_MAX, BucketSpec, ClusterState, as_bytes)
+
+_CALL_TIMEOUT = 30.0
+
+
+def _status_of(status):
+    if isinstance(status, str):
+        try:
+            return getattr(Status, status.upper())
+        except AttributeError:
+            return int(status, 0)
+    return int(status)
+
+
+class BucketHandle(object):
+    """Introspection of one bucket (``cluster.bucket(name)``); every call is thread-safe."""
+
+    def __init__(self, cluster, name):
+        self._cluster = cluster
+        self.name = name
+
+    def _b(self):
+        return self._cluster._state.buckets[self.name]
+
+    @property
+    def type(self):
+        return self._b().type
+
+    @property
+    def rev(self):
+        """The config revision clients currently get for this bucket."""
+        return self._cluster._call_fn(lambda: self._cluster._state.rev)
+
+    def vbucket_of(self, key):
+        """vbucket of ``key`` (str or bytes); 0 for memcached buckets."""
+        b = self._b()
+        return b.vbucket_of(key) if b.type == COUCHBASE else 0
+
+    def active_node(self, key):
+        """Node index holding the active copy of ``key`` (-1 if the vbucket has none)."""
+        b = self._b()
+        if b.type != COUCHBASE:
+            raise TypeError("memcached buckets have no vbucket map (the client hashes with ketama)")
+        return self._cluster._call_fn(lambda: b.active_node(key))
+
+    def replica_nodes(self, key):
+        """Node indexes holding replica copies of ``key``, in chain order."""
+        b = self._b()
+        if b.type != COUCHBASE:
+            raise TypeError("memcached buckets have no replicas")
+        return self._cluster._call_fn(lambda: b.replica_nodes(key))
+
+    def vbucket_map(self):
+        """A copy of the chains: ``[[active, replica1, ...], ...]`` as node indexes (-1 = none)."""
+        b = self._b()
+        return self._cluster._call_fn(lambda: [list(c) for c in b.chains])
+
+    def get_doc(self, key, node=None):
+        """``(value bytes, flags, cas)`` of the copy on ``node`` (None: the active copy), or None.
+
+        For memcached buckets ``node`` None means the first node."""
+        b = self._b()
+        return self._cluster._call_fn(lambda: b.get_doc(key, node))
+
+    def config(self, node=None):
+        """The terse config JSON clients get over KV from ``node`` (``$HOST`` left in)."""
+        b = self._b()
+        return self._cluster._call_fn(lambda: b.config(node))
+
+
+class MockCluster(object):
+    """A simulated Couchbase cluster on 127.0.0.1.
+
+    ``MockCluster(nodes=4, buckets=[BucketSpec("default")], users={"Administrator": "password"})``.
+
+    ``users`` maps a user name to a password (an admin: every bucket, the global config, the
+    mock's control endpoints) or to ``(password, [bucket, ...])`` (access to those buckets only).
+    Every bucket also gets a user named after it with the bucket's password.
+
+    Other keywords: ``kv_ports`` (list, one per node) or ``kv_base_port`` (node i listens on
+    base+i), ``rest_port`` (0 = free port), ``persist_delay`` / ``replicate_delay`` (seconds;
+    ``float('inf')`` = never), ``lock_default`` / ``lock_max`` (GET_LOCKED timeouts),
+    ``host`` (listen address, default 127.0.0.1), ``refuse_features`` (HELLO feature codes to
+    refuse although implemented, e.g. ``[Feature.CLUSTERMAP_CHANGE_NOTIFICATION]`` so that clients
+    learn of changes only through NOT_MY_VBUCKET and polling).
+    """
+
+    def __init__(self, nodes=4, buckets=None, users=None, kv_ports=None, kv_base_port=None, rest_port=0,
+                 persist_delay=0.005, replicate_delay=0.002, lock_default=LOCK_DEFAULT,
+                 lock_max=LOCK_MAX, host="127.0.0.1", refuse_features=()):
+        if nodes < 1:
+            raise ValueError("nodes must be >= 1")
+        if buckets is None:
+            buckets = [BucketSpec("default")]
+        if users is None:
+            users = {"Administrator": "password"}
+        names = [b.name for b in buckets]
+        if len(set(names)) != len(names):
+            raise ValueError("bucket names must be unique")
+        if kv_ports is None:
+            kv_ports = [kv_base_port + i if kv_base_port else 0 for i in range(nodes)]
+        if len(kv_ports) != nodes:
+            raise ValueError("kv_ports needs one port per node")
+        self.host = host
+        self._nodes = nodes
+        self._specs = list(buckets)
+        self._ports_wanted = list(kv_ports)
+        self._rest_wanted = rest_port
+        self._delays = (persist_delay, replicate_delay)
+        self._locks = (lock_default, lock_max)
+        self._refuse = frozenset(int(f) for f in refuse_features)
+        self._creds = Credentials()
+        self._access = {}
+        for spec in self._specs:
+            self._creds.add(spec.name, spec.password)
+            self._access[spec.name] = set([spec.name])
+        for user, pw in users.items():
+            if isinstance(pw, (tuple, list)):
+                self._creds.add(user, pw[0])
+                self._access[user] = set(pw[1])
+            else:
+                self._creds.add(user, pw)
+                self._access[user] = None
+        self._loop = None
+        self._thread = None
+        self._state = None
+        self._faults = Faults()
+        self._kv = []
+        self._rest = None
+
+    # -- lifecycle ----------------------------------------------------------------------------
+    def start(self):
+        """Start the loop thread and every server; returns self once every port listens."""
+        if self._thread is not None:
+            raise RuntimeError("already started")
+        ready = threading.Event()
+        failure = []
+        self._thread = threading.Thread(target=self._run, args=(ready, failure),
+                                        name="couchbase_ffi.mock", daemon=True)
+        self._thread.start()
+        ready.wait(30)
+        if failure:
+            self._thread.join(5)
+            self._thread = None
+            raise failure[0]
+        if not ready.is_set():
+            raise RuntimeError("the mock cluster did not start in 30 s")
+        return self
+
+    def _run(self, ready, failure):
+        loop = asyncio.new_event_loop()
+        asyncio.set_event_loop(loop)
+        self._loop = loop
+        try:
+            loop.run_until_complete(self._startup())
+        except BaseException as e:   # noqa: BLE001  (reported to start())
+            failure.append(e)
+            loop.run_until_complete(self._shutdown())
+            loop.close()
+            ready.set()
+            return
+        ready.set()
+        try:
+            loop.run_forever()
+        finally:
+            pending = [t for t in asyncio.all_tasks(loop) if not t.done()]
+            for t in pending:
+                t.cancel()
+            if pending:
+                loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
+            loop.close()
+
+    async def _startup(self):
+        loop = asyncio.get_event_loop()
+        self._state = ClusterState(loop, self._ports_wanted, 0, self._specs, self._creds, self._access,
+                                   self._delays[0], self._delays[1])
+        self._kv = [KVServer(self._state, self._faults, i, self.host) for i in range(self._nodes)]
+        for kv in self._kv:
+            kv.lock_default, kv.lock_max = self._locks
+            kv.features = kv.features - self._refuse
+            await kv.start()
+            node = self._state.nodes[kv.node]
+            node.kv_port = kv.server.sockets[0].getsockname()[1]
+        self._rest = RestServer(self._state, self.control, self.host)
+        await self._rest.start(self._rest_wanted)
+        self._state.listeners.append(self._push_all)
+
+    def _push_all(self):
+        for kv in self._kv:
+            kv.push_configs()
+
+    async def _shutdown(self):
+        for kv in self._kv:
+            await kv.stop()
+        if self._rest is not None:
+            await self._rest.stop()
+        if self._state is not None:
+            self._state.persist_queue.clear()
+            self._state.replicate_queue.clear()
+
+    def stop(self):
+        """Close every port and end the loop thread.  Calling it twice is harmless."""
+        if self._thread is None:
+            return
+        if self._loop is not None and self._loop.is_running():
+            try:
+                asyncio.run_coroutine_threadsafe(self._shutdown(), self._loop).result(_CALL_TIMEOUT)
+            finally:
+                self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(_CALL_TIMEOUT)
+        self._thread = None
+
+    def __enter__(self):
+        return self.start() if self._thread is None else self
+
+    def __exit__(self, *exc):
+        self.stop()
+
+    # -- addresses ----------------------------------------------------------------------------
+    def _started(self):
+        if self._state is None:
+            raise RuntimeError("the mock cluster is not started: call start() first")
+        return self._state
+
+    @property
+    def kv_ports(self):
+        """The KV port of each node, by node index."""
+        return [n.kv_port for n in self._started().nodes]
+
+    @property
+    def rest_port(self):
+        """The cluster's REST (mgmt) port."""
+        return self._started().rest_port
+
+    @property
+    def nodes(self):
+        return self._nodes
+
+    def connstr(self, bucket="default", **options):
+        """``couchbase://127.0.0.1:p0,...,127.0.0.1:pN/bucket?k=v`` (every node's KV port)."""
+        hosts = ",".join("%s:%d" % (self.host, p) for p in self.kv_ports)
+        s = "couchbase://%s/%s" % (hosts, bucket)
+        if options:
+            s += "?" + urlencode(sorted(options.items()))
+        return s
+
+    def http_connstr(self, bucket="default"):
+        """``http://127.0.0.1:<rest port>/bucket`` (bootstrap over REST)."""
+        return "http://%s:%d/%s" % (self.host, self.rest_port, bucket)
+
+    def bucket(self, name="default"):
+        """A BucketHandle for introspection; KeyError if there is no such bucket."""
+        if name not in self._started().buckets:
+            raise KeyError(name)
+        return BucketHandle(self, name)
+
+    @property
+    def rev(self):
+        """The current config revision."""
+        return self._call_fn(lambda: self._state.rev)
+
+    # -- calling into the loop ----------------------------------------------------------------
+    def _call_fn(self, fn):
+        if self._loop is None or self._thread is None:
+            raise RuntimeError("the mock cluster is not running")
+        if threading.current_thread() is self._thread:
+            return fn()
+
+        async def run():
+            return fn()
+        return asyncio.run_coroutine_threadsafe(run(), self._loop).result(_CALL_TIMEOUT)
+
+    def _call(self, action, **params):
+        if self._loop is None or self._thread is None:
+            raise RuntimeError("the mock cluster is not running")
+        if threading.current_thread() is self._thread:
+            raise RuntimeError("call the control API from another thread, or use POST /mock/")
+        return asyncio.run_coroutine_threadsafe(self.control(action, params), self._loop).result(
+            _CALL_TIMEOUT)
+
+    async def control(self, action, params):
+        """Run one control action on the loop (used by the Python API and ``POST /mock/<action>``)."""
+        fn = getattr(self, "_a_" + action, None)
+        if fn is None:
+            raise KeyError(action)
+        return await fn(**params)
+
+    def _node(self, node, allow_none=False):
+        if node is None and allow_none:
+            return None
+        node = int(node)
+        if not 0 <= node < self._nodes:
+            raise ValueError("no node %d (the cluster has %d)" % (node, self._nodes))
+        return node
+
+    def _bucket_obj(self, name):
+        return self._state.buckets[name]
+
+    # -- the actions (run on the loop) ---------------------------------------------------------
+    async def _a_state(self):
+        snap = self._state.snapshot()
+        snap["faults"] = [f.describe() for f in self._faults.items]
+        snap["delays"] = {"persist": _json_delay(self._state.persist_queue.delay),
+                          "replicate": _json_delay(self._state.replicate_queue.delay)}
+        return snap
+
+    async def _a_doc(self, bucket="default", key="", node=None):
+        got = self._bucket_obj(bucket).get_doc(key, None if node in (None, "") else int(node))
+        if got is None:
+            return {"found": False}
+        value, flags, cas = got
+        return {"found": True, "value_base64": base64.b64encode(value).decode("ascii"),
+                "flags": flags, "cas": cas}
+
+    async def _a_node_stats(self, node):
+        return self._kv[self._node(node)].named_stats()
+
+    async def _a_failover(self, node):
+        changed = self._state.failover(self._node(node))
+        return {"rev": self._state.rev, "changed": changed}
+
+    async def _a_add_back(self, node):
+        changed = self._state.add_back(self._node(node))
+        return {"rev": self._state.rev, "changed": changed}
+
+    async def _a_kill_node(self, node):
+        await self._kv[self._node(node)].stop()
+        return {"node": node, "running": False}
+
+    async def _a_restart_node(self, node):
+        kv = self._kv[self._node(node)]
+        if kv.server is None:
+            await kv.start()
+        return {"node": node, "running": True}
+
+    async def _a_move_vbuckets(self, bucket, vbuckets, to_node=None, node=None):
+        to = self._node(to_node if to_node is not None else node)
+        b = self._bucket_obj(bucket)
+        if b.type != COUCHBASE:
+            raise ValueError("memcached buckets have no vbuckets")
+        if self._state.nodes[to].failed_over:
+            raise ValueError("node %d is failed over" % to)
+        vbs = [int(v) for v in vbuckets]
+        for v in vbs:
+            if not 0 <= v < b.nvb:
+                raise ValueError("no vbucket %d" % v)
+        b.move(vbs, to)
+        self._state.bump()
+        return {"rev": self._state.rev}
+
+    def _add_fault(self, kind, node, count, opcodes, **kw):
+        f = Fault(kind, self._node(node, allow_none=True), opcodes, count, **kw)
+        self._faults.add(f)
+        return f.describe()
+
+    async def _a_delay(self, node, seconds, opcodes=None, count=None):
+        return self._add_fault("delay", node, count, opcodes, seconds=float(seconds))
+
+    async def _a_drop(self, node, count=None, opcodes=None):
+        return self._add_fault("drop", node, count, opcodes)
+
+    async def _a_garbage(self, node, count=1, opcodes=None):
+        return self._add_fault("garbage", node, count, opcodes)
+
+    async def _a_truncate(self, node, count=1, opcodes=None):
+        return self._add_fault("truncate", node, count, opcodes)
+
+    async def _a_inject_status(self, status, count=1, node=None, opcodes=None):
+        return self._add_fault("status", node, count, opcodes, status=_status_of(status))
+
+    async def _a_clear_faults(self):
+        self._faults.clear()
+        return {}
+
+    async def _a_persist(self, bucket, key):
+        return {"found": self._persisted(bucket, key, True)}
+
+    async def _a_unpersist(self, bucket, key):
+        return {"found": self._persisted(bucket, key, False)}
+
+    def _persisted(self, bucket, key, flag):
+        b = self._bucket_obj(bucket)
+        if b.type != COUCHBASE:
+            raise ValueError("memcached buckets do not persist")
+        return b.set_persisted(as_bytes(key), flag)
+
+    async def _a_set_delays(self, persist=None, replicate=None):
+        if persist is not None:
+            self._state.persist_queue.set_delay(_delay(persist))
+        if replicate is not None:
+            self._state.replicate_queue.set_delay(_delay(replicate))
+        return await self._a_state()
+
+    async def _a_advance_time(self, seconds):
+        self._state.time_offset += float(seconds)
+        return {"offset": self._state.time_offset}
+
+    async def _a_flush(self, bucket):
+        for store in self._bucket_obj(bucket).stores.values():
+            store.clear()
+        return {}
+
+    # -- the Python control API ---------------------------------------------------------------
+    def failover(self, node):
+        """Fail ``node`` over: it leaves every map, its replicas are promoted; new rev.
+
+        The node keeps listening and answers NOT_MY_VBUCKET (with the new config) to every key.
+        Returns the new rev."""
+        return self._call("failover", node=node)["rev"]
+
+    def add_back(self, node):
+        """Bring a failed-over node back and rebalance (deterministic map, data moved); new rev."""
+        return self._call("add_back", node=node)["rev"]
+
+    def kill_node(self, node):
+        """Stop listening on the node's KV port and drop its connections (the map is unchanged)."""
+        self._call("kill_node", node=node)
+
+    def restart_node(self, node):
+        """Listen again on the same port, with the data the node had."""
+        self._call("restart_node", node=node)
+
+    def move_vbuckets(self, bucket, vbuckets, to_node):
+        """Make ``to_node`` the active of these vbuckets; the old owner answers NOT_MY_VBUCKET. New rev."""
+        return self._call("move_vbuckets", bucket=bucket, vbuckets=list(vbuckets), to_node=to_node)["rev"]
+
+    def delay(self, node, seconds, opcodes=None, count=None):
+        """Hold matching requests on ``node`` (None: every node) ``seconds`` before executing them.
+
+        Later requests on the same connection wait behind them, as on a slow server."""
+        return self._call("delay", node=node, seconds=seconds, opcodes=opcodes, count=count)
+
+    def drop(self, node, count=None, opcodes=None):
+        """Execute matching requests but send no reply (None count: until cleared)."""
+        return self._call("drop", node=node, count=count, opcodes=opcodes)
+
+    def garbage(self, node, count=1, opcodes=None):
+        """Execute, then answer 24 bytes of garbage (bad magic) instead of the reply."""
+        return self._call("garbage", node=node, count=count, opcodes=opcodes)
+
+    def truncate(self, node, count=1, opcodes=None):
+        """Execute, send only the start of the reply, then close the connection."""
+        return self._call("truncate", node=node, count=count, opcodes=opcodes)
+
+    def inject_status(self, status, count=1, node=None, opcodes=None):
+        """Answer ``status`` (a number or a name like "ETMPFAIL") without executing.
+
+        NOT_MY_VBUCKET carries the current config, as a real one would."""
+        return self._call("inject_status", status=status, count=count, node=node, opcodes=opcodes)
+
+    def clear_faults(self):
+        """Remove every delay/drop/garbage/truncate/status fault."""
+        self._call("clear_faults")
+
+    def persist(self, bucket, key):
+        """Mark every copy of ``key`` persisted now.  Returns whether any copy exists."""
+        return self._call("persist", bucket=bucket, key=as_bytes(key))["found"]
+
+    def unpersist(self, bucket, key):
+        """Mark every copy of ``key`` not persisted (observe reports 0x00 again)."""
+        return self._call("unpersist", bucket=bucket, key=as_bytes(key))["found"]
+
+    def set_delays(self, persist=None, replicate=None):
+        """Persistence / replication delay in seconds (None: unchanged; ``float('inf')``: frozen).
+
+        Frozen work resumes (with the new delay) when a finite delay is set again."""
+        self._call("set_delays", persist=persist, replicate=replicate)
+
+    def advance_time(self, seconds):
+        """Move the mock's clock forward (expiry and lock timeouts), without waiting."""
+        self._call("advance_time", seconds=seconds)
+
+    def flush(self, bucket="default"):
+        """Delete every document of the bucket on every node."""
+        self._call("flush", bucket=bucket)
+
+    def node_stats(self, node):
+        """Counters of one node: requests by opcode name, get_hits, get_misses, not_my_vbucket."""
+        return self._call("node_stats", node=node)
+
+    def state(self):
+        """A JSON-able snapshot: rev, nodes (ports, running, failed over), buckets, faults, delays."""
+        return self._call("state")
+
+    def __repr__(self):
+        if self._state is None:
+            return "<MockCluster nodes=%d (not started)>" % self._nodes
+        return "<MockCluster kv=%s rest=%d rev=%d>" % (self.kv_ports, self.rest_port, self._state.rev)
+
+
+def _delay(v):
+    if isinstance(v, str):
+        return INF if v.lower() in ("inf", "infinity", "never") else float(v)
+    v = float(v)
+    if v < 0:
+        raise ValueError("delays must be >= 0")
+    return v
+
+
+def _json_delay(v):
+    return "inf" if v == INF else v
+

@@ -1,0 +1,281 @@
+"""The cluster's REST (management) port: a small HTTP/1.1 server.
+
+ns_server endpoints a client bootstraps from (``/pools``, ``/pools/default``,
+``/pools/default/b/<bucket>``, the streaming ``/pools/default/bs/<bucket>``,
+``/pools/default/nodeServices``, flush) and the mock's own control endpoints
+under ``/mock/`` (see docs/mock.md).  Every request needs HTTP Basic
+credentials of a known user (401 otherwise); ``/mock/`` needs an admin.
+Configs served here have ``$HOST`` replaced by the address the client
+connected to, as ns_server does with its local address.
+"""
+import asyncio
+import base64
+import json
+import logging
+from urllib.parse import parse_qs, unquote, urlsplit
+
+from couchbase_ffi.mock.state import COUCHBASE
+
+log = logging.getLogger("couchbase_ffi.mock.rest")
+
+MAX_HEADER = 64 * 1024
+MAX_BODY = 1 << 20
+_REASONS = {200: "OK", 400: "Bad Request", 401: "Unauthorized", 403: "Forbidden", 404: "Object Not Found",
+            405: "Method Not Allowed", 413: "Request Entity Too Large", 500: "Internal Server Error"}
+SEPARATOR = b"\n\n\n\n"
+
+
+class HttpError(Exception):
+    def __init__(self, code, message):
+        Exception.__init__(self, message)
+        self.code = code
+        self.message = message
+
+
+class RestServer(object):
+    """Serves the REST port; ``control`` is an async callable ``(action, params) -> JSON-able``."""
+
+    def __init__(self, state, control, host="127.0.0.1"):
+        self.state = state
+        self.control = control
+        self.host = host
+        self.server = None
+        self.writers = set()
+        self.streams = set()    # asyncio.Event per streaming response
+        self.stopping = False
+        state.listeners.append(self.notify)
+
+    async def start(self, port):
+        self.server = await asyncio.start_server(self._serve, self.host, port, reuse_address=True)
+        self.state.rest_port = self.server.sockets[0].getsockname()[1]
+
+    async def stop(self):
+        self.stopping = True
+        if self.server is not None:
+            self.server.close()
+        for w in list(self.writers):
+            w.close()
+        for ev in list(self.streams):
+            ev.set()
+        if self.server is not None:
+            await self.server.wait_closed()
+            self.server = None
+
+    def notify(self):
+        for ev in list(self.streams):
+            ev.set()
+
+    # -- HTTP plumbing ------------------------------------------------------------------------
+    async def _serve(self, reader, writer):
+        self.writers.add(writer)
+        try:
+            while True:
+                try:
+                    head = await reader.readuntil(b"\r\n\r\n")
+                except asyncio.LimitOverrunError:
+                    break
+                if len(head) > MAX_HEADER:
+                    break
+                lines = head.decode("latin-1").split("\r\n")
+                parts = lines[0].split(" ")
+                if len(parts) != 3:
+                    await self._send(writer, 400, {"error": "bad request line"}, close=True)
+                    break
+                method, target, _version = parts
+                headers = {}
+                for line in lines[1:]:
+                    if ":" in line:
+                        k, v = line.split(":", 1)
+                        headers[k.strip().lower()] = v.strip()
+                try:
+                    length = int(headers.get("content-length", "0") or 0)
+                except ValueError:
+                    length = -1
+                if length < 0:
+                    await self._send(writer, 400, {"error": "bad Content-Length"}, close=True)
+                    break
+                if length > MAX_BODY:
+                    await self._send(writer, 413, {"error": "body too large"}, close=True)
+                    break
+                body = await reader.readexactly(length) if length else b""
+                keep = headers.get("connection", "").lower() != "close"
+                streaming = await self._dispatch(writer, method, target, headers, body, keep)
+                if streaming or not keep:
+                    break
+        except (asyncio.IncompleteReadError, ConnectionError, OSError):
+            pass
+        finally:
+            self.writers.discard(writer)
+            try:
+                writer.close()
+            except Exception:   # noqa: BLE001
+                pass
+
+    async def _send(self, writer, code, payload, close=False, ctype="application/json"):
+        if isinstance(payload, (dict, list)):
+            body = json.dumps(payload).encode("utf-8")
+        elif isinstance(payload, str):
+            body = payload.encode("utf-8")
+        else:
+            body = payload
+        head = ["HTTP/1.1 %d %s" % (code, _REASONS.get(code, "Error")),
+                "Content-Type: %s" % ctype, "Content-Length: %d" % len(body),
+                "Server: Couchbase Server (couchbase_ffi.mock)", "Cache-Control: no-cache"]
+        if code == 401:
+            head.append('WWW-Authenticate: Basic realm="Couchbase Server Admin / REST"')
+        if close:
+            head.append("Connection: close")
+        writer.write(("\r\n".join(head) + "\r\n\r\n").encode("latin-1") + body)
+        await writer.drain()
+
+    def _user(self, headers):
+        auth = headers.get("authorization", "")
+        if not auth.lower().startswith("basic "):
+            return None
+        try:
+            user, _, password = base64.b64decode(auth[6:].strip()).decode("utf-8").partition(":")
+        except (ValueError, UnicodeDecodeError):
+            return None
+        return user if self.state.creds.check_plain(user, password) else None
+
+    @staticmethod
+    def _local_host(writer):
+        sock = writer.get_extra_info("sockname")
+        host = sock[0] if sock else "127.0.0.1"
+        return "[%s]" % host if ":" in host else host
+
+    async def _dispatch(self, writer, method, target, headers, body, keep):
+        url = urlsplit(target)
+        path = [unquote(p) for p in url.path.split("/") if p]
+        query = dict((k, v[-1]) for k, v in parse_qs(url.query).items())
+        user = self._user(headers)
+        log.debug("%s %s (user %s)", method, target, user)
+        try:
+            if user is None:
+                raise HttpError(401, "")
+            if path[:1] == ["mock"]:
+                if not self.state.is_admin(user):
+                    raise HttpError(403, {"error": "the mock's control needs an admin user"})
+                result = await self._mock(method, path[1:], query, body)
+                await self._send(writer, 200, result, close=not keep)
+                return False
+            if len(path) == 4 and path[:2] == ["pools", "default"] and path[2] in ("bs", "bucketsStreaming"):
+                if method != "GET":
+                    raise HttpError(405, {"error": "GET only"})
+                await self._stream(writer, self._bucket_for(user, path[3]), self._local_host(writer))
+                return True
+            payload = self._route(method, path, user, self._local_host(writer))
+            await self._send(writer, 200, payload, close=not keep)
+        except HttpError as e:
+            if e.code == 404 and not e.message:
+                await self._send(writer, 404, "Requested resource not found.\r\n", close=not keep,
+                                 ctype="text/plain")
+            else:
+                await self._send(writer, e.code, e.message, close=not keep)
+        return False
+
+    # -- ns_server endpoints -------------------------------------------------------------------
+    def _bucket_for(self, user, name):
+        b = self.state.buckets.get(name)
+        if b is None:
+            raise HttpError(404, "")
+        if not self.state.may_access(user, name):
+            raise HttpError(403, {"message": "Forbidden. User needs the following permissions",
+                                  "permissions": ["cluster.bucket[%s].settings!read" % name]})
+        return b
+
+    def _route(self, method, path, user, host):
+        st = self.state
+        if method == "POST" and len(path) == 6 and path[:3] == ["pools", "default", "buckets"] \
+                and path[4:] == ["controller", "doFlush"]:
+            b = self._bucket_for(user, path[3])
+            for store in b.stores.values():
+                store.clear()
+            return {}
+        if method != "GET":
+            raise HttpError(405, {"error": "method not allowed"})
+        if path == ["pools"]:
+            return {"isAdminCreds": st.is_admin(user), "isROAdminCreds": False, "isEnterprise": True,
+                    "pools": [{"name": "default", "uri": "/pools/default?uuid=%s" % st.cluster_uuid,
+                               "streamingUri": "/poolsStreaming/default?uuid=%s" % st.cluster_uuid}],
+                    "settings": {}, "uuid": st.cluster_uuid,
+                    "implementationVersion": "7.6.0-0000-enterprise", "componentsVersion": {}}
+        if path == ["pools", "default"]:
+            return self._pool(host)
+        if path == ["pools", "default", "nodeServices"]:
+            servers = [n.index for n in st.nodes if not n.failed_over]
+            return json.loads(st.global_config(None).replace("$HOST", host)) if servers else {}
+        if path == ["pools", "default", "buckets"]:
+            return [self._bucket_verbose(b, host) for name, b in sorted(st.buckets.items())
+                    if st.may_access(user, name)]
+        if len(path) == 4 and path[:3] == ["pools", "default", "buckets"]:
+            return self._bucket_verbose(self._bucket_for(user, path[3]), host)
+        if len(path) == 4 and path[:3] == ["pools", "default", "b"]:
+            return json.loads(self._bucket_for(user, path[3]).config(None).replace("$HOST", host))
+        raise HttpError(404, "")
+
+    def _pool(self, host):
+        st = self.state
+        nodes = []
+        for n in st.nodes:
+            if n.failed_over:
+                continue
+            nodes.append({"hostname": "%s:%d" % (host, st.rest_port), "ports": {"direct": n.kv_port},
+                          "status": "healthy" if n.running else "unhealthy",
+                          "clusterMembership": "active", "otpNode": "n_%d@%s" % (n.index, host),
+                          "services": ["kv"], "version": "7.6.0-0000-enterprise",
+                          "thisNode": n.index == 0})
+        return {"name": "default", "nodes": nodes, "rebalanceStatus": "none",
+                "buckets": {"uri": "/pools/default/buckets?v=%d" % st.rev},
+                "nodeStatusesUri": "/nodeStatuses", "clusterName": "couchbase_ffi.mock",
+                "balanced": True}
+
+    def _bucket_verbose(self, b, host):
+        d = json.loads(b.config(None).replace("$HOST", host))
+        d["replicaNumber"] = getattr(b, "num_replicas", 0)
+        d["authType"] = "sasl"
+        d["basicStats"] = {"itemCount": 0}
+        d["controllers"] = {"flush": "/pools/default/buckets/%s/controller/doFlush" % b.name}
+        if b.type != COUCHBASE:
+            d["replicaNumber"] = 0
+        return d
+
+    async def _stream(self, writer, b, host):
+        """Chunked: one terse config per change, each followed by four newlines (as ns_server)."""
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: application/json; charset=utf-8\r\n"
+                     b"Transfer-Encoding: chunked\r\nCache-Control: no-cache\r\n\r\n")
+        ev = asyncio.Event()
+        self.streams.add(ev)
+        sent = None
+        try:
+            while not self.stopping and not writer.is_closing():
+                if sent != self.state.rev:
+                    sent = self.state.rev
+                    data = b.config(None).replace("$HOST", host).encode("utf-8") + SEPARATOR
+                    writer.write(b"%x\r\n%s\r\n" % (len(data), data))
+                    await writer.drain()
+                ev.clear()
+                await ev.wait()
+        finally:
+            self.streams.discard(ev)
+
+    # -- the mock's control -------------------------------------------------------------------
+    async def _mock(self, method, path, query, body):
+        if method == "GET" and path == ["state"]:
+            return await self.control("state", {})
+        if method == "GET" and path == ["doc"]:
+            return await self.control("doc", query)
+        if method != "POST" or len(path) != 1:
+            raise HttpError(404, {"error": "unknown control endpoint"})
+        try:
+            params = json.loads(body.decode("utf-8")) if body.strip() else {}
+        except ValueError:
+            raise HttpError(400, {"error": "body is not JSON"})
+        if not isinstance(params, dict):
+            raise HttpError(400, {"error": "body must be a JSON object"})
+        try:
+            return await self.control(path[0], params)
+        except KeyError as e:
+            raise HttpError(404, {"error": "unknown action or name: %s" % (e,)})
+        except (TypeError, ValueError, IndexError) as e:
+            raise HttpError(400, {"error": str(e)})
