@@ -313,6 +313,8 @@ int cb_cluster_on_status(cbffi_client *c, cb_conn *conn, cb_op *op,
 /* conn failed with rc; op was queued on it: retry or fail it. */
 void cb_cluster_on_conn_lost(cbffi_client *c, cb_conn *conn, cb_op *op,
                              int rc, int sent);
+/* The seed conn delivered the map: close it unless it was adopted. */
+void cb_cluster_seed_done(cbffi_client *c, cb_conn *conn);
 /* The seed conn failed: try the next host or fail the bootstrap. */
 void cb_cluster_seed_failed(cbffi_client *c, int rc);
 /* Run due retries; returns the time of the next one (UINT64_MAX if none). */

@@ -248,6 +248,15 @@ void cb_cluster_seed_failed(cbffi_client *c, int rc)
         drain_waitq(c, c->seed_rc);
 }
 
+void cb_cluster_seed_done(cbffi_client *c, cb_conn *conn)
+{
+    if (c->seed != conn)
+        return; /* adopted: it is one of the data nodes */
+    c->seed = NULL;
+    cb_conn_close(conn);
+    bury(c, conn);
+}
+
 /* ---- applying a map ----------------------------------------------------------- */
 
 static int find_conn(cb_conn **conns, int n, const char *name)

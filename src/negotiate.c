@@ -255,6 +255,7 @@ static int on_config(cb_conn *conn, const cb_resp *r)
                      c->last_error);
         return -1;
     }
+    cb_cluster_seed_done(c, conn);
     if (conn->state == CB_CONN_CONNECTED)
         cb_conn_ready(conn);
     return conn->state == CB_CONN_CONNECTED ? 0 : -1;
