@@ -35,6 +35,7 @@ class CouchbaseAlreadyImported(ImportError):
 _ALIASES = (
     ("couchbase", "couchbase_ffi"),
     ("couchbase.bucket", "couchbase_ffi.bucket"),
+    ("couchbase.cluster", "couchbase_ffi.cluster"),
     ("couchbase.exceptions", "couchbase_ffi.exceptions"),
     ("couchbase.result", "couchbase_ffi.result"),
     ("couchbase.results", "couchbase_ffi.result"),
@@ -44,7 +45,7 @@ _ALIASES = (
 
 
 def install_as_couchbase():
-    """Make ``import couchbase`` and ``couchbase.bucket``, ``.exceptions``,
+    """Make ``import couchbase`` and ``couchbase.bucket``, ``.cluster``, ``.exceptions``,
     ``.result``, ``.items``, ``.transcoder`` resolve to this package, so code
     written for the couchbase 2.x client runs unchanged (on PyPy too).
 

@@ -288,6 +288,7 @@ def test_install_as_couchbase_in_a_clean_interpreter(memcached):
              "from couchbase.items import Item, ItemSequence\n"
              "from couchbase.result import MultiResult\n"
              "from couchbase.transcoder import Transcoder\n"
+             "from couchbase.cluster import Cluster, PasswordAuthenticator\n"
              "from couchbase import LOCKMODE_WAIT, FMT_UTF8, exceptions\n"
              "assert couchbase_ffi.install_as_couchbase() is couchbase  # idempotent\n"
              "print(couchbase.items.__name__, couchbase.bucket.Bucket is couchbase_ffi.Bucket)")

@@ -547,3 +547,22 @@ def test_bootstrap_falls_back_from_cccp_to_http(cluster):
     b.close()
     with pytest.raises(E.CouchbaseNetworkError):
         Bucket(cs + "?bootstrap_on=cccp", password="secret")
+
+
+# ---- the 2.x Cluster ------------------------------------------------------------------
+
+def test_cluster_open_bucket_with_rbac_and_classic_credentials(cluster):
+    from couchbase_ffi.cluster import Cluster, PasswordAuthenticator, ClassicAuthenticator
+    hosts = cluster.connstr("default").rsplit("/", 1)[0]
+    cl = Cluster(hosts + "?operation_timeout=2s")
+    cl.authenticate(PasswordAuthenticator("Administrator", "password"))
+    b = cl.open_bucket("default")
+    assert b.bucket == "default" and b.timeout == 2.0
+    assert b.upsert("cluster:k", 1).success
+    with pytest.raises(E.BucketNotFoundError):
+        cl.open_bucket("nosuch")
+    cl.authenticate(ClassicAuthenticator(buckets={"default": "secret"}))
+    assert cl.open_bucket("default").get("cluster:k").value == 1
+    cl.authenticate(username="Administrator", password="wrong")
+    with pytest.raises(E.AuthError):
+        cl.open_bucket("default")
