@@ -1021,6 +1021,9 @@ int cbffi_version(cbffi_client *c, uint64_t cookie)
 
 int cbffi_flush(cbffi_client *c, uint64_t cookie)
 {
+    if (c->type == CBFFI_TYPE_COUCHBASE && c->have_map &&
+        c->map.locator == CB_CM_VBUCKET)
+        return cb_http_flush(c, cookie);
     cb_req req = {.opcode = CB_CMD_FLUSH};
     return sched_broadcast(c, CBFFI_OP_FLUSH, &req, cookie);
 }

@@ -328,7 +328,11 @@ uint64_t cb_cluster_next_timer(cbffi_client *c);
 /* GET /pools/default/b/<bucket> from host:port; the outcome goes to
    cb_cluster_apply_json or cb_cluster_seed_failed. */
 int cb_http_start(cbffi_client *c, const char *host, int ipv6, uint16_t port);
+/* Couchbase buckets: POST .../controller/doFlush (one CBFFI_OP_FLUSH
+   result). */
+int cb_http_flush(cbffi_client *c, uint64_t cookie);
 int cb_http_active(const cbffi_client *c);
+int cb_http_bootstrapping(const cbffi_client *c);
 int cb_http_owns_fd(const cbffi_client *c, int fd);
 uint64_t cb_http_timer(const cbffi_client *c);
 void cb_http_on_event(cbffi_client *c, int fd, uint32_t events);

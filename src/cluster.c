@@ -203,7 +203,7 @@ static int start_seed(cbffi_client *c)
 
 static void bootstrap_begin(cbffi_client *c)
 {
-    if (c->seed || cb_http_active(c))
+    if (c->seed || cb_http_bootstrapping(c))
         return; /* under way */
     c->seed_next = 0;
     c->seed_rc = CBFFI_CONNECT_ERROR;

@@ -20,19 +20,28 @@
 #include <stdlib.h>
 #include <string.h>
 
-enum { MAX_SOCKS = 8 };
+enum { MAX_SOCKS = 16, FLUSH_TIMEOUT = 30000000 /* 30 s */ };
+
+typedef enum { REQ_BOOTSTRAP = 1, REQ_FLUSH = 2 } req_kind;
+
+/* One HTTP request in flight. */
+typedef struct cb_http_req {
+    struct cb_http_req *next;
+    CURL *easy;
+    req_kind kind;
+    cb_op *op;              /* REQ_FLUSH: the op it completes (one reference) */
+    cb_buf body;
+    char host[260];         /* the host asked, for $HOST */
+    int too_big;
+} cb_http_req;
 
 struct cb_http {
     CURLM *multi;
-    CURL *easy;             /* the request in flight, or NULL */
-    cb_buf body;
-    char host[260];         /* the REST host asked, for $HOST */
+    cb_http_req *reqs;
     uint64_t timer;         /* libcurl's deadline, UINT64_MAX = none */
     int fds[MAX_SOCKS];     /* sockets libcurl asked us to watch */
     int nfds;
-    int too_big;
 };
-
 static void watch(cbffi_client *c, int fd, uint32_t events)
 {
     cb_http *h = c->http;
@@ -74,22 +83,28 @@ static int on_timer(CURLM *multi, long timeout_ms, void *userp)
 
 static size_t on_body(char *p, size_t size, size_t n, void *userp)
 {
-    cb_http *h = userp;
+    cb_http_req *q = userp;
     size_t len = size * n;
-    if (cb_buf_size(&h->body) + len > CB_CM_MAX_BYTES) {
-        h->too_big = 1;
+    if (cb_buf_size(&q->body) + len > CB_CM_MAX_BYTES) {
+        q->too_big = 1;
         return 0; /* aborts the transfer */
     }
-    return cb_buf_append(&h->body, p, len) == 0 ? len : 0;
+    return cb_buf_append(&q->body, p, len) == 0 ? len : 0;
 }
 
-static void end_request(cb_http *h)
+/* Unlink and free q (its op reference is the caller's business). */
+static void end_request(cbffi_client *c, cb_http_req *q)
 {
-    if (!h->easy)
-        return;
-    curl_multi_remove_handle(h->multi, h->easy);
-    curl_easy_cleanup(h->easy);
-    h->easy = NULL;
+    cb_http *h = c->http;
+    cb_http_req **pp = &h->reqs;
+    while (*pp && *pp != q)
+        pp = &(*pp)->next;
+    if (*pp)
+        *pp = q->next;
+    curl_multi_remove_handle(h->multi, q->easy);
+    curl_easy_cleanup(q->easy);
+    cb_buf_free(&q->body);
+    free(q);
 }
 
 void cb_http_free(cbffi_client *c)
@@ -97,17 +112,31 @@ void cb_http_free(cbffi_client *c)
     cb_http *h = c->http;
     if (!h)
         return;
-    end_request(h);
+    while (h->reqs) {
+        cb_op *op = h->reqs->op;
+        end_request(c, h->reqs);
+        if (op)
+            cb_op_unref(c, op);
+    }
     if (h->multi)
         curl_multi_cleanup(h->multi);
-    cb_buf_free(&h->body);
     free(h);
     c->http = NULL;
 }
 
 int cb_http_active(const cbffi_client *c)
 {
-    return c->http && c->http->easy;
+    return c->http && c->http->reqs;
+}
+
+int cb_http_bootstrapping(const cbffi_client *c)
+{
+    if (!c->http)
+        return 0;
+    for (const cb_http_req *q = c->http->reqs; q; q = q->next)
+        if (q->kind == REQ_BOOTSTRAP)
+            return 1;
+    return 0;
 }
 
 int cb_http_owns_fd(const cbffi_client *c, int fd)
@@ -125,52 +154,74 @@ uint64_t cb_http_timer(const cbffi_client *c)
     return cb_http_active(c) ? c->http->timer : UINT64_MAX;
 }
 
-/* The transfer finished (or failed): apply the config or report why not. */
-static void finish(cbffi_client *c, CURLcode code)
+/* The rc for a finished transfer, before looking at the body. */
+static int transfer_rc(cbffi_client *c, cb_http_req *q, CURLcode code, long status)
 {
-    cb_http *h = c->http;
-    long status = 0;
-    curl_easy_getinfo(h->easy, CURLINFO_RESPONSE_CODE, &status);
-    end_request(h);
-    int rc = CBFFI_OK;
+    const char *what = q->kind == REQ_BOOTSTRAP ? "REST bootstrap" : "REST flush";
     if (code == CURLE_OPERATION_TIMEDOUT) {
-        cb_set_error(c, "%s: REST bootstrap timed out", h->host);
-        rc = CBFFI_ETIMEDOUT;
-    } else if (code == CURLE_COULDNT_RESOLVE_HOST) {
-        cb_set_error(c, "%s: cannot resolve host", h->host);
-        rc = CBFFI_UNKNOWN_HOST;
-    } else if (code != CURLE_OK) {
-        cb_set_error(c, "%s: REST bootstrap failed: %s", h->host,
-                     h->too_big ? "config too large" : curl_easy_strerror(code));
-        rc = h->too_big ? CBFFI_PROTOCOL_ERROR : CBFFI_CONNECT_ERROR;
-    } else if (status == 401 || status == 403) {
-        cb_set_error(c, "%s: REST bootstrap: HTTP %ld (wrong credentials?)",
-                     h->host, status);
-        rc = CBFFI_AUTH_ERROR;
-    } else if (status == 404) {
-        cb_set_error(c, "%s: bucket '%s' not found (HTTP 404)", h->host,
-                     c->cs.bucket);
-        rc = CBFFI_BUCKET_ENOENT;
-    } else if (status != 200) {
-        cb_set_error(c, "%s: REST bootstrap: HTTP %ld", h->host, status);
-        rc = CBFFI_PROTOCOL_ERROR;
-    } else if (cb_cluster_apply_json(c, cb_buf_head(&h->body),
-                                     cb_buf_size(&h->body), h->host) < 0) {
-        rc = CBFFI_PROTOCOL_ERROR;
+        cb_set_error(c, "%s: %s timed out", q->host, what);
+        return CBFFI_ETIMEDOUT;
     }
-    cb_buf_clear(&h->body);
-    if (rc != CBFFI_OK)
-        cb_cluster_seed_failed(c, rc);
+    if (code == CURLE_COULDNT_RESOLVE_HOST) {
+        cb_set_error(c, "%s: cannot resolve host", q->host);
+        return CBFFI_UNKNOWN_HOST;
+    }
+    if (code != CURLE_OK) {
+        cb_set_error(c, "%s: %s failed: %s", q->host, what,
+                     q->too_big ? "reply too large" : curl_easy_strerror(code));
+        return q->too_big ? CBFFI_PROTOCOL_ERROR : CBFFI_CONNECT_ERROR;
+    }
+    if (status == 200)
+        return CBFFI_OK;
+    cb_set_error(c, "%s: %s: HTTP %ld%s%.*s", q->host, what, status,
+                 cb_buf_size(&q->body) ? ": " : "",
+                 (int)(cb_buf_size(&q->body) > 120 ? 120 : cb_buf_size(&q->body)),
+                 cb_buf_head(&q->body));
+    if (status == 401 || status == 403)
+        return CBFFI_AUTH_ERROR;
+    if (status == 404)
+        return CBFFI_BUCKET_ENOENT;
+    if (status == 400 && q->kind == REQ_FLUSH)
+        return CBFFI_NOT_SUPPORTED; /* flush is not enabled on the bucket */
+    return CBFFI_PROTOCOL_ERROR;
+}
+
+/* The transfer finished (or failed): apply the config / complete the op. */
+static void finish(cbffi_client *c, cb_http_req *q, CURLcode code)
+{
+    long status = 0;
+    curl_easy_getinfo(q->easy, CURLINFO_RESPONSE_CODE, &status);
+    int rc = transfer_rc(c, q, code, status);
+    if (q->kind == REQ_BOOTSTRAP) {
+        if (rc == CBFFI_OK &&
+            cb_cluster_apply_json(c, cb_buf_head(&q->body), cb_buf_size(&q->body),
+                                  q->host) < 0)
+            rc = CBFFI_PROTOCOL_ERROR;
+        end_request(c, q);
+        if (rc != CBFFI_OK)
+            cb_cluster_seed_failed(c, rc);
+        return;
+    }
+    cb_op *op = q->op;
+    end_request(c, q);
+    cb_op_fail(c, op, rc, -1); /* completes it, rc OK included */
+    cb_op_unref(c, op);
 }
 
 static void check_done(cbffi_client *c)
 {
-    cb_http *h = c->http;
     CURLMsg *m;
     int left;
-    while (h->easy && (m = curl_multi_info_read(h->multi, &left)) != NULL)
-        if (m->msg == CURLMSG_DONE && m->easy_handle == h->easy)
-            finish(c, m->data.result);
+    while (c->http && (m = curl_multi_info_read(c->http->multi, &left)) != NULL) {
+        if (m->msg != CURLMSG_DONE)
+            continue;
+        for (cb_http_req *q = c->http->reqs; q; q = q->next) {
+            if (q->easy == m->easy_handle) {
+                finish(c, q, m->data.result);
+                break;
+            }
+        }
+    }
 }
 
 void cb_http_on_event(cbffi_client *c, int fd, uint32_t events)
@@ -186,6 +237,15 @@ void cb_http_on_event(cbffi_client *c, int fd, uint32_t events)
 
 void cb_http_tick(cbffi_client *c, uint64_t now)
 {
+    /* Requests whose op timed out are abandoned. */
+    for (cb_http_req *q = c->http ? c->http->reqs : NULL, *next; q; q = next) {
+        next = q->next;
+        if (q->op && q->op->done) {
+            cb_op *op = q->op;
+            end_request(c, q);
+            cb_op_unref(c, op);
+        }
+    }
     if (!cb_http_active(c) || now < c->http->timer)
         return;
     int running = 0;
@@ -221,25 +281,14 @@ static int setup_multi(cbffi_client *c)
     return 0;
 }
 
-int cb_http_start(cbffi_client *c, const char *host, int ipv6, uint16_t port)
+/* Start a request for url (POST if post); q is linked in on success. */
+static int start(cbffi_client *c, cb_http_req *q, const char *url, int post,
+                 uint64_t timeout_us)
 {
-    if (setup_multi(c) != 0)
-        return CBFFI_CLIENT_ENOMEM;
-    cb_http *h = c->http;
-    end_request(h);
-    cb_buf_clear(&h->body);
-    h->too_big = 0;
-    snprintf(h->host, sizeof(h->host), "%s", host);
     CURL *e = curl_easy_init();
     if (!e)
         return CBFFI_CLIENT_ENOMEM;
-    char *bucket = curl_easy_escape(e, c->cs.bucket, 0);
-    char url[700];
-    snprintf(url, sizeof(url), "http://%s%s%s:%u/pools/default/b/%s",
-             ipv6 ? "[" : "", host, ipv6 ? "]" : "", (unsigned)port,
-             bucket ? bucket : "");
-    curl_free(bucket);
-    long timeout_ms = (long)(c->connect_timeout / 1000u);
+    long timeout_ms = (long)(timeout_us / 1000u);
     curl_easy_setopt(e, CURLOPT_URL, url);
     curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http");
@@ -248,12 +297,89 @@ int cb_http_start(cbffi_client *c, const char *host, int ipv6, uint16_t port)
     curl_easy_setopt(e, CURLOPT_PASSWORD, c->password);
     curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, timeout_ms > 0 ? timeout_ms : 1L);
     curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body);
-    curl_easy_setopt(e, CURLOPT_WRITEDATA, h);
+    curl_easy_setopt(e, CURLOPT_WRITEDATA, q);
     curl_easy_setopt(e, CURLOPT_USERAGENT, "couchbase-ffi/0.1.0");
-    if (curl_multi_add_handle(h->multi, e) != CURLM_OK) {
+    if (post)
+        curl_easy_setopt(e, CURLOPT_POSTFIELDS, "");
+    if (curl_multi_add_handle(c->http->multi, e) != CURLM_OK) {
         curl_easy_cleanup(e);
         return CBFFI_CLIENT_ENOMEM;
     }
-    h->easy = e;
+    q->easy = e;
+    q->next = c->http->reqs;
+    c->http->reqs = q;
+    return CBFFI_OK;
+}
+
+static int format_url(char *url, size_t n, const char *host, int ipv6,
+                      uint16_t port, const char *fmt, const char *bucket)
+{
+    char *b = curl_easy_escape(NULL, bucket, 0);
+    if (!b)
+        return -1;
+    int len = snprintf(url, n, "http://%s%s%s:%u", ipv6 ? "[" : "", host,
+                       ipv6 ? "]" : "", (unsigned)port);
+    snprintf(url + len, n - (size_t)len, fmt, b);
+    curl_free(b);
+    return 0;
+}
+
+int cb_http_start(cbffi_client *c, const char *host, int ipv6, uint16_t port)
+{
+    if (setup_multi(c) != 0)
+        return CBFFI_CLIENT_ENOMEM;
+    cb_http_req *q = calloc(1, sizeof(*q));
+    char url[700];
+    if (!q || format_url(url, sizeof url, host, ipv6, port,
+                         "/pools/default/b/%s", c->cs.bucket) != 0) {
+        free(q);
+        return CBFFI_CLIENT_ENOMEM;
+    }
+    q->kind = REQ_BOOTSTRAP;
+    snprintf(q->host, sizeof(q->host), "%s", host);
+    int rc = start(c, q, url, 0, c->connect_timeout);
+    if (rc != CBFFI_OK)
+        free(q);
+    return rc;
+}
+
+int cb_http_flush(cbffi_client *c, uint64_t cookie)
+{
+    const cb_cm_node_ext *node = NULL;
+    for (uint32_t i = 0; i < c->map.nnodes_ext && !node; i++)
+        if (c->map.nodes_ext[i].ports[CB_SVC_MGMT])
+            node = &c->map.nodes_ext[i];
+    if (!node || !node->hostname) {
+        cb_set_error(c, "flush needs the REST port, and the map lists none");
+        return CBFFI_NOT_SUPPORTED;
+    }
+    if (setup_multi(c) != 0)
+        return CBFFI_CLIENT_ENOMEM;
+    cb_http_req *q = calloc(1, sizeof(*q));
+    char url[700];
+    if (!q || format_url(url, sizeof url, node->hostname, node->ipv6,
+                         node->ports[CB_SVC_MGMT],
+                         "/pools/default/buckets/%s/controller/doFlush",
+                         c->cs.bucket) != 0) {
+        free(q);
+        return CBFFI_CLIENT_ENOMEM;
+    }
+    cb_op *op = cb_op_new(c, CBFFI_OP_FLUSH, cookie);
+    if (!op) {
+        free(q);
+        return CBFFI_CLIENT_ENOMEM;
+    }
+    q->kind = REQ_FLUSH;
+    q->op = op;
+    op->refs = 1; /* the request's */
+    snprintf(q->host, sizeof(q->host), "%s", node->hostname);
+    int rc = start(c, q, url, 1, FLUSH_TIMEOUT);
+    if (rc != CBFFI_OK) {
+        free(q);
+        op->refs = 1;
+        cb_op_unref(c, op);
+        return rc;
+    }
+    cb_pending_add(c, op, FLUSH_TIMEOUT);
     return CBFFI_OK;
 }

@@ -645,7 +645,8 @@ class Bucket(object):
         return out
 
     def flush(self):
-        """Delete every item on every server (memcached FLUSH)."""
+        """Delete every item: memcached FLUSH on every server, or for a Couchbase
+        bucket the REST doFlush call (NotSupportedError if flush is not enabled)."""
         for _ in self._broadcast(lib.cbffi_flush, None):
             pass
         return OperationResult(None, 0, 0)

@@ -566,3 +566,17 @@ def test_cluster_open_bucket_with_rbac_and_classic_credentials(cluster):
     cl.authenticate(username="Administrator", password="wrong")
     with pytest.raises(E.AuthError):
         cl.open_bucket("default")
+
+
+def test_flush_over_rest_empties_a_couchbase_bucket(fresh):
+    b = open_bucket(fresh)
+    assert b.upsert_multi({"fl:%d" % i: i for i in range(30)}).all_ok
+    assert b.flush().success
+    assert not any(r.success for r in b.get_multi(["fl:%d" % i for i in range(30)],
+                                                  quiet=True).values())
+    b.close()
+    m = Bucket(fresh.connstr("cache"))
+    m.upsert("fl:m", 1)
+    assert m.flush().success
+    assert not m.get("fl:m", quiet=True).success
+    m.close()

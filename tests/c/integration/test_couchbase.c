@@ -500,6 +500,12 @@ static void destroyed_with_work_pending(void **state)
     usleep(20000);
     cbffi_io_tick(c);
     cbffi_client_destroy(c);
+    /* a REST flush in flight */
+    c = connected();
+    assert_int_equal(cbffi_flush(c, 0), CBFFI_OK);
+    cbffi_io_flush(c);
+    cbffi_io_tick(c);
+    cbffi_client_destroy(c);
     /* and a REST bootstrap in flight */
     char cs[300];
     snprintf(cs, sizeof cs, "http://127.0.0.1:%d/default", rest_port);
@@ -507,6 +513,19 @@ static void destroyed_with_work_pending(void **state)
     cbffi_connect(c, 0);
     cbffi_io_flush(c);
     cbffi_io_tick(c);
+    cbffi_client_destroy(c);
+}
+
+static void flush_over_rest(void **state)
+{
+    (void)state;
+    cbffi_client *c = connected();
+    assert_int_equal(set(c, "fl:k", "v", NULL), CBFFI_OK);
+    assert_int_equal(cbffi_flush(c, 0), CBFFI_OK);
+    cbffi_result r = one(c);
+    assert_int_equal(r.op, CBFFI_OP_FLUSH);
+    assert_int_equal(r.rc, CBFFI_OK);
+    assert_int_equal(get(c, "fl:k", NULL, 0), CBFFI_KEY_ENOENT);
     cbffi_client_destroy(c);
 }
 
@@ -541,6 +560,7 @@ int main(void)
         cmocka_unit_test_setup(failover_moves_keys_to_replicas, reset),
         cmocka_unit_test_setup(host_loop_over_couchbase, reset),
         cmocka_unit_test_setup(destroyed_with_work_pending, reset),
+        cmocka_unit_test_setup(flush_over_rest, reset),
         cmocka_unit_test_setup(memcached_bucket_over_couchbase, reset),
     };
     return cmocka_run_group_tests(tests, setup_all, teardown_all);
