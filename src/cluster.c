@@ -367,6 +367,12 @@ int cb_cluster_apply_json(cbffi_client *c, const char *json, size_t n,
         cb_set_error(c, "the cluster map has no servers or no vbuckets");
         return -1;
     }
+    if (m.name && strcmp(m.name, c->cs.bucket) != 0) {
+        cb_set_error(c, "got the map of bucket '%.100s', not '%.100s'", m.name,
+                     c->cs.bucket);
+        cb_clustermap_free(&m);
+        return -1;
+    }
     if (c->have_map && !cb_clustermap_is_newer(&c->map, &m)) {
         cb_clustermap_free(&m);
         return 0;
