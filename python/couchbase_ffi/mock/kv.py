@@ -142,6 +142,9 @@ class Session(object):
         b = self.bucket
         it = Item(value, flags, datatype, self.state.next_cas(), expiry,
                   b.next_seqno(self.node, vb), deleted)
+        old = store.get(key)
+        if old is not None:
+            it.revno = old.revno + 1
         store[key] = it
         b.after_mutation(self.node, vb, key, it)
         return it
@@ -389,6 +392,24 @@ class Session(object):
         it.lock_until = 0
         return self.ok(req, cas=it.cas)
 
+    def get_meta(self, req):
+        """Metadata, also of a deleted document: deleted, flags, expiry, rev seqno (+ datatype, v2)."""
+        if self.bucket.type != COUCHBASE:
+            return self.error(req, Status.NOT_SUPPORTED)
+        if len(req.extras) > 1 or req.value:
+            return self.einval(req, "extras 0 or 1 byte")
+        store, vb = self._store_for(req)
+        if store is None:
+            return vb
+        self.state.live(store, req.key)        # applies expiry: an expired item reads as deleted
+        it = store.get(req.key)
+        if it is None:
+            return self.error(req, Status.KEY_ENOENT)
+        extras = struct.pack(">IIIQ", 1 if it.deleted else 0, it.flags, int(it.expiry), it.revno)
+        if req.extras == b"\x02":
+            extras += struct.pack(">B", it.datatype & self.json_datatype())
+        return self.ok(req, cas=it.cas, extras=extras)
+
     # -- mutations ----------------------------------------------------------------------------
     def store(self, req):
         op = _QUIET.get(req.opcode, req.opcode)
@@ -625,6 +646,7 @@ def _build_handlers():
         _KEYED: {
             Op.GET: S.get, Op.GETQ: S.get, Op.GETK: S.get, Op.GETKQ: S.get,
             Op.GET_REPLICA: S.get_replica, Op.GET_LOCKED: S.get_locked, Op.UNLOCK_KEY: S.unlock_key,
+            Op.GET_META: S.get_meta,
             Op.SET: S.store, Op.SETQ: S.store, Op.ADD: S.store, Op.ADDQ: S.store,
             Op.REPLACE: S.store, Op.REPLACEQ: S.store, Op.DELETE: S.delete, Op.DELETEQ: S.delete,
             Op.INCR: S.arithmetic, Op.INCRQ: S.arithmetic, Op.DECR: S.arithmetic, Op.DECRQ: S.arithmetic,

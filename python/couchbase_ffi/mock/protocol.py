@@ -68,6 +68,7 @@ class Op(object):
     OBSERVE_SEQNO = 0x91
     OBSERVE = 0x92
     GET_LOCKED = 0x94
+    GET_META = 0xa0
     UNLOCK_KEY = 0x95
     GET_CLUSTER_CONFIG = 0xb5
     GET_COLLECTIONS_MANIFEST = 0xba
