@@ -71,6 +71,12 @@ async function main () {
       if (!sameCas(r.cas, upsertCas)) return 'cas ' + r.cas + ' != upsert cas ' + upsertCas
     })
     await expectError('get_missing', couchbase.DocumentNotFoundError, () => coll.get(tag + '-missing'))
+    await check('exists', async () => {
+      const yes = await coll.exists(key)
+      const no = await coll.exists(tag + '-missing')
+      if (yes.exists !== true) return 'exists of a stored document: ' + yes.exists
+      if (no.exists !== false) return 'exists of a missing document: ' + no.exists
+    })
     await expectError('insert_existing', couchbase.DocumentExistsError, () => coll.insert(key, doc))
     await check('replace_cas', async () => {
       const cur = await coll.get(key)
@@ -119,6 +125,10 @@ async function main () {
       if (!r.cas) return 'no cas'
     })
     await expectError('get_after_remove', couchbase.DocumentNotFoundError, () => coll.get(key))
+    await check('exists_after_remove', async () => {
+      const r = await coll.exists(key)
+      if (r.exists !== false) return 'exists of a removed document: ' + r.exists
+    })
     await expectError('remove_missing', couchbase.DocumentNotFoundError, () => coll.remove(key))
     await check('increment_initial', async () => {
       const r = await coll.binary().increment(counter, 5, { initial: 10 })

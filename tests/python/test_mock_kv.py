@@ -233,6 +233,21 @@ def test_touch_locked(r, key):
     assert r.call(mc.TOUCH, key, extras=struct.pack(">I", 5)).status == mc.LOCKED
 
 
+def test_get_meta(cluster, r, key):
+    assert r.call(mc.GET_META, key).status == mc.KEY_ENOENT
+    s = r.set(key, b'{"a":1}', flags=0x02000000, exp=3600)
+    r.set(key, b'{"a":2}', flags=0x02000000, exp=3600)
+    m = r.call(mc.GET_META, key, extras=b"\x02")
+    assert m.status == mc.SUCCESS and m.cas > s.cas
+    deleted, flags, exptime, revno, datatype = struct.unpack(">IIIQB", m.extras)
+    assert (deleted, flags, revno, datatype) == (0, 0x02000000, 2, 1)
+    assert abs(exptime - (time.time() + cluster.state()["time_offset"] + 3600)) < 60
+    assert len(r.call(mc.GET_META, key).extras) == 20
+    d = r.call(mc.DELETE, key)
+    m = r.call(mc.GET_META, key)
+    assert m.status == mc.SUCCESS and m.cas == d.cas and struct.unpack(">I", m.extras[:4])[0] == 1
+
+
 def test_big_values(r, key):
     big = b"x" * (20 * 1024 * 1024)
     assert r.set(key, big).status == mc.SUCCESS

@@ -142,6 +142,9 @@ class Session(object):
         b = self.bucket
         it = Item(value, flags, datatype, self.state.next_cas(), expiry,
                   b.next_seqno(self.node, vb), deleted)
+        old = store.get(key)
+        if old is not None:
+            it.revno = old.revno + 1
         store[key] = it
         b.after_mutation(self.node, vb, key, it)
         return it
@@ -189,16 +192,17 @@ class Session(object):
     # -- dispatch -----------------------------------------------------------------------------
     def handle(self, req):
         op = req.opcode
-        handler = _HANDLERS.get(op)
-        if handler is None:
+        entry = _HANDLERS.get(op)
+        if entry is None:
             log.debug("node %d: unknown opcode 0x%02x (%s)", self.node, op, OPCODE_NAMES.get(op, "?"))
             return self.error(req, Status.UNKNOWN_COMMAND)
+        handler, needs = entry
         if self.user is None and op not in _PRE_AUTH:
             return self.error(req, Status.EACCESS, "authenticate first")
-        if handler.needs_bucket:
+        if needs != _SESSION:
             if self.bucket is None:
                 return self.error(req, Status.NO_BUCKET)
-            if handler.needs_key and not req.key:
+            if needs == _KEYED and not req.key:
                 return self.einval(req, "key required")
         stats = self.server.stats
         stats[op] = stats.get(op, 0) + 1
@@ -387,6 +391,24 @@ class Session(object):
             return self.error(req, LOCKED_TMPFAIL)
         it.lock_until = 0
         return self.ok(req, cas=it.cas)
+
+    def get_meta(self, req):
+        """Metadata, also of a deleted document: deleted, flags, expiry, rev seqno (+ datatype, v2)."""
+        if self.bucket.type != COUCHBASE:
+            return self.error(req, Status.NOT_SUPPORTED)
+        if len(req.extras) > 1 or req.value:
+            return self.einval(req, "extras 0 or 1 byte")
+        store, vb = self._store_for(req)
+        if store is None:
+            return vb
+        self.state.live(store, req.key)        # applies expiry: an expired item reads as deleted
+        it = store.get(req.key)
+        if it is None:
+            return self.error(req, Status.KEY_ENOENT)
+        extras = struct.pack(">IIIQ", 1 if it.deleted else 0, it.flags, int(it.expiry), it.revno)
+        if req.extras == b"\x02":
+            extras += struct.pack(">B", it.datatype & self.json_datatype())
+        return self.ok(req, cas=it.cas, extras=extras)
 
     # -- mutations ----------------------------------------------------------------------------
     def store(self, req):
@@ -603,49 +625,36 @@ def _ms(delay):
     return min(int(delay * 1000), 0xffffffff)
 
 
-def _h(fn, needs_bucket=True, needs_key=True):
-    fn.needs_bucket = needs_bucket
-    fn.needs_key = needs_key
-    return fn
-
-
-def _session(fn):
-    return _h(fn, needs_bucket=False, needs_key=False)
+# what a handler needs before it runs
+_SESSION, _BUCKET, _KEYED = "session", "bucket", "keyed"
 
 
 def _build_handlers():
+    """opcode -> (Session method, what it needs: a session only, a bucket, or a bucket and a key)."""
     S = Session
-    t = {
-        Op.HELLO: S.hello, Op.NOOP: S.noop, Op.VERSION: S.version, Op.VERBOSITY: S.verbosity,
-        Op.QUIT: S.quit, Op.QUITQ: S.quit, Op.GET_ERROR_MAP: S.get_error_map,
-        Op.SASL_LIST_MECHS: S.sasl_list_mechs, Op.SASL_AUTH: S.sasl_auth, Op.SASL_STEP: S.sasl_step,
-        Op.SELECT_BUCKET: S.select_bucket, Op.GET_CLUSTER_CONFIG: S.get_cluster_config,
+    table = {
+        _SESSION: {
+            Op.HELLO: S.hello, Op.NOOP: S.noop, Op.VERSION: S.version, Op.VERBOSITY: S.verbosity,
+            Op.QUIT: S.quit, Op.QUITQ: S.quit, Op.GET_ERROR_MAP: S.get_error_map,
+            Op.SASL_LIST_MECHS: S.sasl_list_mechs, Op.SASL_AUTH: S.sasl_auth, Op.SASL_STEP: S.sasl_step,
+            Op.SELECT_BUCKET: S.select_bucket, Op.GET_CLUSTER_CONFIG: S.get_cluster_config,
+        },
+        _BUCKET: {
+            Op.OBSERVE: S.observe, Op.OBSERVE_SEQNO: S.observe_seqno, Op.STAT: S.stat,
+            Op.FLUSH: S.flush, Op.FLUSHQ: S.flush,
+        },
+        _KEYED: {
+            Op.GET: S.get, Op.GETQ: S.get, Op.GETK: S.get, Op.GETKQ: S.get,
+            Op.GET_REPLICA: S.get_replica, Op.GET_LOCKED: S.get_locked, Op.UNLOCK_KEY: S.unlock_key,
+            Op.GET_META: S.get_meta,
+            Op.SET: S.store, Op.SETQ: S.store, Op.ADD: S.store, Op.ADDQ: S.store,
+            Op.REPLACE: S.store, Op.REPLACEQ: S.store, Op.DELETE: S.delete, Op.DELETEQ: S.delete,
+            Op.INCR: S.arithmetic, Op.INCRQ: S.arithmetic, Op.DECR: S.arithmetic, Op.DECRQ: S.arithmetic,
+            Op.APPEND: S.concat, Op.APPENDQ: S.concat, Op.PREPEND: S.concat, Op.PREPENDQ: S.concat,
+            Op.TOUCH: S.touch, Op.GAT: S.touch, Op.GATQ: S.touch,
+        },
     }
-    out = {}
-    for op, fn in t.items():
-        out[op] = _session(_wrap(fn))
-    keyed = {
-        Op.GET: S.get, Op.GETQ: S.get, Op.GETK: S.get, Op.GETKQ: S.get,
-        Op.GET_REPLICA: S.get_replica, Op.GET_LOCKED: S.get_locked, Op.UNLOCK_KEY: S.unlock_key,
-        Op.SET: S.store, Op.SETQ: S.store, Op.ADD: S.store, Op.ADDQ: S.store,
-        Op.REPLACE: S.store, Op.REPLACEQ: S.store, Op.DELETE: S.delete, Op.DELETEQ: S.delete,
-        Op.INCR: S.arithmetic, Op.INCRQ: S.arithmetic, Op.DECR: S.arithmetic, Op.DECRQ: S.arithmetic,
-        Op.APPEND: S.concat, Op.APPENDQ: S.concat, Op.PREPEND: S.concat, Op.PREPENDQ: S.concat,
-        Op.TOUCH: S.touch, Op.GAT: S.touch, Op.GATQ: S.touch,
-    }
-    for op, fn in keyed.items():
-        out[op] = _h(_wrap(fn))
-    for op, fn in {Op.OBSERVE: S.observe, Op.OBSERVE_SEQNO: S.observe_seqno, Op.STAT: S.stat,
-                   Op.FLUSH: S.flush, Op.FLUSHQ: S.flush}.items():
-        out[op] = _h(_wrap(fn), needs_key=False)
-    return out
-
-
-def _wrap(fn):
-    def call(self, req):
-        return fn(self, req)
-    call.__name__ = fn.__name__
-    return call
+    return dict((op, (fn, needs)) for needs, ops in table.items() for op, fn in ops.items())
 
 
 _HANDLERS = _build_handlers()

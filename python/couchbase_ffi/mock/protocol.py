@@ -1,9 +1,9 @@
 """Binary protocol constants and sans-IO framing for the mock's KV servers.
 
 Nothing here touches a socket: ``parse_header`` reads a request header,
-``split_body`` cuts a body into framing extras, extras, key and value, and
-``response``/``server_request`` build packets.  Wire facts: docs/mock.md and
-/work/shared/PROTOCOL.md (kv_engine docs/BinaryProtocol.md).
+``decode_request`` cuts the body into framing extras, extras, key and value,
+and ``response``/``server_request`` build packets.  Wire facts: docs/mock.md
+and the project's PROTOCOL.md (after kv_engine docs/BinaryProtocol.md).
 """
 import struct
 
@@ -68,6 +68,7 @@ class Op(object):
     OBSERVE_SEQNO = 0x91
     OBSERVE = 0x92
     GET_LOCKED = 0x94
+    GET_META = 0xa0
     UNLOCK_KEY = 0x95
     GET_CLUSTER_CONFIG = 0xb5
     GET_COLLECTIONS_MANIFEST = 0xba

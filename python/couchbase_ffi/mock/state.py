@@ -62,7 +62,7 @@ class BucketSpec(object):
 class Item(object):
     """One copy of a document on one node (a tombstone when ``deleted``)."""
     __slots__ = ("value", "flags", "datatype", "cas", "expiry", "seqno", "deleted", "persisted",
-                 "lock_until", "lock_cas")
+                 "lock_until", "lock_cas", "revno")
 
     def __init__(self, value, flags=0, datatype=0, cas=0, expiry=0, seqno=0, deleted=False):
         self.value = value
@@ -75,9 +75,11 @@ class Item(object):
         self.persisted = False
         self.lock_until = 0.0
         self.lock_cas = 0
+        self.revno = 1              # how many times the document was written (GET_META's "seqno")
 
     def replica_copy(self):
         it = Item(self.value, self.flags, self.datatype, self.cas, self.expiry, self.seqno, self.deleted)
+        it.revno = self.revno
         return it
 
 
@@ -525,6 +527,7 @@ class ClusterState(object):
     def snapshot(self):
         """A JSON-able summary for ``GET /mock/state``."""
         out = {"rev": self.rev, "revEpoch": self.rev_epoch, "rest_port": self.rest_port,
+               "time_offset": self.time_offset,
                "nodes": [{"index": n.index, "kv_port": n.kv_port, "running": n.running,
                           "failed_over": n.failed_over} for n in self.nodes],
                "buckets": {}}
