@@ -17,6 +17,10 @@
 
 #include <curl/curl.h>
 #include <stdio.h>
+
+#if LIBCURL_VERSION_NUM < 0x075400
+#error "libcbffi needs libcurl >= 7.84 (thread-safe curl_global_init, CURLOPT_PROTOCOLS_STR)"
+#endif
 #include <stdlib.h>
 #include <string.h>
 
@@ -118,8 +122,8 @@ void cb_http_free(cbffi_client *c)
         if (op)
             cb_op_unref(c, op);
     }
-    if (h->multi)
-        curl_multi_cleanup(h->multi);
+    curl_multi_cleanup(h->multi);
+    curl_global_cleanup();
     free(h);
     c->http = NULL;
 }
@@ -258,18 +262,19 @@ static int setup_multi(cbffi_client *c)
 {
     if (c->http)
         return 0;
-    static int global_done;
-    if (!global_done) {
-        /* Not thread-safe in old libcurls: done once, on first use. */
-        curl_global_init(CURL_GLOBAL_DEFAULT);
-        global_done = 1;
-    }
     cb_http *h = calloc(1, sizeof(*h));
     if (!h)
         return -1;
+    /* Reference counted and thread-safe since libcurl 7.84 (Debian 12 has
+       7.88); paired with the cleanup in cb_http_free. */
+    if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+        free(h);
+        return -1;
+    }
     h->timer = UINT64_MAX;
     h->multi = curl_multi_init();
     if (!h->multi) {
+        curl_global_cleanup();
         free(h);
         return -1;
     }
