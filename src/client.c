@@ -284,7 +284,9 @@ cb_op *cb_op_new(cbffi_client *c, int op, uint64_t cookie)
     }
     cb_op *o = c->free_ops;
     c->free_ops = o->pnext;
+    cb_buf pkt = o->pkt; /* a small allocation kept from its last use */
     memset(o, 0, sizeof(*o));
+    o->pkt = pkt;
     o->cookie = cookie;
     o->op = (uint8_t)op;
     o->server = -1;
@@ -297,7 +299,10 @@ void cb_op_unref(cbffi_client *c, cb_op *op)
         return;
     if (op->parent)
         cb_op_unref(c, op->parent);
-    cb_buf_free(&op->pkt);
+    /* Keep a small packet buffer for the next op (couchbase:// encodes
+       every op into its own); free big ones. */
+    cb_buf_clear(&op->pkt);
+    cb_buf_shrink(&op->pkt, 512);
     if (op->dur) {
         cb_dur_free(op->dur);
         op->dur = NULL;
