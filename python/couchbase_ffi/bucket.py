@@ -1,9 +1,10 @@
 """The couchbase 2.x ``Bucket`` over libcbffi.
 
-A synchronous single-key operation is two calls into C: one that schedules
-it and ``cbffi_wait``, which does the IO and harvests the result into a
-struct array allocated once per Bucket; then the fields are read from that
-struct.  No callbacks.  cffi releases the GIL around every C call, so threads
+A synchronous get or store is one call into C (``cbffi_get_wait`` /
+``cbffi_store_wait``: schedule, do the IO, harvest the result into a struct
+array allocated once per Bucket); the other single-key operations are two
+(schedule, then ``cbffi_wait``).  Then the fields are read from that struct.
+No callbacks.  cffi releases the GIL around every C call, so threads
 with their own Buckets run in parallel (``unlock_gil`` is accepted for 2.x
 compatibility; the GIL is always released).
 
@@ -365,17 +366,15 @@ class Bucket(object):
         if lock is not None and not lock.acquire(self._blocking):
             raise E.ObjectThreadError("another thread is using this Bucket (LOCKMODE_EXC)")
         try:
-            rc = lib.cbffi_get(c, kb, len(kb), mode, ttl, 0)
-            if rc:
-                self._sched_error(rc, key)
-            lib.cbffi_wait(c, self._res, 1)
+            rc = lib.cbffi_get_wait(c, kb, len(kb), mode, ttl, self._res)
             r = self._r0
-            rc = r.rc
             if rc == 0:
                 n = r.nvalue
                 data = _copy(r.value, n) if n else b""
                 flags = r.flags
                 cas = r.cas
+            elif not r.final:
+                self._sched_error(rc, key)
         finally:
             if lock is not None:
                 lock.release()
@@ -417,13 +416,12 @@ class Bucket(object):
         if lock is not None and not lock.acquire(self._blocking):
             raise E.ObjectThreadError("another thread is using this Bucket (LOCKMODE_EXC)")
         try:
-            rc = lib.cbffi_store(c, op, kb, len(kb), vb, len(vb), flags, ttl, cas, 0)
-            if rc:
+            rc = lib.cbffi_store_wait(c, op, kb, len(kb), vb, len(vb), flags, ttl, cas,
+                                      self._res)
+            if rc == 0:
+                cas = self._r0.cas
+            elif not self._r0.final:
                 self._sched_error(rc, key)
-            lib.cbffi_wait(c, self._res, 1)
-            r = self._r0
-            rc = r.rc
-            cas = r.cas
         finally:
             if lock is not None:
                 lock.release()
