@@ -5,10 +5,16 @@ against one memcached this script starts on a free loopback port.
 
 Two placements, because the box has 2 cores: "pinned" (client and server on
 core 0: throughput = 1 / (client + server CPU per op), where a client's
-efficiency shows) and "free" (no pinning: one sync request costs the wake-up
-latency, ~120 us, and every client lands near the same rate).
+efficiency shows) and "free" (no pinning: client and server may run on
+different cores; then a synchronous request pays a cross-core wake-up, which
+in a VM can cost tens of microseconds when the host has descheduled the idle
+vCPU, so free rates are noisy and bimodal: read their min-max).
 
-    /usr/bin/python3 bench/run.py            # short version (~2 min)
+Every worker reports its client CPU and, sampled from /proc/PID/task/*/schedstat
+over the same window, the server's CPU: both per operation (per key in the
+multi rows) beside each rate.
+
+    /usr/bin/python3 bench/run.py            # short version (2 interleaved repetitions)
     /usr/bin/python3 bench/run.py --full     # longer runs, 3 repetitions, 4-thread rows
 Writes bench/out/results.md, results.json and chart.png.
 """
@@ -42,30 +48,43 @@ SEED = {("Twisted upsert C/T 1/1", "FFI (PyPy)"): 7583,
         ("sync get", "FFI (CPython)"): 4400, ("sync upsert", "FFI (CPython)"): 4400,
         ("sync get", "Ext (CPython)"): 11200, ("sync upsert", "Ext (CPython)"): 11200}
 
-# (row, client label, seed label, command builder)
+# (row, client label, seed label, command builder); a builder takes
+# (port, duration, warmup, server pid)
 def py_cmd(interp, client, op, threads=0):
-    return lambda port, d, w: [interp, WORKER, "--client", client, "--op", op, "--port",
-                               str(port), "--duration", str(d), "--warmup", str(w),
-                               "--threads", str(threads)]
+    return lambda port, d, w, spid: [interp, WORKER, "--client", client, "--op", op, "--port",
+                                     str(port), "--duration", str(d), "--warmup", str(w),
+                                     "--threads", str(threads), "--server-pid", str(spid)]
 
 
 ASYNC_WORKER = os.path.join(ROOT, "bench", "workers", "async_worker.py")
 
 
 def async_cmd(interp, client, conns, chains):
-    return lambda port, d, w: [interp, ASYNC_WORKER, "--client", client, "--port", str(port),
+    # the async worker does not sample the server: its rows show no server CPU
+    return lambda port, d, w, spid: [interp, ASYNC_WORKER, "--client", client, "--port", str(port),
                                "--conns", str(conns), "--chains", str(chains),
                                "--duration", str(d), "--warmup", str(w)]
 
 
 def cbench(op, batch):
-    return lambda port, d, w: [os.path.join(BUILD, "cbffi"), "bench", "-U",
-                               "memcached://127.0.0.1:%d" % port, "--op", op, "--batch",
-                               str(batch), "--duration", str(d), "--warmup", str(w), "--json"]
+    return lambda port, d, w, spid: [os.path.join(BUILD, "cbffi"), "bench", "-U",
+                                     "memcached://127.0.0.1:%d" % port, "--op", op, "--batch",
+                                     str(batch), "--duration", str(d), "--warmup", str(w),
+                                     "--keys", "1000", "--server-pid", str(spid), "--json"]
 
 
 def raw(op):
-    return lambda port, d, w: [os.path.join(BUILD, "raw_floor"), str(port), op, str(d), str(w)]
+    return lambda port, d, w, spid: [os.path.join(BUILD, "raw_floor"), str(port), op, str(d),
+                                     str(w), str(spid)]
+
+
+def libmc(op, protocol):
+    return lambda port, d, w, spid: [os.path.join(BUILD, "libmc_bench"), str(port), op,
+                                     protocol, str(d), str(w), str(spid)]
+
+
+LIBMC_TEXT = "libmemcached (C, text)"
+LIBMC_BIN = "libmemcached (C, binary)"
 
 
 def rows(full):
@@ -76,6 +95,8 @@ def rows(full):
               (name, "pylibmc (CPython)", "Ext (CPython)", py_cmd(PY, "pylibmc", op)),
               (name, "pymemcache (PyPy)", None, py_cmd(PYPY, "pymemcache", op)),
               (name, "cbffi bench (C core)", None, cbench(op, 1)),
+              (name, LIBMC_TEXT, None, libmc(op, "text")),
+              (name, LIBMC_BIN, None, libmc(op, "binary")),
               (name, "raw socket loop (C floor)", None, raw(op))]
         if full:
             r += [(name, "pylibmc binary (CPython)", None, py_cmd(PY, "pylibmc-binary", op)),
@@ -86,7 +107,9 @@ def rows(full):
               (name, "couchbase-ffi (CPython)", None, py_cmd(PY, "cbffi", op)),
               (name, "pylibmc (CPython)", None, py_cmd(PY, "pylibmc", op)),
               (name, "pymemcache (PyPy)", None, py_cmd(PYPY, "pymemcache", op)),
-              (name, "cbffi bench (C core)", None, cbench(cop, 100))]
+              (name, "cbffi bench (C core)", None, cbench(cop, 100)),
+              (name, LIBMC_TEXT, None, libmc(op, "text")),
+              (name, LIBMC_BIN, None, libmc(op, "binary"))]
     ct = ((1, 1), (4, 4), (10, 10)) if full else ((10, 10),)
     for c, t in ct:
         name = "Twisted upsert C/T %d/%d" % (c, t)
@@ -100,12 +123,17 @@ def rows(full):
         name = "asyncio upsert C/T %d/%d" % (c, t)
         r += [(name, "couchbase-ffi (PyPy)", None, async_cmd(PYPY, "cbffi-asyncio", c, t)),
               (name, "couchbase-ffi (CPython)", None, async_cmd(PY, "cbffi-asyncio", c, t))]
-    if full:
-        for name, op in (("sync upsert, 4 threads", "set"), ("sync get, 4 threads", "get")):
-            r += [(name, "couchbase-ffi (PyPy)", None, py_cmd(PYPY, "cbffi", op, 4)),
-                  (name, "couchbase-ffi (CPython)", None, py_cmd(PY, "cbffi", op, 4)),
-                  (name, "pylibmc (CPython)", None, py_cmd(PY, "pylibmc", op, 4))]
+    for name, op in (("sync upsert, 4 threads", "set"), ("sync get, 4 threads", "get")):
+        r += [(name, "couchbase-ffi (PyPy)", None, py_cmd(PYPY, "cbffi", op, 4)),
+              (name, "couchbase-ffi (CPython)", None, py_cmd(PY, "cbffi", op, 4)),
+              (name, "pylibmc (CPython)", None, py_cmd(PY, "pylibmc", op, 4))]
     return r
+
+
+def free_only(row):
+    """Rows measured in the free placement only: threads and event-loop chains
+    exist to use both cores (pinned they only add contention on one core)."""
+    return "C/T" in row or "threads" in row
 
 
 def free_port():
@@ -134,9 +162,12 @@ def start_memcached(port, pinned):
 
 
 def build_floor():
-    src = os.path.join(ROOT, "bench", "workers", "raw_floor.c")
-    subprocess.check_call(["gcc", "-O2", "-Wall", "-Wextra", "-Werror", "-o",
-                           os.path.join(BUILD, "raw_floor"), src])
+    """The C baselines: the raw-socket floor and libmemcached from C."""
+    workers = os.path.join(ROOT, "bench", "workers")
+    for name, libs in (("raw_floor", []), ("libmc_bench", ["-lmemcached"])):
+        subprocess.check_call(["gcc", "-O2", "-Wall", "-Wextra", "-Werror", "-o",
+                               os.path.join(BUILD, name), os.path.join(workers, name + ".c")]
+                              + libs)
 
 
 def run_one(cmd, pinned):
@@ -156,13 +187,20 @@ def run_one(cmd, pinned):
     return r, None
 
 
+def timing(full):
+    """(duration, warm-up, repetitions) of every run."""
+    return (5.0, 3.0, 3) if full else (1.0, 0.8, 2)
+
+
 def measure(full, placements, only):
-    d, w, reps = (5.0, 3.0, 3) if full else (1.5, 1.0, 1)
+    d, w, reps = timing(full)
     table = []
     plan = [(p, row) for p in placements for row in rows(full)
             if (not only or only in row[0] + " " + row[1])
-            and (full or p == "free" or "C/T" not in row[0])]
+            and (p == "free" or not free_only(row[0]))]
+    total = len(plan) * reps
     t0 = time.time()
+    done = 0
     for pl in placements:
         port = free_port()
         mc = start_memcached(port, pl == "pinned")
@@ -172,23 +210,30 @@ def measure(full, placements, only):
             errors = {}
             for rep in range(reps):  # interleaved repetitions
                 for i, (name, label, seed, cmd) in enumerate(mine):
-                    done = sum(len(v) for v in samples.values()) + len(errors)
-                    sys.stderr.write("\r[%s %d/%d] %-26s %-28s (%.0f s)   " % (
-                        pl, done + 1, len(mine) * reps, name[:26], label[:28], time.time() - t0))
+                    done += 1
+                    el = time.time() - t0
+                    eta = el / (done - 1) * (total - done + 1) if done > 1 else 0
+                    sys.stderr.write("\r[%d/%d, rep %d/%d, %s] %-26s %-28s %4.0f s, ~%.0f s left   "
+                                     % (done, total, rep + 1, reps, pl, name[:26], label[:28],
+                                        el, eta))
                     sys.stderr.flush()
-                    r, err = run_one(cmd(port, d, w), pl == "pinned")
+                    r, err = run_one(cmd(port, d, w, mc.pid), pl == "pinned")
                     if r and r["ops"] > 0:
                         samples[i].append(r)
                     else:
                         errors[i] = err or "no operations completed"
             for i, (name, label, seed, cmd) in enumerate(mine):
-                rates = [s["ops"] / s["wall"] for s in samples[i]]
-                cpus = [s["cpu"] / s["ops"] * 1e6 for s in samples[i]]
+                ss = samples[i]
+                rates = [s["ops"] / s["wall"] for s in ss]
+                cpus = [s["cpu"] / s["ops"] * 1e6 for s in ss]
+                scpus = [s["server_cpu"] / s["ops"] * 1e6 for s in ss if "server_cpu" in s]
                 table.append({"row": name, "client": label, "placement": pl, "seed": seed,
                               "rate": statistics.median(rates) if rates else None,
                               "min": min(rates) if rates else None,
                               "max": max(rates) if rates else None,
+                              "n": len(rates),
                               "cpu_us": statistics.median(cpus) if cpus else None,
+                              "server_us": statistics.median(scpus) if scpus else None,
                               "error": None if rates else errors.get(i)})
         finally:
             mc.kill()
@@ -201,65 +246,104 @@ def ratio(a, b):
     return "%.2fx" % (a / b) if a and b else "-"
 
 
+PYPY_FFI, CPY_FFI = "couchbase-ffi (PyPy)", "couchbase-ffi (CPython)"
+PYLIBMC, PYMC_PYPY = "pylibmc (CPython)", "pymemcache (PyPy)"
+CORE, FLOOR = "cbffi bench (C core)", "raw socket loop (C floor)"
+
+
 def markdown(table, info):
     lines = ["# couchbase-ffi benchmark", "", info, "",
              "| row | client | placement | ops/s median [min-max] | client CPU us/op | "
-             "vs pylibmc (CPython) | vs seed |", "|---|---|---|---|---|---|---|"]
+             "server CPU us/op | vs pylibmc (CPython) | vs seed |",
+             "|---|---|---|---|---|---|---|---|"]
     for t in table:
-        ref = next((x["rate"] for x in table if x["row"] == t["row"] and
-                    x["placement"] == t["placement"] and x["client"] == "pylibmc (CPython)"), None)
+        ref = get(table, t["row"], PYLIBMC, t["placement"])
         if t["rate"] is None:
             cell = "n/a (%s)" % t["error"]
         else:
             cell = "%.0f [%.0f-%.0f]" % (t["rate"], t["min"], t["max"])
-        cpu = "%.1f" % t["cpu_us"] if t["cpu_us"] else "-"
+        cpu = "%.2f" % t["cpu_us"] if t["cpu_us"] else "-"
+        srv = "%.2f" % t["server_us"] if t.get("server_us") else "-"
         seed = SEED.get((t["row"], t["seed"])) if t["seed"] else None
-        lines.append("| %s | %s | %s | %s | %s | %s | %s |" % (
-            t["row"], t["client"], t["placement"], cell, cpu, ratio(t["rate"], ref),
+        lines.append("| %s | %s | %s | %s | %s | %s | %s | %s |" % (
+            t["row"], t["client"], t["placement"], cell, cpu, srv, ratio(t["rate"], ref),
             ratio(t["rate"], seed) if seed else "-"))
     lines += ["", "## Targets", ""] + targets(table)
+    lines += ["", "## Notes", ""] + notes(table)
     return "\n".join(lines) + "\n"
 
 
-def get(table, row, client, pl):
-    return next((t["rate"] for t in table if t["row"] == row and t["client"] == client
+def get(table, row, client, pl, field="rate"):
+    return next((t[field] for t in table if t["row"] == row and t["client"] == client
                  and t["placement"] == pl), None)
+
+
+def _target(out, what, r, goal):
+    out.append("- %s %.2fx (target %sx): %s" % (what, r, goal, "met" if r >= goal else "missed"))
 
 
 def targets(table):
     out = []
-    for pl in sorted({t["placement"] for t in table}):
-        for row in sorted({t["row"] for t in table if t["placement"] == pl}):
-            pypy = get(table, row, "couchbase-ffi (PyPy)", pl)
-            cpy = get(table, row, "couchbase-ffi (CPython)", pl)
-            peers = [x for x in (get(table, row, "pylibmc (CPython)", pl),
-                                 get(table, row, "pymemcache (PyPy)", pl)) if x]
-            lm = get(table, row, "pylibmc (CPython)", pl)
+    for pl in ("pinned", "free"):
+        for row in dict.fromkeys(t["row"] for t in table if t["placement"] == pl):
+            g = lambda c: get(table, row, c, pl)  # noqa: E731
+            pypy, cpy, lm, core, floor = g(PYPY_FFI), g(CPY_FFI), g(PYLIBMC), g(CORE), g(FLOOR)
+            peers = [x for x in (lm, g(PYMC_PYPY)) if x]
+            libmc = [x for x in (g(LIBMC_TEXT), g(LIBMC_BIN)) if x]
+            where = "%s, %s:" % (row, pl)
             if pypy and peers:
-                r = pypy / max(peers)
-                out.append("- %s, %s: PyPy vs best Python peer %.2fx (target 1.1x): %s"
-                           % (row, pl, r, "met" if r >= 1.1 else "missed"))
+                _target(out, where + " PyPy vs best Python peer", pypy / max(peers), 1.1)
             if cpy and lm:
-                r = cpy / lm
-                out.append("- %s, %s: CPython vs pylibmc %.2fx (target 1.0x): %s"
-                           % (row, pl, r, "met" if r >= 1.0 else "missed"))
-            floor = get(table, row, "raw socket loop (C floor)", pl)
+                _target(out, where + " CPython vs pylibmc", cpy / lm, 1.0)
+            if row.startswith("get_multi") and pypy and lm:
+                _target(out, where + " PyPy get_multi vs pylibmc's", pypy / lm, 1.5)
+            if "threads" in row and lm:
+                for lab, v in (("PyPy", pypy), ("CPython", cpy)):
+                    if v:
+                        _target(out, where + " %s vs pylibmc, 4 threads" % lab, v / lm, 1.2)
             if pl == "pinned" and floor and pypy:
-                r = pypy / floor
-                out.append("- %s, pinned: PyPy vs raw C floor %.2fx (target 0.95x): %s"
-                           % (row, r, "met" if r >= 0.95 else "missed"))
-            for interp in ("PyPy", "CPython"):
-                ours = get(table, row, "couchbase-ffi (%s)" % interp, pl)
-                tm = get(table, row, "twisted.protocols.memcache (%s)" % interp, pl)
-                if ours and tm:
-                    r = ours / tm
-                    out.append("- %s, %s: %s vs twisted.protocols.memcache %.2fx (target 2x): %s"
-                               % (row, pl, interp, r, "met" if r >= 2 else "missed"))
-            core = get(table, row, "cbffi bench (C core)", pl)
+                _target(out, where + " PyPy vs raw C floor", pypy / floor, 0.95)
             if pl == "pinned" and floor and core:
-                r = core / floor
-                out.append("- %s, pinned: C core vs raw C floor %.2fx (target 1.0x): %s"
-                           % (row, r, "met" if r >= 1.0 else "missed"))
+                _target(out, where + " C core vs raw C floor", core / floor, 1.0)
+            if "keys/s" in row and core and libmc:
+                _target(out, where + " C core vs libmemcached (best protocol)",
+                        core / max(libmc), 1.5)
+            for interp in ("PyPy", "CPython"):
+                ours = g("couchbase-ffi (%s)" % interp)
+                tm = g("twisted.protocols.memcache (%s)" % interp)
+                if ours and tm:
+                    _target(out, where + " %s vs twisted.protocols.memcache" % interp,
+                            ours / tm, 2)
+    return out
+
+
+def notes(table):
+    """What the server costs per key, and the rate that caps at a zero-cost client."""
+    out = []
+    for row in dict.fromkeys(t["row"] for t in table):
+        for pl in ("pinned", "free"):
+            parts = []
+            for c, proto in ((CORE, "binary"), (LIBMC_BIN, "binary"), (LIBMC_TEXT, "text"),
+                             (PYLIBMC, "text"), (FLOOR, "binary")):
+                us = get(table, row, c, pl, "server_us")
+                if us:
+                    parts.append("%s (%s) %.2f us" % (c, proto, us))
+            if parts and pl == "pinned":
+                core_us = get(table, row, CORE, pl, "server_us")
+                cap = (", so with a zero-cost client the binary protocol caps this row at "
+                       "%.0f/s pinned" % (1e6 / core_us)) if core_us else ""
+                out.append("- %s, %s: memcached CPU per %s: %s%s." % (
+                    row, pl, "key" if "keys/s" in row else "op", "; ".join(parts), cap))
+    out.append("- Client CPU is the worker process's (user + system) and server CPU is "
+               "memcached's, both over the timed window; on loopback the kernel delivers a "
+               "packet in the sender's system call, so each side's system time includes "
+               "part of the other's receive path. Pinned, client + server CPU per op is "
+               "about 1/rate.")
+    out.append("- pylibmc (and libmemcached text) use memcached's text protocol: a multi-get "
+               "is one `get k1 ... k100` command. The binary protocol (couchbase-ffi, "
+               "libmemcached binary) sends one GETQ per key, and memcached handles at most "
+               "20 requests per event (-R 20, its default), so a 100-key batch comes back "
+               "in about 5 writes.")
     return out
 
 
@@ -273,22 +357,29 @@ def chart(table, path):
     groups = [(r, p) for r in dict.fromkeys(t["row"] for t in table)
               for p in ("pinned", "free") if any(t["row"] == r and t["placement"] == p
                                                  for t in table)]
-    clients = list(dict.fromkeys(t["client"] for t in table))
-    fig, axes = plt.subplots(len(groups), 1, figsize=(10, 2.6 * len(groups)), squeeze=False)
+    fig, axes = plt.subplots(len(groups), 1, figsize=(10, 0.32 * len(table) + 1.2 * len(groups)),
+                             squeeze=False)
     for ax, (row, pl) in zip(axes[:, 0], groups):
-        vals = [get(table, row, c, pl) or 0 for c in clients]
-        ax.barh(range(len(clients)), vals,
-                color=["#d62728" if c.startswith("couchbase-ffi") else "#7f7f7f" for c in clients])
-        ax.set_yticks(range(len(clients)))
-        ax.set_yticklabels(clients, fontsize=8)
-        ax.set_title("%s - %s" % (row, pl), fontsize=10)
-        ax.set_xlabel("ops/s" if "keys" not in row else "keys/s", fontsize=8)
+        ts = [t for t in table if t["row"] == row and t["placement"] == pl]
+        vals = [t["rate"] or 0 for t in ts]
+        err = [[(t["rate"] or 0) - (t["min"] or 0) for t in ts],
+               [(t["max"] or 0) - (t["rate"] or 0) for t in ts]]
+        ax.barh(range(len(ts)), vals, xerr=err, capsize=2,
+                color=["#d62728" if t["client"].startswith("couchbase-ffi") else "#7f7f7f"
+                       for t in ts])
+        ax.set_yticks(range(len(ts)))
+        ax.set_yticklabels(["%s  (%s us/op client)" % (t["client"], "%.2f" % t["cpu_us"]
+                                                       if t["cpu_us"] else "-") for t in ts],
+                           fontsize=7)
+        ax.invert_yaxis()
+        ax.set_title("%s - %s (median, bars: min-max)" % (row, pl), fontsize=9)
+        ax.set_xlabel("keys/s" if "keys" in row else "ops/s", fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=90)
     return True
 
 
-def machine_info():
+def machine_info(full):
     cpu = "unknown CPU"
     try:
         with open("/proc/cpuinfo") as f:
@@ -298,10 +389,15 @@ def machine_info():
     mcv = subprocess.run(["/usr/bin/memcached", "-V"], capture_output=True, text=True).stdout.strip()
     pypy = subprocess.run([PYPY, "-c", "import sys; print(sys.version.split()[0], "
                            "sys.pypy_version_info[:3])"], capture_output=True, text=True).stdout.strip()
-    return ("Machine: %d cores (%s), %s; client and server share it. %s; CPython %s; PyPy %s. "
-            "Keys 13 bytes, values 128 bytes; multi rows use 100 keys and report keys/s. "
-            "pinned = client and server both `taskset -c 0`; free = no pinning."
-            % (os.cpu_count(), cpu, platform.platform(), mcv, platform.python_version(), pypy))
+    d, w, reps = timing(full)
+    return ("Machine: %d cores (%s), %s; client and server share it (and other jobs on the "
+            "machine may too). %s (`-t 2`, defaults otherwise); CPython %s; PyPy %s. Keys 13 "
+            "bytes (1000 per client, walked in turn), values 128 bytes; multi rows use 100 keys "
+            "and report keys/s and CPU per key. pinned = client and server both `taskset -c 0`; "
+            "free = no pinning. Each cell: median and min-max over %d interleaved repetitions "
+            "of %.1f s (after %.1f s of warm-up)."
+            % (os.cpu_count(), cpu, platform.platform(), mcv, platform.python_version(), pypy,
+               reps, d, w))
 
 
 def main():
@@ -317,7 +413,7 @@ def main():
     placements = ["pinned", "free"] if a.placement == "both" else [a.placement]
     table = measure(a.full, placements, a.only)
     os.makedirs(a.out, exist_ok=True)
-    md = markdown(table, machine_info())
+    md = markdown(table, machine_info(a.full))
     with open(os.path.join(a.out, "results.md"), "w") as f:
         f.write(md)
     with open(os.path.join(a.out, "results.json"), "w") as f:

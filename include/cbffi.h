@@ -474,4 +474,30 @@ int64_t cbffi_io_deadline(cbffi_client *client);
    how many.  Changes not copied stay queued. */
 size_t cbffi_io_watches(cbffi_client *client, cbffi_watch *out, size_t max);
 
+/* ------------------------------------------------------------------------ */
+/* Shortcuts for bindings                                                   */
+/* ------------------------------------------------------------------------ */
+/*
+ * A binding pays for each call into C (argument conversion; releasing and
+ * re-taking its interpreter lock): on CPython that is about as much as the
+ * core's own work for an operation.  These do in one call what the calls
+ * they name do in several, with the same rules and results.
+ */
+
+/*
+ * A synchronous single-key operation: cbffi_get / cbffi_store with cookie 0,
+ * then cbffi_wait(client, out, 1).  Returns out->rc.  If scheduling was
+ * refused, returns that code with out->rc = the code and out->final = 0
+ * (nothing was scheduled; cbffi_client_last_error says why).  The client
+ * must be idle (nothing pending, no result waiting to be harvested), so that
+ * the result harvested is this operation's: otherwise CBFFI_EINVAL, with
+ * out->final = 0, and nothing is scheduled.  Blocks, like cbffi_wait.
+ */
+int cbffi_get_wait(cbffi_client *client, const char *key, size_t nkey,
+                   int mode, uint32_t exptime, cbffi_result *out);
+int cbffi_store_wait(cbffi_client *client, int op, const char *key,
+                     size_t nkey, const char *value, size_t nvalue,
+                     uint32_t flags, uint32_t exptime, uint64_t cas,
+                     cbffi_result *out);
+
 #endif

@@ -72,7 +72,7 @@ class StubLib(object):
     def cbffi_get(*args):
         return 0
 
-    cbffi_store = cbffi_get
+    cbffi_store = cbffi_get_wait = cbffi_store_wait = cbffi_get
 
     @staticmethod
     def cbffi_wait(client, res, n):

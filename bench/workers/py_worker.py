@@ -1,11 +1,13 @@
 """One benchmark worker: a client family, an operation, a fixed duration.
 
 Prints one JSON line {"ops", "wall", "cpu"} for the measured window (after
-warm-up).  Keys are 13 bytes, values 128 bytes; multi operations use 100 keys
-and count keys.  Runs on CPython and PyPy.
+warm-up), plus "server_cpu" with --server-pid (the CPU seconds that process,
+the memcached under test, used in the window).  Keys are 13 bytes, values 128
+bytes; multi operations use 100 keys and count keys.  Runs on CPython and PyPy.
 """
 import argparse
 import json
+import os
 import threading
 import time
 
@@ -41,6 +43,21 @@ def make_client(name, port):
                 "get_multi": mc.get_many,
                 "set_multi": lambda ks: mc.set_many(dict.fromkeys(ks, VALUE))}
     raise SystemExit("unknown client " + name)
+
+
+def server_cpu(pid):
+    """CPU seconds used so far by every thread of process pid (schedstat, ns)."""
+    if not pid:
+        return 0.0
+    total = 0
+    base = "/proc/%d/task" % pid
+    for tid in os.listdir(base):
+        try:
+            with open("%s/%s/schedstat" % (base, tid)) as f:
+                total += int(f.read().split()[0])
+        except (OSError, ValueError, IndexError):
+            pass
+    return total / 1e9
 
 
 def run_loop(fn, arg_of, stop_at):
@@ -81,6 +98,7 @@ def main():
     p.add_argument("--duration", type=float, default=2.0)
     p.add_argument("--warmup", type=float, default=1.0)
     p.add_argument("--threads", type=int, default=0, help="0 = the main thread")
+    p.add_argument("--server-pid", type=int, default=0)
     args = p.parse_args()
     n = max(args.threads, 1)
     counts = [0] * n
@@ -94,11 +112,13 @@ def main():
         orig_set = go.set
 
         def start_clock():
+            holder["s"] = server_cpu(args.server_pid)
             holder["w"], holder["c"] = time.time(), time.process_time()
             orig_set()
         go.set = start_clock
         worker(args, 0, counts, ready, go)
         wall, cpu = time.time() - holder["w"], time.process_time() - holder["c"]
+        scpu = server_cpu(args.server_pid) - holder["s"]
         t.join()
     else:
         ths = [threading.Thread(target=worker, args=(args, i, counts, ready, go))
@@ -107,12 +127,17 @@ def main():
             t.start()
         for _ in ths:
             ready.acquire()
+        s0 = server_cpu(args.server_pid)
         w0, c0 = time.time(), time.process_time()
         go.set()
         for t in ths:
             t.join()
         wall, cpu = time.time() - w0, time.process_time() - c0
-    print(json.dumps({"ops": sum(counts), "wall": wall, "cpu": cpu}))
+        scpu = server_cpu(args.server_pid) - s0
+    out = {"ops": sum(counts), "wall": wall, "cpu": cpu}
+    if args.server_pid:
+        out["server_cpu"] = scpu
+    print(json.dumps(out))
 
 
 if __name__ == "__main__":

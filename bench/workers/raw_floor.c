@@ -1,8 +1,12 @@
 /*
  * raw_floor.c - the floor: a minimal blocking memcached binary-protocol loop
- * (build one GET or SET packet, send it, read the whole reply, repeat).
- * Nothing a client could leave out.  Prints {"ops", "wall", "cpu"}.
- *   raw_floor PORT get|set DURATION WARMUP
+ * (put the next key into a GET or SET packet, send it, read the whole reply,
+ * repeat).  Nothing a client could leave out.  It walks the same 1000 keys
+ * (13 bytes, "k00" + 10 digits) as bench/workers/py_worker.py, so that the
+ * server does the same work per operation as for the clients it is compared
+ * with (one hot key is measurably cheaper for memcached than 1000).
+ * Prints {"ops", "wall", "cpu"[, "server_cpu"]} for the timed window.
+ *   raw_floor PORT get|set DURATION WARMUP [SERVER_PID]
  */
 #include <arpa/inet.h>
 #include <netinet/tcp.h>
@@ -13,6 +17,8 @@
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
+
+#include "server_cpu.h"
 
 static double now(void)
 {
@@ -49,14 +55,19 @@ int main(int argc, char **argv)
         return 2;
     int port = atoi(argv[1]), is_set = strcmp(argv[2], "set") == 0;
     double duration = atof(argv[3]), warmup = atof(argv[4]);
+    int server_pid = argc > 5 ? atoi(argv[5]) : 0;
     int fd = socket(AF_INET, SOCK_STREAM, 0), one = 1;
     struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
     a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     if (connect(fd, (struct sockaddr *)&a, sizeof a) != 0)
         return 3;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    enum { NKEYS = 1000 };
+    static char keys[NKEYS][14];
+    for (int i = 0; i < NKEYS; i++)
+        snprintf(keys[i], sizeof keys[i], "k00%010d", i);
     unsigned char pkt[24 + 8 + 13 + 128] = {0x80}, buf[4096];
-    size_t len = 24 + 13;
+    size_t len = 24 + 13, koff = 24 + (is_set ? 8 : 0);
     pkt[1] = is_set ? 0x01 : 0x00;
     pkt[3] = 13;
     if (is_set) {
@@ -65,29 +76,41 @@ int main(int argc, char **argv)
         memset(pkt + 24 + 8 + 13, 'v', 128);
     }
     pkt[11] = (unsigned char)(len - 24);
-    memcpy(pkt + 24 + (is_set ? 8 : 0), "k000000000000", 13);
-    if (!is_set) { /* make sure the key exists */
+    if (!is_set) { /* make sure the keys exist */
         unsigned char s[24 + 8 + 13 + 128] = {0x80, 0x01, 0, 13, 8};
         s[11] = 8 + 13 + 128;
-        memcpy(s + 32, "k000000000000", 13);
-        send(fd, s, sizeof s, 0);
-        read_reply(fd, buf, sizeof buf);
+        memset(s + 24 + 8 + 13, 'v', 128);
+        for (int i = 0; i < NKEYS; i++) {
+            memcpy(s + 32, keys[i], 13);
+            send(fd, s, sizeof s, 0);
+            if (read_reply(fd, buf, sizeof buf) != 0)
+                return 4;
+        }
     }
     long ops = 0;
-    double t = now(), end = t + warmup, w0 = 0, c0 = 0;
+    int k = 0;
+    double t = now(), end = t + warmup, w0 = 0, c0 = 0, s0 = 0;
     for (int phase = 0; phase < 2; phase++) {
         if (phase == 1) {
+            s0 = server_cpu(server_pid);
             w0 = now();
             c0 = cpu();
             end = w0 + duration;
         }
         while (now() < end) {
+            memcpy(pkt + koff, keys[k], 13);
+            k = k + 1 == NKEYS ? 0 : k + 1;
             send(fd, pkt, len, 0);
             if (read_reply(fd, buf, sizeof buf) != 0)
                 return 4;
             ops += phase;
         }
     }
-    printf("{\"ops\": %ld, \"wall\": %.6f, \"cpu\": %.6f}\n", ops, now() - w0, cpu() - c0);
+    double wall = now() - w0, c = cpu() - c0;
+    if (server_pid > 0)
+        printf("{\"ops\": %ld, \"wall\": %.6f, \"cpu\": %.6f, \"server_cpu\": %.6f}\n", ops,
+               wall, c, server_cpu(server_pid) - s0);
+    else
+        printf("{\"ops\": %ld, \"wall\": %.6f, \"cpu\": %.6f}\n", ops, wall, c);
     return 0;
 }

@@ -1,9 +1,10 @@
 """The couchbase 2.x ``Bucket`` over libcbffi.
 
-A synchronous single-key operation is two calls into C: one that schedules
-it and ``cbffi_wait``, which does the IO and harvests the result into a
-struct array allocated once per Bucket; then the fields are read from that
-struct.  No callbacks.  cffi releases the GIL around every C call, so threads
+A synchronous get or store is one call into C (``cbffi_get_wait`` /
+``cbffi_store_wait``: schedule, do the IO, harvest the result into a struct
+array allocated once per Bucket); the other single-key operations are two
+(schedule, then ``cbffi_wait``).  Then the fields are read from that struct.
+No callbacks.  cffi releases the GIL around every C call, so threads
 with their own Buckets run in parallel (``unlock_gil`` is accepted for 2.x
 compatibility; the GIL is always released).
 
@@ -380,17 +381,15 @@ class Bucket(object):
         if lock is not None and not lock.acquire(self._blocking):
             raise E.ObjectThreadError("another thread is using this Bucket (LOCKMODE_EXC)")
         try:
-            rc = lib.cbffi_get(c, kb, len(kb), mode, ttl, 0)
-            if rc:
-                self._sched_error(rc, key)
-            lib.cbffi_wait(c, self._res, 1)
+            rc = lib.cbffi_get_wait(c, kb, len(kb), mode, ttl, self._res)
             r = self._r0
-            rc = r.rc
             if rc == 0:
                 n = r.nvalue
                 data = _copy(r.value, n) if n else b""
                 flags = r.flags
                 cas = r.cas
+            elif not r.final:
+                self._sched_error(rc, key)
         finally:
             if lock is not None:
                 lock.release()
@@ -435,13 +434,12 @@ class Bucket(object):
         if lock is not None and not lock.acquire(self._blocking):
             raise E.ObjectThreadError("another thread is using this Bucket (LOCKMODE_EXC)")
         try:
-            rc = lib.cbffi_store(c, op, kb, len(kb), vb, len(vb), flags, ttl, cas, 0)
-            if rc:
+            rc = lib.cbffi_store_wait(c, op, kb, len(kb), vb, len(vb), flags, ttl, cas,
+                                      self._res)
+            if rc == 0:
+                cas = self._r0.cas
+            elif not self._r0.final:
                 self._sched_error(rc, key)
-            lib.cbffi_wait(c, self._res, 1)
-            r = self._r0
-            rc = r.rc
-            cas = r.cas
         finally:
             if lock is not None:
                 lock.release()
@@ -742,6 +740,8 @@ class Bucket(object):
             pairs = [(item.key, item) for item, _ in keys]
         elif isinstance(keys, (str, bytes)):
             raise E.ArgumentError("get_multi takes a collection of keys, not one key")
+        elif self._pipe is None:
+            return self._get_multi_now(keys, mode, ttl, quiet, no_format)
         else:
             pairs = [(k, ValueResult(k)) for k in keys]
         entries = []
@@ -750,10 +750,161 @@ class Bucket(object):
             entries.append((key, res, lib.cbffi_get, (kb, len(kb), mode, ttl)))
         return self._run_multi(entries, _K_GET_RAW if no_format else _K_GET, quiet)
 
+    # The multi fast paths (outside a pipeline, not Items): every key (and value) is
+    # checked and encoded first, so bad input sends nothing; then one plain
+    # scheduling call per key (the cookie is the key's index), one wait, and a tight
+    # harvest loop that builds each result from its struct.  The MultiResult is made
+    # with every key first, so it keeps the caller's order whatever order the replies
+    # come in; a duplicated key gets the result that arrives last (its last one).
+
+    def _encode_keys(self, keys):
+        """(keys as a list, their checked bytes)."""
+        keys = keys if keys.__class__ is list else list(keys)
+        kbs = []
+        if self._tc is None:
+            for key in keys:
+                if key.__class__ is str:
+                    kb = key.encode("utf-8")
+                    if not 0 < len(kb) <= _MAX_KEY:
+                        kb = self._key(key)
+                else:
+                    kb = self._key(key)
+                kbs.append(kb)
+        else:
+            for key in keys:
+                kbs.append(self._key(key))
+        return keys, kbs
+
+    def _abandon(self, c):
+        """A scheduling call was refused: let the ops scheduled before it end and
+        drop their results, so the client is clean for the next call."""
+        lib.cbffi_wait(c, ffi.NULL, 0)
+        while lib.cbffi_harvest(c, self._res, _RES_CAP):
+            pass
+
+    def _get_multi_now(self, keys, mode, ttl, quiet, no_format):
+        keys, kbs = self._encode_keys(keys)
+        mres = MultiResult.fromkeys(keys)
+        if len(mres) != len(keys):
+            warnings.warn("duplicate keys in a multi operation; the last result wins",
+                          stacklevel=3)
+        raw = no_format or self.data_passthrough
+        tc = self._tc
+        error = None
+        failed = False
+        c = self._enter()
+        try:
+            sched = lib.cbffi_get
+            for i in range(len(kbs)):
+                kb = kbs[i]
+                rc = sched(c, kb, len(kb), mode, ttl, i)
+                if rc:
+                    self._abandon(c)
+                    self._sched_error(rc, keys[i])
+            res = self._res
+            n = lib.cbffi_wait(c, res, _RES_CAP)
+            while n:
+                for j in range(n):
+                    r = res[j]
+                    key = keys[r.cookie]
+                    rc = r.rc
+                    if rc:
+                        mres[key] = ValueResult(key, rc)
+                        failed = True
+                        continue
+                    nv = r.nvalue
+                    data = _copy(r.value, nv) if nv else b""
+                    flags = r.flags
+                    cas = r.cas
+                    if not raw and (tc is not None or flags != FMT_BYTES):
+                        try:
+                            data = decode_value(data, flags) if tc is None else \
+                                tc.decode_value(data, flags)
+                        except Exception as e:  # raised once every result is in
+                            out = mres[key] = ValueResult(key, 0, cas, None, flags)
+                            if error is None:
+                                if isinstance(e, E.CouchbaseError):
+                                    e.key, e.result = key, out
+                                error = e
+                            continue
+                    mres[key] = ValueResult(key, 0, cas, data, flags)
+                # cbffi_wait returned once everything ended: a short batch was the last
+                n = lib.cbffi_harvest(c, res, _RES_CAP) if n == _RES_CAP else 0
+        finally:
+            self._leave()
+        if error is not None:
+            raise error
+        if failed:
+            return self._finish_multi(mres, self.quiet if quiet is None else quiet,
+                                      (_ENOENT,))
+        return mres
+
+    def _store_multi_now(self, op, kv, ttl, fmt):
+        raw = op == _APPEND or op == _PREPEND
+        tc = self._tc
+        dfmt = self.default_format if fmt is None else fmt
+        pairs = kv.items() if isinstance(kv, dict) else self._pairs(kv)
+        keys, kbs, vbs, fls = [], [], [], []
+        for key, value in pairs:
+            if key.__class__ is str and tc is None:
+                kb = key.encode("utf-8")
+                if not 0 < len(kb) <= _MAX_KEY:
+                    kb = self._key(key)
+            else:
+                kb = self._key(key)
+            if raw:
+                vb, flags = self._value(value, fmt or _raw_format(value))
+            elif tc is not None:
+                vb, flags = self._value(value, fmt)
+            elif dfmt == FMT_BYTES and value.__class__ is bytes:
+                vb, flags = value, FMT_BYTES
+            else:
+                vb, flags = encode_value(value, dfmt)
+            keys.append(key)
+            kbs.append(kb)
+            vbs.append(vb)
+            fls.append(flags)
+        mres = MultiResult.fromkeys(keys)
+        if len(mres) != len(keys):
+            warnings.warn("duplicate keys in a multi operation; the last result wins",
+                          stacklevel=4)
+        failed = False
+        c = self._enter()
+        try:
+            sched = lib.cbffi_store
+            for i in range(len(kbs)):
+                kb = kbs[i]
+                vb = vbs[i]
+                rc = sched(c, op, kb, len(kb), vb, len(vb), fls[i], ttl, 0, i)
+                if rc:
+                    self._abandon(c)
+                    self._sched_error(rc, keys[i])
+            res = self._res
+            n = lib.cbffi_wait(c, res, _RES_CAP)
+            while n:
+                for j in range(n):
+                    r = res[j]
+                    key = keys[r.cookie]
+                    rc = r.rc
+                    if rc:
+                        mres[key] = OperationResult(key, rc)
+                        failed = True
+                    else:
+                        mres[key] = OperationResult(key, 0, r.cas)
+                n = lib.cbffi_harvest(c, res, _RES_CAP) if n == _RES_CAP else 0
+        finally:
+            self._leave()
+        if failed:
+            return self._finish_multi(mres, False, ())
+        return mres
+
     def _store_multi(self, op, kv, ttl, fmt, persist_to, replicate_to):
         if persist_to or replicate_to or self._dur is not None:
             persist_to, replicate_to = self._check_durability(persist_to, replicate_to)
         ttl = _check_ttl(ttl)
+        if self._pipe is None and not isinstance(kv, ItemCollection) and \
+                not (persist_to or replicate_to):
+            return self._store_multi_now(op, kv, ttl, fmt)
         raw = op in (_APPEND, _PREPEND)
         entries = []
         if isinstance(kv, ItemCollection):

@@ -580,3 +580,18 @@ def test_flush_over_rest_empties_a_couchbase_bucket(fresh):
     assert m.flush().success
     assert not m.get("fl:m", quiet=True).success
     m.close()
+
+
+def test_multi_mutations_honour_durability(cb, cluster):
+    assert cb.upsert_multi({"md:old": 0}, replicate_to=2).all_ok
+    cluster.set_delays(replicate=float("inf"))
+    try:
+        with cb.durability(timeout=0.3):
+            with pytest.raises(E.TimeoutError) as ei:
+                cb.upsert_multi({"md:1": 1, "md:2": 2}, replicate_to=1)
+            assert set(ei.value.all_results) == {"md:1", "md:2"}
+            with pytest.raises(E.TimeoutError):   # the replicas still have it
+                cb.remove_multi(["md:old"], replicate_to=1)
+    finally:
+        cluster.set_delays(replicate=0.0)
+    assert cb.upsert_multi({"md:3": 3}, replicate_to=2).all_ok
