@@ -94,10 +94,16 @@ static int fail(cb_conn *conn, int rc, const char *what, const cb_resp *r)
     return -1;
 }
 
-static void on_hello(cb_conn *conn, const cb_resp *r)
+static int on_hello(cb_conn *conn, const cb_resp *r)
 {
+    /* Every Couchbase data node since 4.0 knows HELLO; memcached does not,
+       and would leave the SASL_LIST_MECHS behind it unanswered. */
+    if (r->status == CB_ST_UNKNOWN_COMMAND)
+        return fail(conn, CBFFI_NOT_SUPPORTED,
+                    "not a Couchbase data node (HELLO is unknown); use "
+                    "memcached:// for memcached servers", NULL);
     if (r->status != CB_ST_SUCCESS)
-        return; /* an old server or memcached: no features */
+        return 0; /* refused: no features */
     for (uint32_t i = 0; i + 1 < r->nvalue; i += 2) {
         uint16_t f = cb_get16(r->value + i);
         if (f == FEAT_XERROR)
@@ -105,6 +111,7 @@ static void on_hello(cb_conn *conn, const cb_resp *r)
         else if (f == FEAT_SELECT_BUCKET)
             conn->nego->select_bucket = 1;
     }
+    return 0;
 }
 
 /* Authenticated (or no SASL): select the bucket, fetch the config, or be
@@ -268,8 +275,7 @@ int cb_nego_response(cb_conn *conn, const cb_resp *r)
                     "unexpected packet during the handshake", r);
     switch (r->opcode) {
     case CB_CMD_HELLO:
-        on_hello(conn, r);
-        return 0;
+        return on_hello(conn, r);
     case CB_CMD_SASL_LIST_MECHS:
         return on_mechs(conn, r);
     case CB_CMD_SASL_AUTH:

@@ -595,3 +595,11 @@ def test_multi_mutations_honour_durability(cb, cluster):
     finally:
         cluster.set_delays(replicate=0.0)
     assert cb.upsert_multi({"md:3": 3}, replicate_to=2).all_ok
+
+
+def test_couchbase_scheme_pointed_at_memcached_says_so(memcached):
+    t0 = time.time()
+    with pytest.raises(E.NotSupportedError) as ei:
+        Bucket("couchbase://127.0.0.1:%d/default" % memcached.port)
+    assert "memcached://" in str(ei.value)
+    assert time.time() - t0 < 1
