@@ -168,7 +168,8 @@ struct cbffi_client {
     int have_map;
     cb_conn *seed;             /* the bootstrap conn, not in conns */
     size_t seed_next;          /* next connection-string host to try */
-    int seed_rc;               /* why the last seed failed */
+    int seed_rc;               /* why the bootstrap failed, so far */
+    char seed_err[256];        /* and the message that said so */
     cb_op *bootstrap;          /* CONNECT op waiting for the first config */
     cb_op *waitq, *waitq_tail; /* ops waiting for a config or a server */
     cb_op *retryq;             /* ops waiting for retry_at */

@@ -27,6 +27,7 @@
 #include "client_private.h"
 #include "errors.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -207,6 +208,7 @@ static void bootstrap_begin(cbffi_client *c)
         return; /* under way */
     c->seed_next = 0;
     c->seed_rc = CBFFI_CONNECT_ERROR;
+    c->seed_err[0] = 0;
     if (start_seed(c) != 0)
         drain_waitq(c, c->seed_rc);
 }
@@ -235,17 +237,23 @@ static int fatal_for_bootstrap(int rc)
 
 void cb_cluster_seed_failed(cbffi_client *c, int rc)
 {
-    /* Keep the most telling reason: a refusal beats "unreachable". */
-    if (c->seed_rc == CBFFI_CONNECT_ERROR || fatal_for_bootstrap(rc))
+    /* Keep the most telling reason: a refusal beats "unreachable", and the
+       first "unreachable" is reported with its own message. */
+    if (!c->seed_err[0] || fatal_for_bootstrap(rc) ||
+        (c->seed_rc == CBFFI_CONNECT_ERROR && rc != CBFFI_CONNECT_ERROR)) {
         c->seed_rc = rc;
+        snprintf(c->seed_err, sizeof(c->seed_err), "%s", c->last_error);
+    }
     if (!fatal_for_bootstrap(rc) && start_seed(c) == 0)
         return;
     if (c->seed) {
         bury(c, c->seed);
         c->seed = NULL;
     }
-    if (!c->have_map)
+    if (!c->have_map) {
+        snprintf(c->last_error, sizeof(c->last_error), "%s", c->seed_err);
         drain_waitq(c, c->seed_rc);
+    }
 }
 
 void cb_cluster_seed_done(cbffi_client *c, cb_conn *conn)
