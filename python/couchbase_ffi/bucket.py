@@ -55,7 +55,7 @@ _copy = ffi.unpack
 
 
 def _raise_rc(rc, key=None, result=None, message=None, all_results=None):
-    raise E.exc_from_rc(rc, key, result, message, all_results)
+    raise E.exc_from_rc(rc, key=key, result=result, message=message, all_results=all_results)
 
 
 def _check_ttl(ttl):
