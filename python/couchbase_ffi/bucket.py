@@ -21,12 +21,17 @@ from couchbase_ffi._lowlevel import ffi, lib
 from couchbase_ffi import exceptions as E
 from couchbase_ffi.result import ValueResult, OperationResult, MultiResult, ObserveInfo
 from couchbase_ffi.items import ItemCollection
+from couchbase_ffi import connstr as _connstr
+from couchbase_ffi import transcoder as _transcoder
 from couchbase_ffi.transcoder import FMT_JSON, FMT_BYTES, FMT_UTF8, encode_value, decode_value
 # 2.x's couchbase.bucket re-exported the formats, exceptions and results; code
 # does ``from couchbase.bucket import Bucket, NotFoundError, FMT_UTF8``.
 from couchbase_ffi.transcoder import FMT_PICKLE, FMT_AUTO  # noqa: F401
 from couchbase_ffi.exceptions import *  # noqa: F401,F403
-from couchbase_ffi.result import Result  # noqa: F401
+from couchbase_ffi.result import Result, HttpResult  # noqa: F401
+from couchbase_ffi.result import (  # noqa: F401
+    OBS_FOUND, OBS_PERSISTED, OBS_NOTFOUND, OBS_LOGICALLY_DELETED, OBS_MASK)
+from couchbase_ffi.transcoder import FMT_LEGACY_MASK, FMT_COMMON_MASK, FMT_MASK  # noqa: F401
 
 LOCKMODE_NONE = 0
 LOCKMODE_EXC = 1
@@ -44,6 +49,7 @@ _ENOENT = lib.CBFFI_KEY_ENOENT
 _MEMCACHED = lib.CBFFI_TYPE_MEMCACHED
 _OP_TIMEOUT = lib.CBFFI_TIMEOUT_OPERATION
 _DUR_TIMEOUT = lib.CBFFI_TIMEOUT_DURABILITY
+_DUR_INTERVAL = lib.CBFFI_TIMEOUT_DURABILITY_INTERVAL
 
 # What a harvested result fills in on its result object (see _Batch.collect)
 _K_OP, _K_GET, _K_GET_RAW, _K_COUNTER = 0, 1, 2, 3
@@ -75,6 +81,52 @@ def _check_cas(cas):
     raise E.ArgumentError("cas must be an int in 0..2**64-1, got %r" % (cas,), objextra=cas)
 
 
+def _check_format(fmt):
+    """A default_format: FMT_AUTO or an int flags value (2.x refused the rest)."""
+    if fmt is FMT_AUTO or (fmt.__class__ is int and 0 <= fmt <= _MAX_TTL):
+        return fmt
+    if isinstance(fmt, int) and not isinstance(fmt, bool) and 0 <= fmt <= _MAX_TTL:
+        return int(fmt)
+    raise E.ArgumentError("default_format must be FMT_JSON, FMT_PICKLE, FMT_BYTES, FMT_UTF8, "
+                          "FMT_AUTO or other int flags, got %r" % (fmt,), objextra=fmt)
+
+
+def _positive_seconds(value):
+    """A timeout as 2.x took it: anything float() takes, > 0 (else ValueError)."""
+    seconds = float(value)
+    if not seconds > 0:
+        raise ValueError("Timeout must be greater than 0")  # 2.x's error
+    return seconds
+
+
+_UNITS = (("ms", 1e-3), ("us", 1e-6), ("s", 1.0), ("m", 60.0), ("h", 3600.0))
+
+
+def _seconds(text):
+    """Seconds from "2.5" or a Go-style duration ("2.5s", "500ms", "1m30s")."""
+    text = text.strip()
+    try:
+        return float(text)
+    except ValueError:
+        pass
+    total, rest = 0.0, text
+    while rest:
+        i = 0
+        while i < len(rest) and (rest[i].isdigit() or rest[i] == "."):
+            i += 1
+        if i == 0:
+            raise ValueError(text)
+        number, rest = float(rest[:i]), rest[i:]
+        for unit, scale in _UNITS:
+            if rest.startswith(unit):
+                total += number * scale
+                rest = rest[len(unit):]
+                break
+        else:
+            raise ValueError(text)
+    return total
+
+
 def _raw_format(value):
     """append/prepend default: the data is added as it is (bytes) or as UTF-8 (str)."""
     if isinstance(value, str):
@@ -99,13 +151,24 @@ class Bucket(object):
 
     def __init__(self, connection_string=None, password=None, username=None, quiet=False,
                  transcoder=None, lockmode=LOCKMODE_EXC, default_format=FMT_JSON,
-                 unlock_gil=True, connstr=None, timeout=None, operation_timeout=None):
+                 unlock_gil=True, connstr=None, timeout=None, operation_timeout=None,
+                 config_cache=None):
         self._c = None
         cs = connection_string if connection_string is not None else connstr
-        if not isinstance(cs, str):
-            raise E.ArgumentError("a connection string (str) is required, got %r" % (cs,))
+        try:
+            cs, applied = _connstr.for_client(cs)
+        except TypeError as e:
+            raise E.ArgumentError(str(e))
         if lockmode not in (LOCKMODE_NONE, LOCKMODE_EXC, LOCKMODE_WAIT):
             raise E.ArgumentError("lockmode must be LOCKMODE_NONE, _EXC or _WAIT")
+        if not unlock_gil:
+            lockmode = LOCKMODE_NONE  # 2.x: no GIL release, no lock
+        self._fmt = _check_format(default_format)
+        if timeout is not None:
+            _deprecated("timeout keyword argument",
+                        "operation_timeout (with float value) in connection string")
+        if config_cache is not None:
+            _deprecated("config_cache keyword argument", "config_cache in connection string")
         out = ffi.new("cbffi_client **")
         err = ffi.new("char[512]")
         rc = lib.cbffi_client_create(out, cs.encode("utf-8"), _opt_bytes(username),
@@ -116,8 +179,7 @@ class Bucket(object):
         self._res = ffi.new("cbffi_result[%d]" % _RES_CAP)
         self._r0 = self._res[0]
         self._connstr = cs
-        self.quiet = quiet
-        self.default_format = default_format
+        self._quiet = bool(quiet)
         self.data_passthrough = False
         self.unlock_gil = unlock_gil  # cffi releases the GIL around every C call anyway
         self.transcoder = transcoder
@@ -127,6 +189,8 @@ class Bucket(object):
         self._lock = threading.Lock() if lockmode != LOCKMODE_NONE else None
         self._blocking = lockmode == LOCKMODE_WAIT
         self._memcached = lib.cbffi_client_type_of(self._c) == _MEMCACHED
+        self._http_timeouts = {}
+        self._apply_options(applied)
         for t in (timeout, operation_timeout):
             if t is not None:
                 self.timeout = t
@@ -134,6 +198,23 @@ class Bucket(object):
         # Couchbase-only operations need a vbucket map (not memcached://, not
         # a memcached-type bucket over couchbase://).
         self._memcached = lib.cbffi_client_replica_count(self._c) < 0
+
+    def _apply_options(self, applied):
+        """The libcouchbase connection-string options the Bucket applies itself."""
+        for name, value in applied.items():
+            try:
+                seconds = _seconds(value)
+            except ValueError:
+                self.close()
+                raise E.InvalidError("option %s: %r is not a duration: %s"
+                                     % (name, value, self._connstr))
+            if name == "durability_timeout":
+                lib.cbffi_client_set_timeout(self._c, _DUR_TIMEOUT, max(int(seconds * 1e6), 1))
+            elif name == "durability_interval":
+                lib.cbffi_client_set_timeout(self._c, _DUR_INTERVAL,
+                                             max(int(seconds * 1e6), 1))
+            else:  # views/N1QL/HTTP: kept for their properties (no such requests here)
+                self._http_timeouts[name] = seconds
 
     # ---- lifecycle ------------------------------------------------------------------
     def _connect(self):
@@ -164,9 +245,105 @@ class Bucket(object):
         finally:
             self._leave()
 
+    _close = close  # the 2.x name
+
     @property
     def closed(self):
         return self._c is None
+
+    @staticmethod
+    def lcb_version():
+        """(version string, version number) of the C library, as 2.x's
+        ``lcb_version()`` (libcouchbase's): here libcbffi's, reported in
+        libcouchbase's numbering of the 2.x API it follows."""
+        return ("2.10.0 (libcbffi)", 0x020A00)
+
+    def _thr_lockop(self, release):
+        """2.x's test hook: take (0) or release (1) the Bucket's thread lock;
+        ObjectThreadError under LOCKMODE_NONE (there is no lock)."""
+        if self._lock is None:
+            raise E.ObjectThreadError("lockmode is LOCKMODE_NONE: the Bucket has no lock")
+        if release:
+            self._lock.release()
+        else:
+            self._lock.acquire()
+
+    def _cntlstr(self, key, value):
+        """2.x's ``lcb_cntl_string``, for the settings this client has:
+        operation_timeout, durability_timeout, durability_interval (seconds, or
+        durations like "500ms"); the libcouchbase options listed in
+        ``couchbase_ffi.connstr.IGNORED_OPTIONS`` are accepted and ignored;
+        anything else is NotSupportedError."""
+        if key in _connstr.IGNORED_OPTIONS:
+            return None
+        kinds = {"operation_timeout": _OP_TIMEOUT, "durability_timeout": _DUR_TIMEOUT,
+                 "durability_interval": _DUR_INTERVAL}
+        if key not in kinds:
+            raise E.NotSupportedError("setting %r is not supported by this client" % (key,))
+        try:
+            usec = int(_seconds(str(value)) * 1e6)
+        except ValueError:
+            raise E.ArgumentError("setting %s: %r is not a duration" % (key, value))
+        if usec <= 0:
+            raise E.ArgumentError("setting %s must be greater than 0" % (key,))
+        lib.cbffi_client_set_timeout(self._live(), kinds[key], usec)
+        return None
+
+    # libcouchbase's lcb_cntl codes of the timeouts: a libcbffi timeout kind, or the
+    # name of a timeout kept for its property (views/N1QL/HTTP: no such requests here)
+    _CNTL_TIMEOUTS = {0x00: _OP_TIMEOUT, 0x01: "views_timeout", 0x0D: _DUR_TIMEOUT,
+                      0x0E: _DUR_INTERVAL, 0x0F: "http_timeout",
+                      0x12: lib.CBFFI_TIMEOUT_BOOTSTRAP, 0x3D: "n1ql_timeout"}
+
+    def _cntl(self, op, value=None, value_type="int"):
+        """2.x's ``lcb_cntl`` for the timeouts: LCB_CNTL_OP_TIMEOUT (0x00),
+        VIEW_TIMEOUT (0x01), DURABILITY_TIMEOUT/INTERVAL (0x0D, 0x0E), HTTP_TIMEOUT
+        (0x0F), CONFIGURATION_TIMEOUT (0x12), N1QL_TIMEOUT (0x3D); read or set as
+        ``value_type`` "timeout" (seconds, float) or "int"/"uint32_t"/"unsigned"
+        (microseconds).  Other codes are NotSupportedError."""
+        kind = self._CNTL_TIMEOUTS.get(op)
+        if kind is None:
+            raise E.NotSupportedError("lcb_cntl 0x%x is not supported by this client" % (op,))
+        if value_type not in ("timeout", "uint32_t", "int", "unsigned"):
+            raise E.ArgumentError("value_type %r is not supported for timeouts" % (value_type,))
+        c = self._live()
+        if value is None:
+            if isinstance(kind, str):
+                usec = int(self._http_timeouts.get(kind, 75.0) * 1e6)
+            else:
+                usec = lib.cbffi_client_get_timeout(c, kind)
+            return usec / 1e6 if value_type == "timeout" else usec
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise E.ArgumentError("a number is required for lcb_cntl 0x%x, got %r" % (op, value))
+        usec = int(value * 1e6) if value_type == "timeout" else int(value)
+        if usec <= 0:
+            raise E.ArgumentError("timeouts must be greater than 0")
+        if isinstance(kind, str):
+            self._http_timeouts[kind] = usec / 1e6
+        else:
+            lib.cbffi_client_set_timeout(c, kind, usec)
+        return None
+
+    # 2.x lists its memcached operations for wrappers (couchbase.async and users)
+    _MEMCACHED_OPERATIONS = ("upsert", "get", "insert", "append", "prepend", "replace",
+                             "remove", "counter", "touch", "lock", "unlock", "endure",
+                             "observe", "rget", "stats", "set", "add", "delete")
+    _MEMCACHED_NOMULTI = ("stats",)
+
+    @classmethod
+    def _gen_memd_wrappers(cls, factory):
+        """{name: factory(unbound method, name)} for every memcached operation and its
+        ``_multi`` form, as 2.x's Bucket._gen_memd_wrappers."""
+        d = {}
+        for n in cls._MEMCACHED_OPERATIONS:
+            for variant in (n, n + "_multi"):
+                try:
+                    d[variant] = factory(getattr(cls, variant), variant)
+                except AttributeError:
+                    if n in cls._MEMCACHED_NOMULTI:
+                        continue
+                    raise
+        return d
 
     def __enter__(self):
         return self
@@ -193,12 +370,8 @@ class Bucket(object):
 
     @timeout.setter
     def timeout(self, seconds):
-        if isinstance(seconds, bool) or not isinstance(seconds, (int, float)):
-            raise E.ArgumentError("timeout must be a number of seconds, got %r" % (seconds,))
-        usec = int(seconds * 1e6)
-        if usec <= 0:
-            raise ValueError("timeout must be greater than 0")  # 2.x raised ValueError
-        lib.cbffi_client_set_timeout(self._live(), _OP_TIMEOUT, usec)
+        usec = int(_positive_seconds(seconds) * 1e6)
+        lib.cbffi_client_set_timeout(self._live(), _OP_TIMEOUT, max(usec, 1))
 
     @property
     def server_nodes(self):
@@ -214,11 +387,61 @@ class Bucket(object):
 
     @property
     def transcoder(self):
-        return self._tc
+        """The transcoder (None: the built-in encoding).  A class is instantiated;
+        None, False or 0 mean none.  The Bucket calls it through 2.x's checks."""
+        return self._tc_obj
 
     @transcoder.setter
     def transcoder(self, tc):
-        self._tc = tc() if isinstance(tc, type) else tc  # 2.x accepted a class too
+        if isinstance(tc, type):
+            tc = tc()  # 2.x accepted a class too
+        self._tc = _transcoder.checked(tc)
+        self._tc_obj = tc if self._tc is not None else None
+
+    @property
+    def quiet(self):
+        """The default of every ``quiet`` argument: True makes a missing key a
+        result whose ``success`` is False instead of NotFoundError."""
+        return self._quiet
+
+    @quiet.setter
+    def quiet(self, value):
+        if value is not True and value is not False:
+            raise E.ArgumentError("quiet must be True or False, got %r" % (value,),
+                                  objextra=value)
+        self._quiet = value
+
+    @property
+    def default_format(self):
+        """The format of values stored without ``format=`` (FMT_JSON unless set)."""
+        return self._fmt
+
+    @default_format.setter
+    def default_format(self, fmt):
+        self._fmt = _check_format(fmt)
+
+    @property
+    def is_ssl(self):
+        """False: this client has no SSL transport (couchbases:// is refused)."""
+        return False
+
+    @property
+    def views_timeout(self):
+        """2.x's view-query timeout, in seconds (kept; this client runs no views)."""
+        return self._http_timeouts.get("views_timeout", 75.0)
+
+    @views_timeout.setter
+    def views_timeout(self, value):
+        self._http_timeouts["views_timeout"] = _positive_seconds(value)
+
+    @property
+    def n1ql_timeout(self):
+        """2.x's N1QL timeout, in seconds (kept; this client runs no N1QL)."""
+        return self._http_timeouts.get("n1ql_timeout", 75.0)
+
+    @n1ql_timeout.setter
+    def n1ql_timeout(self, value):
+        self._http_timeouts["n1ql_timeout"] = _positive_seconds(value)
 
     @property
     def lockmode(self):
@@ -254,7 +477,10 @@ class Bucket(object):
             kb = self._key_slow(key)
         if 0 < len(kb) <= _MAX_KEY:
             return kb
-        raise E.ArgumentError("key must be 1..%d bytes, got %d" % (_MAX_KEY, len(kb)), key=key)
+        if kb:
+            raise E.KeyTooLongError("key must be 1..%d bytes, got %d" % (_MAX_KEY, len(kb)),
+                                    key=key)
+        raise E.ArgumentError("Empty key (i.e. '', empty string) passed", key=key)
 
     def _key_slow(self, key):
         tc = self._tc
@@ -280,7 +506,7 @@ class Bucket(object):
     def _value(self, value, fmt):
         """(bytes, flags) for value; raises before anything is sent."""
         if fmt is None:
-            fmt = self.default_format
+            fmt = self._fmt
         if self._tc is None:
             return encode_value(value, fmt)
         try:
@@ -420,7 +646,7 @@ class Bucket(object):
         else:
             kb = self._key(key)
         if self._tc is None:  # _value(), inlined
-            vb, flags = encode_value(value, self.default_format if fmt is None else fmt)
+            vb, flags = encode_value(value, self._fmt if fmt is None else fmt)
         else:
             vb, flags = self._value(value, fmt)
         ttl = _check_ttl(ttl) if ttl else 0
@@ -534,18 +760,27 @@ class Bucket(object):
                           kb, len(kb), ttl)
 
     def lock(self, key, ttl=0):
-        """Read and lock a key for ``ttl`` seconds (Couchbase buckets only)."""
+        """Read and lock a key for ``ttl`` seconds (Couchbase buckets only).
+
+        ``ttl`` is required (ArgumentError without one, as in 2.x); a locked key
+        raises TemporaryFailError, a mutation of it without the lock's CAS
+        KeyExistsError."""
         self._need_couchbase("lock")
+        ttl = _lock_ttl(ttl)
         kb = self._key(key)
         return self._run1(key, ValueResult(key), _K_GET, False, lib.cbffi_get,
-                          kb, len(kb), _GET_LOCK, _check_ttl(ttl))
+                          kb, len(kb), _GET_LOCK, ttl)
 
     def unlock(self, key, cas):
-        """Release a lock taken by :meth:`lock`, given its CAS (Couchbase buckets only)."""
+        """Release a lock taken by :meth:`lock`, given its CAS (Couchbase buckets only).
+
+        A CAS is required (ArgumentError); a wrong one, or a key not locked,
+        raises TemporaryFailError."""
         self._need_couchbase("unlock")
+        cas = _unlock_cas(cas)
         kb = self._key(key)
         return self._run1(key, OperationResult(key), _K_OP, False, lib.cbffi_unlock,
-                          kb, len(kb), _check_cas(cas))
+                          kb, len(kb), cas)
 
     def endure(self, key, persist_to=-1, replicate_to=-1, cas=0, check_removed=False,
                timeout=5.0, interval=0.010):
@@ -627,10 +862,13 @@ class Bucket(object):
             _raise_rc(rc, key)
         return vb[0], srv[0]
 
-    def stats(self, keys=None):
+    def stats(self, keys=None, keystats=False):
         """{stat: {server: value}} from every server; ``keys``: stat group(s).
 
-        Numeric values are ints, as in 2.x."""
+        Numeric values are ints, as in 2.x.  ``keystats`` (per-document stats)
+        is NotSupportedError."""
+        if keystats:
+            raise E.NotSupportedError("stats(keystats=True) is not supported by this client")
         if self._pipe is not None:
             raise E.PipelineError("stats() cannot run inside a pipeline")
         groups = [None] if not keys else ([keys] if isinstance(keys, str) else list(keys))
@@ -690,8 +928,8 @@ class Bucket(object):
     def _unique(keys):
         klist = list(keys)
         if len(set(klist)) != len(klist):
-            warnings.warn("duplicate keys in a multi operation; the last result wins",
-                          stacklevel=4)
+            warnings.warn("Found duplicate key (a multi operation got a key more than "
+                          "once; the last result wins)", RuntimeWarning, stacklevel=4)
         return klist
 
     @staticmethod
@@ -736,18 +974,17 @@ class Bucket(object):
         are stored onto the Items)."""
         if replica:
             return self.rget_multi(keys, quiet=quiet, no_format=no_format)
-        mode = _GET_TOUCH if ttl else _GET_PLAIN
         ttl = _check_ttl(ttl)
         if isinstance(keys, ItemCollection):
-            pairs = [(item.key, item) for item, _ in keys]
-        elif isinstance(keys, (str, bytes)):
-            raise E.ArgumentError("get_multi takes a collection of keys, not one key")
+            pairs = [(item.key, item, ttl) for item, _ in _items_of(keys, "get_multi")]
         else:
-            pairs = [(k, ValueResult(k)) for k in keys]
+            pairs = [(k, ValueResult(k), _opt_ttl(v, ttl)) for k, v in
+                     _multi_pairs(keys, "get_multi")]
         entries = []
-        for key, res in pairs:
+        for key, res, t in pairs:
             kb = self._key(key)
-            entries.append((key, res, lib.cbffi_get, (kb, len(kb), mode, ttl)))
+            entries.append((key, res, lib.cbffi_get,
+                            (kb, len(kb), _GET_TOUCH if t else _GET_PLAIN, t)))
         return self._run_multi(entries, _K_GET_RAW if no_format else _K_GET, quiet)
 
     def _store_multi(self, op, kv, ttl, fmt, persist_to, replicate_to):
@@ -757,10 +994,10 @@ class Bucket(object):
         raw = op in (_APPEND, _PREPEND)
         entries = []
         if isinstance(kv, ItemCollection):
-            for item, opts in kv:
+            for item, opts in _items_of(kv, "a store"):
                 entries.append(self._item_store_entry(op, item, opts or {}, ttl, fmt, raw))
         else:
-            for key, value in self._pairs(kv):
+            for key, value in _multi_pairs(kv, "a store *_multi", allow_list=False):
                 kb = self._key(key)
                 vb, flags = self._value(value, fmt or (_raw_format(value) if raw else None))
                 entries.append((key, OperationResult(key), lib.cbffi_store,
@@ -773,7 +1010,10 @@ class Bucket(object):
     def _item_store_entry(self, op, item, opts, ttl, fmt, raw):
         """An Item's value (or its ``fragment`` for append/prepend), its CAS unless
         ``ignore_cas``, and its per-item ``ttl``/``format``."""
-        value = opts["fragment"] if raw and "fragment" in opts else item.value
+        if raw and "fragment" not in opts:
+            raise E.ArgumentError("append/prepend of Items needs a 'fragment' option for each "
+                                  "item (an ItemOptionDict)", key=item.key, objextra=item)
+        value = opts["fragment"] if raw else item.value
         fmt = opts.get("format", fmt)
         if raw and fmt is None:
             fmt = _raw_format(value)
@@ -814,47 +1054,71 @@ class Bucket(object):
         return self._run_multi(entries, _K_OP, quiet)
 
     def counter_multi(self, keys, delta=1, initial=None, ttl=0):
-        delta, initial, ttl = _counter_args(delta, initial, ttl)
+        """:meth:`counter` for many keys: keys, or a dict key -> delta, or key ->
+        {"delta": .., "initial": .., "ttl": ..} (what a key leaves out comes from
+        the arguments)."""
+        _counter_args(delta, initial, ttl)
         entries = []
-        for key, _ in self._pairs(keys):
+        for key, opts in _multi_pairs(keys, "counter_multi"):
+            d, i, t = delta, initial, ttl
+            if isinstance(opts, dict):
+                bad = set(opts) - {"delta", "initial", "ttl"}
+                if bad:
+                    raise E.ArgumentError("unknown counter_multi option(s) %s for key %r"
+                                          % (sorted(bad), key), key=key)
+                d, i, t = opts.get("delta", d), opts.get("initial", i), opts.get("ttl", t)
+            elif opts is not None:
+                d = opts
+            d, i, t = _counter_args(d, i, t)
             kb = self._key(key)
             entries.append((key, ValueResult(key), lib.cbffi_counter,
-                            (kb, len(kb), delta, initial or 0, initial is not None, ttl)))
+                            (kb, len(kb), d, i or 0, i is not None, t)))
         return self._run_multi(entries, _K_COUNTER, False, ())
 
     def touch_multi(self, keys, ttl=0):
         """Set the expiry of many keys: keys, or a dict key -> ttl."""
         ttl = _check_ttl(ttl)
         entries = []
-        for key, t in self._pairs(keys, ttl):
+        for key, t in _multi_pairs(keys, "touch_multi"):
             kb = self._key(key)
             entries.append((key, OperationResult(key), lib.cbffi_touch,
-                            (kb, len(kb), _check_ttl(t))))
+                            (kb, len(kb), _opt_ttl(t, ttl))))
         return self._run_multi(entries, _K_OP, False, ())
 
     def lock_multi(self, keys, ttl=0):
+        """:meth:`lock` for many keys: keys, or a dict key -> ttl (a ttl is required)."""
         self._need_couchbase("lock")
-        ttl = _check_ttl(ttl)
         entries = []
-        for key, _ in self._pairs(keys):
+        for key, t in _multi_pairs(keys, "lock_multi"):
+            t = _lock_ttl(_opt_ttl(t, _check_ttl(ttl)))
             kb = self._key(key)
             entries.append((key, ValueResult(key), lib.cbffi_get,
-                            (kb, len(kb), _GET_LOCK, ttl)))
+                            (kb, len(kb), _GET_LOCK, t)))
         return self._run_multi(entries, _K_GET, False, ())
 
     def unlock_multi(self, keys):
         """Unlock many: a dict key -> CAS, or the MultiResult of :meth:`lock_multi`."""
         self._need_couchbase("unlock")
         entries = []
-        for key, cas in self._cas_pairs(keys):
+        for key, cas in self._cas_pairs(keys, "unlock_multi"):
+            cas = _unlock_cas(cas)
             kb = self._key(key)
             entries.append((key, OperationResult(key), lib.cbffi_unlock, (kb, len(kb), cas)))
         return self._run_multi(entries, _K_OP, False, ())
 
-    def _cas_pairs(self, keys):
+    def _cas_pairs(self, keys, what="remove_multi"):
+        """[(key, CAS)] from keys, a dict key -> CAS (or -> a result, or -> {"cas": ..}),
+        a MultiResult, a sequence of results or an ItemCollection."""
         if isinstance(keys, ItemCollection):
-            return [(item.key, _check_cas(item.cas or 0)) for item, _ in keys]
-        return [(k, _check_cas(getattr(v, "cas", v) or 0)) for k, v in self._pairs(keys, 0)]
+            return [(item.key, _check_cas(item.cas or 0)) for item, _ in _items_of(keys, what)]
+        out = []
+        for k, v in _multi_pairs(keys, what):
+            if isinstance(k, Result) and v is None:  # a sequence of results
+                k, v = k.key, getattr(k, "cas", 0)
+            elif isinstance(v, dict):
+                v = v.get("cas", 0)
+            out.append((k, _check_cas(getattr(v, "cas", v) or 0)))
+        return out
 
     def endure_multi(self, keys, persist_to=-1, replicate_to=-1, timeout=5.0, interval=0.010,
                      check_removed=False):
@@ -864,7 +1128,7 @@ class Bucket(object):
         t_us, i_us = _dur_times(timeout, interval)
         p, r = _dur_arg(persist_to), _dur_arg(replicate_to)
         entries = []
-        for key, cas in self._cas_pairs(keys):
+        for key, cas in self._cas_pairs(keys, "endure_multi"):
             kb = self._key(key)
             entries.append((key, OperationResult(key), lib.cbffi_endure,
                             (kb, len(kb), cas, p, r, bool(check_removed), t_us, i_us)))
@@ -875,7 +1139,7 @@ class Bucket(object):
         self._need_couchbase("observe")
         if self._pipe is not None:
             raise E.PipelineError("observe_multi() cannot run inside a pipeline")
-        klist = self._unique(k for k, _ in self._pairs(keys))
+        klist = self._unique(k for k, _ in _multi_pairs(keys, "observe_multi"))
         kbs = [self._key(k) for k in klist]
         mres = MultiResult()
         by_cookie = {}
@@ -897,7 +1161,7 @@ class Bucket(object):
         self._need_couchbase("replica reads")
         idx = _replica_arg(replica_index)
         entries = []
-        for key, _ in self._pairs(keys):
+        for key, _ in _multi_pairs(keys, "rget_multi"):
             kb = self._key(key)
             entries.append((key, ValueResult(key), lib.cbffi_get_replica, (kb, len(kb), idx)))
         return self._run_multi(entries, _K_GET_RAW if no_format else _K_GET, quiet)
@@ -955,6 +1219,12 @@ class Bucket(object):
 def _deprecated(old, new):
     warnings.warn("%s is deprecated. Use %s instead" % (old, new), DeprecationWarning,
                   stacklevel=3)
+
+
+def _depr(fn, usage, stacklevel=3):
+    """2.x's couchbase.bucket._depr: a DeprecationWarning "<fn> is deprecated. Use <usage> instead"."""
+    warnings.warn("%s is deprecated. Use %s instead" % (fn, usage), DeprecationWarning,
+                  stacklevel=stacklevel)
 
 
 def _make_alias(old, new):
@@ -1015,6 +1285,77 @@ def _counter_args(delta, initial, ttl):
         raise E.ArgumentError("initial must be None or an int in 0..2**64-1, got %r"
                               % (initial,), objextra=initial)
     return delta, initial, _check_ttl(ttl)
+
+
+def _lock_ttl(ttl):
+    """lock()'s ttl: required and > 0 (2.x: ArgumentError "missing expiry")."""
+    ttl = _check_ttl(ttl)
+    if not ttl:
+        raise E.ArgumentError("lock needs a ttl (seconds, > 0)", objextra=ttl)
+    return ttl
+
+
+def _unlock_cas(cas):
+    """unlock()'s CAS: required (2.x: ArgumentError without one)."""
+    cas = _check_cas(cas)
+    if not cas:
+        raise E.ArgumentError("unlock needs the CAS returned by lock()", objextra=cas)
+    return cas
+
+
+def _opt_ttl(opt, default):
+    """A per-key ttl of a *_multi dict: an int, {"ttl": n}, or None (the default)."""
+    if opt is None:
+        return default
+    if isinstance(opt, dict):
+        if set(opt) - {"ttl"}:
+            raise E.ArgumentError("unknown per-key option(s) %s" % (sorted(set(opt) - {"ttl"}),),
+                                  objextra=opt)
+        return _check_ttl(opt.get("ttl", default))
+    return _check_ttl(opt)
+
+
+def _multi_pairs(kv, what, allow_list=True):
+    """[(key, value)] of a *_multi argument, checked as 2.x checked it: a dict
+    (key -> value or per-key options) or, where ``allow_list``, a list, tuple or
+    other iterable of keys (value None).  One key (str/bytes), something not
+    iterable, nothing at all, or an iterable whose len() differs from what it
+    yields is ArgumentError.  (2.x also refused iterables without a len(),
+    such as generators; they are accepted here.)"""
+    if isinstance(kv, dict):
+        pairs = list(kv.items())
+    elif not allow_list:
+        raise E.ArgumentError("%s needs a dict of key -> value or an ItemCollection, got %s"
+                              % (what, type(kv).__name__), objextra=kv)
+    elif isinstance(kv, (str, bytes, bytearray)):
+        raise E.ArgumentError("%s takes a collection of keys, not one key" % (what,),
+                              objextra=kv)
+    elif isinstance(kv, (list, tuple)):
+        pairs = [(k, None) for k in kv]
+    else:
+        try:
+            n = len(kv)
+        except TypeError:
+            n = None
+        try:
+            pairs = [(k, None) for k in kv]
+        except TypeError:
+            raise E.ArgumentError("%s takes an iterable of keys, got %s"
+                                  % (what, type(kv).__name__), objextra=kv)
+        if n is not None and n != len(pairs):
+            raise E.ArgumentError("%s: len() of the keys is %d but iterating gave %d keys"
+                                  % (what, n, len(pairs)), objextra=kv)
+    if not pairs:
+        raise E.ArgumentError("%s: the key list is empty" % (what,), objextra=kv)
+    return pairs
+
+
+def _items_of(coll, what):
+    """The (item, options) pairs of an ItemCollection; ArgumentError if it is empty."""
+    pairs = list(coll)
+    if not pairs:
+        raise E.ArgumentError("%s: the ItemCollection is empty" % (what,), objextra=coll)
+    return pairs
 
 
 class _Batch(object):
