@@ -43,10 +43,13 @@ class CouchbaseError(Exception):
     CODE = 0  # 2.x: the class-level code (rc is its instance-level twin)
 
     def __init__(self, params=None, **kwargs):
-        if isinstance(params, CouchbaseError):
+        if isinstance(params, CouchbaseError):  # a copy of another one, as in 2.x
             self.__dict__.update(params.__dict__)
-            params = {}
-        elif isinstance(params, str):
+            if kwargs:
+                self.__dict__.update(kwargs)
+            super(CouchbaseError, self).__init__(self.message or "")
+            return
+        if isinstance(params, str):
             params = {"message": params}
         elif params is None:
             params = {}
