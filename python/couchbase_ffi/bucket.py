@@ -1240,6 +1240,36 @@ for _old, _new in (("set", "upsert"), ("add", "insert"), ("delete", "remove")):
         setattr(Bucket, _old + _suffix, _make_alias(_old + _suffix, _new + _suffix))
 
 
+# 2.x Bucket methods outside key-value access, which this client does not have:
+# they raise NotSupportedError (a CouchbaseError) rather than AttributeError.
+_UNSUPPORTED = {
+    "n1ql_query": "N1QL queries", "query": "view queries", "search": "full-text search",
+    "analytics_query": "analytics queries", "bucket_manager": "the bucket manager",
+    "design_get": "design documents", "design_create": "design documents",
+    "design_publish": "design documents", "design_delete": "design documents",
+    "lookup_in": "sub-document operations", "mutate_in": "sub-document operations",
+    "retrieve_in": "sub-document operations", "add_bucket_creds": "extra bucket credentials",
+    "ping": "ping", "diagnostics": "diagnostics",
+}
+for _ds in ("map_add", "map_get", "map_remove", "map_size", "set_add", "set_remove",
+            "set_contains", "set_size", "list_append", "list_prepend", "list_set", "list_get",
+            "list_remove", "list_size", "queue_push", "queue_pop", "queue_size"):
+    _UNSUPPORTED[_ds] = "the data-structure API (sub-document based)"
+
+
+def _make_unsupported(name, what):
+    def unsupported(self, *args, **kwargs):
+        raise E.NotSupportedError("%s (Bucket.%s) is not supported by couchbase_ffi, a "
+                                  "key-value client" % (what, name))
+    unsupported.__name__ = name
+    unsupported.__doc__ = "Not supported here: raises NotSupportedError (%s)." % (what,)
+    return unsupported
+
+
+for _name, _what in _UNSUPPORTED.items():
+    setattr(Bucket, _name, _make_unsupported(_name, _what))
+
+
 def _dur_arg(v):
     if v.__class__ is not int or v < -1 or v > 4:
         raise E.ArgumentError("persist_to/replicate_to must be ints in -1..4, got %r" % (v,),

@@ -333,53 +333,66 @@ class ObjectDestroyedError(ClientTemporaryFailError):
     ``except`` works.  ``rc`` is 0x1B."""
 
 
-# ---- names 2.x code imports (subdocument operations are not implemented here) --------
-class SubdocPathNotFoundError(CouchbaseError):
+# ---- sub-document errors (libcouchbase 2.x codes 0x3F..0x4C; this client sends no
+# sub-document commands, the classes are here for code that imports or maps them) ----
+class SubdocPathNotFoundError(CouchbaseDataError):
     """Subdocument path does not exist."""
+    rc = 0x3F
 
 
-class SubdocPathExistsError(CouchbaseError):
-    """Subdocument path already exists."""
-
-
-class SubdocPathInvalidError(CouchbaseError):
-    """Subdocument path is invalid."""
-
-
-class DocumentNotJsonError(CouchbaseError):
-    """The document is not JSON."""
-
-
-class SubdocPathMismatchError(CouchbaseError):
+class SubdocPathMismatchError(CouchbaseDataError):
     """The path conflicts with the document's structure."""
+    rc = 0x40
 
 
-class DocumentTooDeepError(CouchbaseError):
+class SubdocPathInvalidError(CouchbaseInputError):
+    """Subdocument path is invalid."""
+    rc = 0x41
+
+
+class DocumentTooDeepError(CouchbaseDataError):
     """The document is too deep for subdocument operations."""
+    rc = 0x43
 
 
-class SubdocNumberTooBigError(CouchbaseError):
-    """The existing number is too big."""
-
-
-class SubdocValueTooDeepError(CouchbaseError):
-    """The value would make the document too deep."""
-
-
-class SubdocCantInsertValueError(CouchbaseError):
+class SubdocCantInsertValueError(CouchbaseInputError):
     """The value cannot be inserted."""
+    rc = 0x44
 
 
-class SubdocBadDeltaError(CouchbaseError):
+class DocumentNotJsonError(CouchbaseDataError):
+    """The document is not JSON."""
+    rc = 0x45
+
+
+class SubdocNumberTooBigError(CouchbaseDataError):
+    """The existing number is too big."""
+    rc = 0x46
+
+
+class SubdocBadDeltaError(CouchbaseDataError):
     """Bad counter delta."""
+    rc = 0x47
 
 
-class SubdocMultipleErrors(CouchbaseError):
+class SubdocPathExistsError(CouchbaseDataError):
+    """Subdocument path already exists."""
+    rc = 0x48
+
+
+class SubdocMultipleErrors(CouchbaseDataError):
     """One or more sub-commands failed."""
+    rc = 0x49
 
 
-class SubdocEmptyPathError(CouchbaseError):
+class SubdocValueTooDeepError(CouchbaseInputError):
+    """The value would make the document too deep."""
+    rc = 0x4A
+
+
+class SubdocEmptyPathError(CouchbaseInputError):
     """An empty path was given."""
+    rc = 0x4C
 
 
 class QueueEmpty(Exception):
@@ -400,7 +413,10 @@ _BY_RC = {cls.rc: cls for cls in (
     NotFoundError, DlopenFailedError, DlsymFailedError, NetworkError, NotMyVbucketError,
     NotStoredError, NotSupportedError, UnknownCommandError, UnknownHostError,
     ProtocolError, TimeoutError, ConnectError, BucketNotFoundError, ClientNoMemoryError,
-    ClientTemporaryFailError, BadHandleError)}
+    ClientTemporaryFailError, BadHandleError, SubdocPathNotFoundError, SubdocPathMismatchError,
+    SubdocPathInvalidError, DocumentTooDeepError, SubdocCantInsertValueError,
+    DocumentNotJsonError, SubdocNumberTooBigError, SubdocBadDeltaError, SubdocPathExistsError,
+    SubdocMultipleErrors, SubdocValueTooDeepError, SubdocEmptyPathError)}
 _BY_RC.update({
     0x1F: InvalidError,     # INVALID_HOST_FORMAT
     0x20: InvalidError,     # INVALID_CHAR

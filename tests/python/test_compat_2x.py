@@ -1132,3 +1132,24 @@ def test_unreachable_servers_are_network_errors():
     from conftest import free_port
     with pytest.raises(E.CouchbaseNetworkError):
         Bucket("memcached://127.0.0.1:%d" % free_port())
+
+
+def test_apis_outside_key_value_raise_not_supported(cb):
+    for name, args in (("n1ql_query", ("SELECT 1",)), ("query", ("design", "view")),
+                       ("search", ("index", None)), ("bucket_manager", ()),
+                       ("lookup_in", ("k",)), ("mutate_in", ("k",)), ("map_add", ("k", "a", 1)),
+                       ("list_append", ("k", 1)), ("queue_push", ("k", 1))):
+        with pytest.raises(E.NotSupportedError) as ei:
+            getattr(cb, name)(*args)
+        assert isinstance(ei.value, E.CouchbaseError) and name in str(ei.value)
+
+
+def test_subdocument_error_codes_map_as_in_2x():
+    cat = E.CouchbaseError.rc_to_exctype
+    for rc, cls in ((0x3F, E.SubdocPathNotFoundError), (0x40, E.SubdocPathMismatchError),
+                    (0x41, E.SubdocPathInvalidError), (0x45, E.DocumentNotJsonError),
+                    (0x48, E.SubdocPathExistsError), (0x49, E.SubdocMultipleErrors),
+                    (0x4C, E.SubdocEmptyPathError)):
+        assert cat(rc) is cls and cls.CODE == rc
+    assert issubclass(E.SubdocPathNotFoundError, E.CouchbaseDataError)
+    assert issubclass(E.SubdocPathInvalidError, E.CouchbaseInputError)
