@@ -263,7 +263,8 @@ class _Checked(object):
     with 2.x's checks around it.  Any exception it raises (other than a
     CouchbaseError) becomes a ValueFormatError; ``encode_key`` must give
     non-empty bytes, ``encode_value`` a (bytes, flags) pair with flags in
-    0..2**32-1, and keys must be hashable (2.x keyed its results by them)."""
+    0..2**32-1, and ``decode_key`` of an encoded key must be hashable (2.x keyed
+    its results by it)."""
     __slots__ = ("tc",)
 
     def __init__(self, tc):
@@ -279,11 +280,6 @@ class _Checked(object):
                                    % (name, type(e).__name__, e), inner_cause=e, objextra=obj)
 
     def encode_key(self, key):
-        try:
-            hash(key)
-        except TypeError as e:
-            raise ValueFormatError("keys must be hashable, got %s" % type(key).__name__,
-                                   inner_cause=e, objextra=key)
         kb = self._call("encode_key", key)
         if kb.__class__ is not bytes:
             if not isinstance(kb, (bytes, bytearray)):
@@ -293,6 +289,7 @@ class _Checked(object):
         if not kb:
             raise ValueFormatError("Transcoder.encode_key returned an empty string",
                                    objextra=key)
+        self.decode_key(kb)  # 2.x keyed results by decode_key(): it must give a hashable key
         return kb
 
     def decode_key(self, kb):

@@ -718,6 +718,20 @@ def test_transcoder_sees_any_key_value_and_format(cb):
             cb.get(o, quiet=True)
 
 
+def test_transcoder_may_take_unhashable_keys_it_decodes_to_hashable_ones(cb):
+    class PathKeys(TranscoderPP):
+        def encode_key(self, k):
+            return "/".join(k).encode("utf-8")
+
+        def decode_key(self, kb):
+            return kb.decode("utf-8")
+    cb.transcoder = PathKeys()
+    assert cb.upsert(["users", "42"], {"n": 1}).success
+    assert cb.get(["users", "42"]).value == {"n": 1}
+    cb.transcoder = None
+    assert cb.get("users/42").value == {"n": 1}
+
+
 def test_transcoder_class_is_instantiated(memcached):
     b = Bucket(memcached.connstr, transcoder=TranscoderPP)
     assert isinstance(b.transcoder, TranscoderPP)
