@@ -975,16 +975,22 @@ class Bucket(object):
         if replica:
             return self.rget_multi(keys, quiet=quiet, no_format=no_format)
         ttl = _check_ttl(ttl)
-        if isinstance(keys, ItemCollection):
-            pairs = [(item.key, item, ttl) for item, _ in _items_of(keys, "get_multi")]
-        else:
-            pairs = [(k, ValueResult(k), _opt_ttl(v, ttl)) for k, v in
-                     _multi_pairs(keys, "get_multi")]
         entries = []
-        for key, res, t in pairs:
-            kb = self._key(key)
-            entries.append((key, res, lib.cbffi_get,
-                            (kb, len(kb), _GET_TOUCH if t else _GET_PLAIN, t)))
+        if isinstance(keys, dict):  # key -> per-key ttl (or {"ttl": n})
+            for key, opt in _multi_pairs(keys, "get_multi"):
+                t = _opt_ttl(opt, ttl)
+                kb = self._key(key)
+                entries.append((key, ValueResult(key), lib.cbffi_get,
+                                (kb, len(kb), _GET_TOUCH if t else _GET_PLAIN, t)))
+        else:
+            mode = _GET_TOUCH if ttl else _GET_PLAIN
+            if isinstance(keys, ItemCollection):
+                pairs = [(item.key, item) for item, _ in _items_of(keys, "get_multi")]
+            else:
+                pairs = [(k, ValueResult(k)) for k in _multi_keys(keys, "get_multi")]
+            for key, res in pairs:
+                kb = self._key(key)
+                entries.append((key, res, lib.cbffi_get, (kb, len(kb), mode, ttl)))
         return self._run_multi(entries, _K_GET_RAW if no_format else _K_GET, quiet)
 
     def _store_multi(self, op, kv, ttl, fmt, persist_to, replicate_to):
@@ -1347,37 +1353,46 @@ def _opt_ttl(opt, default):
 
 def _multi_pairs(kv, what, allow_list=True):
     """[(key, value)] of a *_multi argument, checked as 2.x checked it: a dict
-    (key -> value or per-key options) or, where ``allow_list``, a list, tuple or
-    other iterable of keys (value None).  One key (str/bytes), something not
-    iterable, nothing at all, or an iterable whose len() differs from what it
-    yields is ArgumentError.  (2.x also refused iterables without a len(),
-    such as generators; they are accepted here.)"""
+    (key -> value or per-key options) or, where ``allow_list``, keys as
+    :func:`_multi_keys` takes them (value None)."""
     if isinstance(kv, dict):
-        pairs = list(kv.items())
-    elif not allow_list:
+        if not kv:
+            raise E.ArgumentError("%s: the key list is empty" % (what,), objextra=kv)
+        return list(kv.items())
+    if not allow_list:
         raise E.ArgumentError("%s needs a dict of key -> value or an ItemCollection, got %s"
                               % (what, type(kv).__name__), objextra=kv)
+    return [(k, None) for k in _multi_keys(kv, what)]
+
+
+def _multi_keys(kv, what):
+    """The keys of a *_multi argument that is a list, tuple or other iterable of
+    keys, checked as 2.x checked it: one key (str/bytes), something not iterable,
+    nothing at all, or an iterable whose len() differs from what it yields is
+    ArgumentError.  (2.x also refused iterables without a len(), such as
+    generators; they are accepted here.)"""
+    if kv.__class__ is list or kv.__class__ is tuple:
+        if kv:
+            return kv
     elif isinstance(kv, (str, bytes, bytearray)):
         raise E.ArgumentError("%s takes a collection of keys, not one key" % (what,),
                               objextra=kv)
-    elif isinstance(kv, (list, tuple)):
-        pairs = [(k, None) for k in kv]
     else:
         try:
             n = len(kv)
         except TypeError:
             n = None
         try:
-            pairs = [(k, None) for k in kv]
+            keys = list(kv)
         except TypeError:
             raise E.ArgumentError("%s takes an iterable of keys, got %s"
                                   % (what, type(kv).__name__), objextra=kv)
-        if n is not None and n != len(pairs):
+        if n is not None and n != len(keys):
             raise E.ArgumentError("%s: len() of the keys is %d but iterating gave %d keys"
-                                  % (what, n, len(pairs)), objextra=kv)
-    if not pairs:
-        raise E.ArgumentError("%s: the key list is empty" % (what,), objextra=kv)
-    return pairs
+                                  % (what, n, len(keys)), objextra=kv)
+        if keys:
+            return keys
+    raise E.ArgumentError("%s: the key list is empty" % (what,), objextra=kv)
 
 
 def _items_of(coll, what):
