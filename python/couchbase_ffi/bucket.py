@@ -962,7 +962,9 @@ class Bucket(object):
             batch.collect(c)
         finally:
             self._leave()
-        if batch.error is not None:
+        if batch.error is not None:  # a value that did not decode: 2.x attached all_results
+            if not batch.error.all_results:
+                batch.error.all_results = mres
             raise batch.error
         quiet = self.quiet if quiet is None else quiet
         return self._finish_multi(mres, quiet, okrcs)

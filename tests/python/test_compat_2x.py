@@ -543,8 +543,9 @@ def test_data_passthrough_and_no_format(cb):
     cb.data_passthrough = False
     with pytest.raises(E.ValueFormatError):
         cb.get(k)
-    with pytest.raises(E.ValueFormatError):
+    with pytest.raises(E.ValueFormatError) as ei:
         cb.get_multi([k])
+    assert ei.value.key == k and k in ei.value.all_results  # 2.x attached the MultiResult
     assert cb.get(k, no_format=True).value == b'"some json"blobs'
 
 
