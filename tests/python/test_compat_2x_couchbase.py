@@ -329,3 +329,19 @@ def test_cluster_and_authenticators(cluster):
     assert cl.open_bucket("default").upsert(key("myauth"), 1).success
     with pytest.raises(E.NotSupportedError):
         cl.n1ql_query("SELECT 1")
+
+
+def test_1x_entry_points_bootstrap_over_http(cluster):
+    import couchbase
+    from couchbase.connection import Connection
+    with pytest.warns(DeprecationWarning):
+        c = couchbase.Couchbase.connect(bucket="default", host="127.0.0.1",
+                                        port=cluster.rest_port, password="secret")
+    assert isinstance(c, Bucket) and c.bucket == "default"
+    assert c.upsert(key("1x"), 1).success
+    c.close()
+    with pytest.warns(DeprecationWarning):
+        c = Connection(bucket="default", host=[("127.0.0.1", cluster.rest_port)],
+                       password="secret")
+    assert c.get(key("1x-missing"), quiet=True).rc == 0x0D
+    c.close()
