@@ -1230,7 +1230,7 @@ def _deprecated(old, new):
 
 
 def _depr(fn, usage, stacklevel=3):
-    """2.x's couchbase.bucket._depr: a DeprecationWarning "<fn> is deprecated. Use <usage> instead"."""
+    """2.x's couchbase.bucket._depr: warns "<fn> is deprecated. Use <usage> instead"."""
     warnings.warn("%s is deprecated. Use %s instead" % (fn, usage), DeprecationWarning,
                   stacklevel=stacklevel)
 
