@@ -22,12 +22,17 @@ from couchbase_ffi._lowlevel import ffi, lib
 from couchbase_ffi import exceptions as E
 from couchbase_ffi.result import ValueResult, OperationResult, MultiResult, ObserveInfo
 from couchbase_ffi.items import ItemCollection
+from couchbase_ffi import connstr as _connstr
+from couchbase_ffi import transcoder as _transcoder
 from couchbase_ffi.transcoder import FMT_JSON, FMT_BYTES, FMT_UTF8, encode_value, decode_value
 # 2.x's couchbase.bucket re-exported the formats, exceptions and results; code
 # does ``from couchbase.bucket import Bucket, NotFoundError, FMT_UTF8``.
 from couchbase_ffi.transcoder import FMT_PICKLE, FMT_AUTO  # noqa: F401
 from couchbase_ffi.exceptions import *  # noqa: F401,F403
-from couchbase_ffi.result import Result  # noqa: F401
+from couchbase_ffi.result import Result, HttpResult  # noqa: F401
+from couchbase_ffi.result import (  # noqa: F401
+    OBS_FOUND, OBS_PERSISTED, OBS_NOTFOUND, OBS_LOGICALLY_DELETED, OBS_MASK)
+from couchbase_ffi.transcoder import FMT_LEGACY_MASK, FMT_COMMON_MASK, FMT_MASK  # noqa: F401
 
 LOCKMODE_NONE = 0
 LOCKMODE_EXC = 1
@@ -45,6 +50,7 @@ _ENOENT = lib.CBFFI_KEY_ENOENT
 _MEMCACHED = lib.CBFFI_TYPE_MEMCACHED
 _OP_TIMEOUT = lib.CBFFI_TIMEOUT_OPERATION
 _DUR_TIMEOUT = lib.CBFFI_TIMEOUT_DURABILITY
+_DUR_INTERVAL = lib.CBFFI_TIMEOUT_DURABILITY_INTERVAL
 
 # What a harvested result fills in on its result object (see _Batch.collect)
 _K_OP, _K_GET, _K_GET_RAW, _K_COUNTER = 0, 1, 2, 3
@@ -56,7 +62,7 @@ _copy = ffi.unpack
 
 
 def _raise_rc(rc, key=None, result=None, message=None, all_results=None):
-    raise E.exc_from_rc(rc, key, result, message, all_results)
+    raise E.exc_from_rc(rc, key=key, result=result, message=message, all_results=all_results)
 
 
 def _check_ttl(ttl):
@@ -74,6 +80,52 @@ def _check_cas(cas):
     if cas is None:
         return 0
     raise E.ArgumentError("cas must be an int in 0..2**64-1, got %r" % (cas,), objextra=cas)
+
+
+def _check_format(fmt):
+    """A default_format: FMT_AUTO or an int flags value (2.x refused the rest)."""
+    if fmt is FMT_AUTO or (fmt.__class__ is int and 0 <= fmt <= _MAX_TTL):
+        return fmt
+    if isinstance(fmt, int) and not isinstance(fmt, bool) and 0 <= fmt <= _MAX_TTL:
+        return int(fmt)
+    raise E.ArgumentError("default_format must be FMT_JSON, FMT_PICKLE, FMT_BYTES, FMT_UTF8, "
+                          "FMT_AUTO or other int flags, got %r" % (fmt,), objextra=fmt)
+
+
+def _positive_seconds(value):
+    """A timeout as 2.x took it: anything float() takes, > 0 (else ValueError)."""
+    seconds = float(value)
+    if not seconds > 0:
+        raise ValueError("Timeout must be greater than 0")  # 2.x's error
+    return seconds
+
+
+_UNITS = (("ms", 1e-3), ("us", 1e-6), ("s", 1.0), ("m", 60.0), ("h", 3600.0))
+
+
+def _seconds(text):
+    """Seconds from "2.5" or a Go-style duration ("2.5s", "500ms", "1m30s")."""
+    text = text.strip()
+    try:
+        return float(text)
+    except ValueError:
+        pass
+    total, rest = 0.0, text
+    while rest:
+        i = 0
+        while i < len(rest) and (rest[i].isdigit() or rest[i] == "."):
+            i += 1
+        if i == 0:
+            raise ValueError(text)
+        number, rest = float(rest[:i]), rest[i:]
+        for unit, scale in _UNITS:
+            if rest.startswith(unit):
+                total += number * scale
+                rest = rest[len(unit):]
+                break
+        else:
+            raise ValueError(text)
+    return total
 
 
 def _raw_format(value):
@@ -100,13 +152,24 @@ class Bucket(object):
 
     def __init__(self, connection_string=None, password=None, username=None, quiet=False,
                  transcoder=None, lockmode=LOCKMODE_EXC, default_format=FMT_JSON,
-                 unlock_gil=True, connstr=None, timeout=None, operation_timeout=None):
+                 unlock_gil=True, connstr=None, timeout=None, operation_timeout=None,
+                 config_cache=None):
         self._c = None
         cs = connection_string if connection_string is not None else connstr
-        if not isinstance(cs, str):
-            raise E.ArgumentError("a connection string (str) is required, got %r" % (cs,))
+        try:
+            cs, applied = _connstr.for_client(cs)
+        except TypeError as e:
+            raise E.ArgumentError(str(e))
         if lockmode not in (LOCKMODE_NONE, LOCKMODE_EXC, LOCKMODE_WAIT):
             raise E.ArgumentError("lockmode must be LOCKMODE_NONE, _EXC or _WAIT")
+        if not unlock_gil:
+            lockmode = LOCKMODE_NONE  # 2.x: no GIL release, no lock
+        self._fmt = _check_format(default_format)
+        if timeout is not None:
+            _deprecated("timeout keyword argument",
+                        "operation_timeout (with float value) in connection string")
+        if config_cache is not None:
+            _deprecated("config_cache keyword argument", "config_cache in connection string")
         out = ffi.new("cbffi_client **")
         err = ffi.new("char[512]")
         rc = lib.cbffi_client_create(out, cs.encode("utf-8"), _opt_bytes(username),
@@ -117,8 +180,7 @@ class Bucket(object):
         self._res = ffi.new("cbffi_result[%d]" % _RES_CAP)
         self._r0 = self._res[0]
         self._connstr = cs
-        self.quiet = quiet
-        self.default_format = default_format
+        self._quiet = bool(quiet)
         self.data_passthrough = False
         self.unlock_gil = unlock_gil  # cffi releases the GIL around every C call anyway
         self.transcoder = transcoder
@@ -128,6 +190,8 @@ class Bucket(object):
         self._lock = threading.Lock() if lockmode != LOCKMODE_NONE else None
         self._blocking = lockmode == LOCKMODE_WAIT
         self._memcached = lib.cbffi_client_type_of(self._c) == _MEMCACHED
+        self._http_timeouts = {}
+        self._apply_options(applied)
         for t in (timeout, operation_timeout):
             if t is not None:
                 self.timeout = t
@@ -135,6 +199,23 @@ class Bucket(object):
         # Couchbase-only operations need a vbucket map (not memcached://, not
         # a memcached-type bucket over couchbase://).
         self._memcached = lib.cbffi_client_replica_count(self._c) < 0
+
+    def _apply_options(self, applied):
+        """The libcouchbase connection-string options the Bucket applies itself."""
+        for name, value in applied.items():
+            try:
+                seconds = _seconds(value)
+            except ValueError:
+                self.close()
+                raise E.InvalidError("option %s: %r is not a duration: %s"
+                                     % (name, value, self._connstr))
+            if name == "durability_timeout":
+                lib.cbffi_client_set_timeout(self._c, _DUR_TIMEOUT, max(int(seconds * 1e6), 1))
+            elif name == "durability_interval":
+                lib.cbffi_client_set_timeout(self._c, _DUR_INTERVAL,
+                                             max(int(seconds * 1e6), 1))
+            else:  # views/N1QL/HTTP: kept for their properties (no such requests here)
+                self._http_timeouts[name] = seconds
 
     # ---- lifecycle ------------------------------------------------------------------
     def _connect(self):
@@ -165,9 +246,105 @@ class Bucket(object):
         finally:
             self._leave()
 
+    _close = close  # the 2.x name
+
     @property
     def closed(self):
         return self._c is None
+
+    @staticmethod
+    def lcb_version():
+        """(version string, version number) of the C library, as 2.x's
+        ``lcb_version()`` (libcouchbase's): here libcbffi's, reported in
+        libcouchbase's numbering of the 2.x API it follows."""
+        return ("2.10.0 (libcbffi)", 0x020A00)
+
+    def _thr_lockop(self, release):
+        """2.x's test hook: take (0) or release (1) the Bucket's thread lock;
+        ObjectThreadError under LOCKMODE_NONE (there is no lock)."""
+        if self._lock is None:
+            raise E.ObjectThreadError("lockmode is LOCKMODE_NONE: the Bucket has no lock")
+        if release:
+            self._lock.release()
+        else:
+            self._lock.acquire()
+
+    def _cntlstr(self, key, value):
+        """2.x's ``lcb_cntl_string``, for the settings this client has:
+        operation_timeout, durability_timeout, durability_interval (seconds, or
+        durations like "500ms"); the libcouchbase options listed in
+        ``couchbase_ffi.connstr.IGNORED_OPTIONS`` are accepted and ignored;
+        anything else is NotSupportedError."""
+        if key in _connstr.IGNORED_OPTIONS:
+            return None
+        kinds = {"operation_timeout": _OP_TIMEOUT, "durability_timeout": _DUR_TIMEOUT,
+                 "durability_interval": _DUR_INTERVAL}
+        if key not in kinds:
+            raise E.NotSupportedError("setting %r is not supported by this client" % (key,))
+        try:
+            usec = int(_seconds(str(value)) * 1e6)
+        except ValueError:
+            raise E.ArgumentError("setting %s: %r is not a duration" % (key, value))
+        if usec <= 0:
+            raise E.ArgumentError("setting %s must be greater than 0" % (key,))
+        lib.cbffi_client_set_timeout(self._live(), kinds[key], usec)
+        return None
+
+    # libcouchbase's lcb_cntl codes of the timeouts: a libcbffi timeout kind, or the
+    # name of a timeout kept for its property (views/N1QL/HTTP: no such requests here)
+    _CNTL_TIMEOUTS = {0x00: _OP_TIMEOUT, 0x01: "views_timeout", 0x0D: _DUR_TIMEOUT,
+                      0x0E: _DUR_INTERVAL, 0x0F: "http_timeout",
+                      0x12: lib.CBFFI_TIMEOUT_BOOTSTRAP, 0x3D: "n1ql_timeout"}
+
+    def _cntl(self, op, value=None, value_type="int"):
+        """2.x's ``lcb_cntl`` for the timeouts: LCB_CNTL_OP_TIMEOUT (0x00),
+        VIEW_TIMEOUT (0x01), DURABILITY_TIMEOUT/INTERVAL (0x0D, 0x0E), HTTP_TIMEOUT
+        (0x0F), CONFIGURATION_TIMEOUT (0x12), N1QL_TIMEOUT (0x3D); read or set as
+        ``value_type`` "timeout" (seconds, float) or "int"/"uint32_t"/"unsigned"
+        (microseconds).  Other codes are NotSupportedError."""
+        kind = self._CNTL_TIMEOUTS.get(op)
+        if kind is None:
+            raise E.NotSupportedError("lcb_cntl 0x%x is not supported by this client" % (op,))
+        if value_type not in ("timeout", "uint32_t", "int", "unsigned"):
+            raise E.ArgumentError("value_type %r is not supported for timeouts" % (value_type,))
+        c = self._live()
+        if value is None:
+            if isinstance(kind, str):
+                usec = int(self._http_timeouts.get(kind, 75.0) * 1e6)
+            else:
+                usec = lib.cbffi_client_get_timeout(c, kind)
+            return usec / 1e6 if value_type == "timeout" else usec
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise E.ArgumentError("a number is required for lcb_cntl 0x%x, got %r" % (op, value))
+        usec = int(value * 1e6) if value_type == "timeout" else int(value)
+        if usec <= 0:
+            raise E.ArgumentError("timeouts must be greater than 0")
+        if isinstance(kind, str):
+            self._http_timeouts[kind] = usec / 1e6
+        else:
+            lib.cbffi_client_set_timeout(c, kind, usec)
+        return None
+
+    # 2.x lists its memcached operations for wrappers (couchbase.async and users)
+    _MEMCACHED_OPERATIONS = ("upsert", "get", "insert", "append", "prepend", "replace",
+                             "remove", "counter", "touch", "lock", "unlock", "endure",
+                             "observe", "rget", "stats", "set", "add", "delete")
+    _MEMCACHED_NOMULTI = ("stats",)
+
+    @classmethod
+    def _gen_memd_wrappers(cls, factory):
+        """{name: factory(unbound method, name)} for every memcached operation and its
+        ``_multi`` form, as 2.x's Bucket._gen_memd_wrappers."""
+        d = {}
+        for n in cls._MEMCACHED_OPERATIONS:
+            for variant in (n, n + "_multi"):
+                try:
+                    d[variant] = factory(getattr(cls, variant), variant)
+                except AttributeError:
+                    if n in cls._MEMCACHED_NOMULTI:
+                        continue
+                    raise
+        return d
 
     def __enter__(self):
         return self
@@ -194,12 +371,8 @@ class Bucket(object):
 
     @timeout.setter
     def timeout(self, seconds):
-        if isinstance(seconds, bool) or not isinstance(seconds, (int, float)):
-            raise E.ArgumentError("timeout must be a number of seconds, got %r" % (seconds,))
-        usec = int(seconds * 1e6)
-        if usec <= 0:
-            raise ValueError("timeout must be greater than 0")  # 2.x raised ValueError
-        lib.cbffi_client_set_timeout(self._live(), _OP_TIMEOUT, usec)
+        usec = int(_positive_seconds(seconds) * 1e6)
+        lib.cbffi_client_set_timeout(self._live(), _OP_TIMEOUT, max(usec, 1))
 
     @property
     def server_nodes(self):
@@ -215,11 +388,61 @@ class Bucket(object):
 
     @property
     def transcoder(self):
-        return self._tc
+        """The transcoder (None: the built-in encoding).  A class is instantiated;
+        None, False or 0 mean none.  The Bucket calls it through 2.x's checks."""
+        return self._tc_obj
 
     @transcoder.setter
     def transcoder(self, tc):
-        self._tc = tc() if isinstance(tc, type) else tc  # 2.x accepted a class too
+        if isinstance(tc, type):
+            tc = tc()  # 2.x accepted a class too
+        self._tc = _transcoder.checked(tc)
+        self._tc_obj = tc if self._tc is not None else None
+
+    @property
+    def quiet(self):
+        """The default of every ``quiet`` argument: True makes a missing key a
+        result whose ``success`` is False instead of NotFoundError."""
+        return self._quiet
+
+    @quiet.setter
+    def quiet(self, value):
+        if value is not True and value is not False:
+            raise E.ArgumentError("quiet must be True or False, got %r" % (value,),
+                                  objextra=value)
+        self._quiet = value
+
+    @property
+    def default_format(self):
+        """The format of values stored without ``format=`` (FMT_JSON unless set)."""
+        return self._fmt
+
+    @default_format.setter
+    def default_format(self, fmt):
+        self._fmt = _check_format(fmt)
+
+    @property
+    def is_ssl(self):
+        """False: this client has no SSL transport (couchbases:// is refused)."""
+        return False
+
+    @property
+    def views_timeout(self):
+        """2.x's view-query timeout, in seconds (kept; this client runs no views)."""
+        return self._http_timeouts.get("views_timeout", 75.0)
+
+    @views_timeout.setter
+    def views_timeout(self, value):
+        self._http_timeouts["views_timeout"] = _positive_seconds(value)
+
+    @property
+    def n1ql_timeout(self):
+        """2.x's N1QL timeout, in seconds (kept; this client runs no N1QL)."""
+        return self._http_timeouts.get("n1ql_timeout", 75.0)
+
+    @n1ql_timeout.setter
+    def n1ql_timeout(self, value):
+        self._http_timeouts["n1ql_timeout"] = _positive_seconds(value)
 
     @property
     def lockmode(self):
@@ -255,7 +478,10 @@ class Bucket(object):
             kb = self._key_slow(key)
         if 0 < len(kb) <= _MAX_KEY:
             return kb
-        raise E.ArgumentError("key must be 1..%d bytes, got %d" % (_MAX_KEY, len(kb)), key=key)
+        if kb:
+            raise E.KeyTooLongError("key must be 1..%d bytes, got %d" % (_MAX_KEY, len(kb)),
+                                    key=key)
+        raise E.ArgumentError("Empty key (i.e. '', empty string) passed", key=key)
 
     def _key_slow(self, key):
         tc = self._tc
@@ -281,7 +507,7 @@ class Bucket(object):
     def _value(self, value, fmt):
         """(bytes, flags) for value; raises before anything is sent."""
         if fmt is None:
-            fmt = self.default_format
+            fmt = self._fmt
         if self._tc is None:
             return encode_value(value, fmt)
         try:
@@ -419,7 +645,7 @@ class Bucket(object):
         else:
             kb = self._key(key)
         if self._tc is None:  # _value(), inlined
-            vb, flags = encode_value(value, self.default_format if fmt is None else fmt)
+            vb, flags = encode_value(value, self._fmt if fmt is None else fmt)
         else:
             vb, flags = self._value(value, fmt)
         ttl = _check_ttl(ttl) if ttl else 0
@@ -532,18 +758,27 @@ class Bucket(object):
                           kb, len(kb), ttl)
 
     def lock(self, key, ttl=0):
-        """Read and lock a key for ``ttl`` seconds (Couchbase buckets only)."""
+        """Read and lock a key for ``ttl`` seconds (Couchbase buckets only).
+
+        ``ttl`` is required (ArgumentError without one, as in 2.x); a locked key
+        raises TemporaryFailError, a mutation of it without the lock's CAS
+        KeyExistsError."""
         self._need_couchbase("lock")
+        ttl = _lock_ttl(ttl)
         kb = self._key(key)
         return self._run1(key, ValueResult(key), _K_GET, False, lib.cbffi_get,
-                          kb, len(kb), _GET_LOCK, _check_ttl(ttl))
+                          kb, len(kb), _GET_LOCK, ttl)
 
     def unlock(self, key, cas):
-        """Release a lock taken by :meth:`lock`, given its CAS (Couchbase buckets only)."""
+        """Release a lock taken by :meth:`lock`, given its CAS (Couchbase buckets only).
+
+        A CAS is required (ArgumentError); a wrong one, or a key not locked,
+        raises TemporaryFailError."""
         self._need_couchbase("unlock")
+        cas = _unlock_cas(cas)
         kb = self._key(key)
         return self._run1(key, OperationResult(key), _K_OP, False, lib.cbffi_unlock,
-                          kb, len(kb), _check_cas(cas))
+                          kb, len(kb), cas)
 
     def endure(self, key, persist_to=-1, replicate_to=-1, cas=0, check_removed=False,
                timeout=5.0, interval=0.010):
@@ -625,10 +860,13 @@ class Bucket(object):
             _raise_rc(rc, key)
         return vb[0], srv[0]
 
-    def stats(self, keys=None):
+    def stats(self, keys=None, keystats=False):
         """{stat: {server: value}} from every server; ``keys``: stat group(s).
 
-        Numeric values are ints, as in 2.x."""
+        Numeric values are ints, as in 2.x.  ``keystats`` (per-document stats)
+        is NotSupportedError."""
+        if keystats:
+            raise E.NotSupportedError("stats(keystats=True) is not supported by this client")
         if self._pipe is not None:
             raise E.PipelineError("stats() cannot run inside a pipeline")
         groups = [None] if not keys else ([keys] if isinstance(keys, str) else list(keys))
@@ -688,8 +926,8 @@ class Bucket(object):
     def _unique(keys):
         klist = list(keys)
         if len(set(klist)) != len(klist):
-            warnings.warn("duplicate keys in a multi operation; the last result wins",
-                          stacklevel=4)
+            warnings.warn("Found duplicate key (a multi operation got a key more than "
+                          "once; the last result wins)", RuntimeWarning, stacklevel=4)
         return klist
 
     @staticmethod
@@ -722,7 +960,9 @@ class Bucket(object):
             batch.collect(c)
         finally:
             self._leave()
-        if batch.error is not None:
+        if batch.error is not None:  # a value that did not decode: 2.x attached all_results
+            if not batch.error.all_results:
+                batch.error.all_results = mres
             raise batch.error
         quiet = self.quiet if quiet is None else quiet
         return self._finish_multi(mres, quiet, okrcs)
@@ -734,20 +974,26 @@ class Bucket(object):
         are stored onto the Items)."""
         if replica:
             return self.rget_multi(keys, quiet=quiet, no_format=no_format)
-        mode = _GET_TOUCH if ttl else _GET_PLAIN
         ttl = _check_ttl(ttl)
-        if isinstance(keys, ItemCollection):
-            pairs = [(item.key, item) for item, _ in keys]
-        elif isinstance(keys, (str, bytes)):
-            raise E.ArgumentError("get_multi takes a collection of keys, not one key")
-        elif self._pipe is None:
-            return self._get_multi_now(keys, mode, ttl, quiet, no_format)
-        else:
-            pairs = [(k, ValueResult(k)) for k in keys]
         entries = []
-        for key, res in pairs:
-            kb = self._key(key)
-            entries.append((key, res, lib.cbffi_get, (kb, len(kb), mode, ttl)))
+        if isinstance(keys, dict):  # key -> per-key ttl (or {"ttl": n})
+            for key, opt in _multi_pairs(keys, "get_multi"):
+                t = _opt_ttl(opt, ttl)
+                kb = self._key(key)
+                entries.append((key, ValueResult(key), lib.cbffi_get,
+                                (kb, len(kb), _GET_TOUCH if t else _GET_PLAIN, t)))
+        else:
+            mode = _GET_TOUCH if ttl else _GET_PLAIN
+            if isinstance(keys, ItemCollection):
+                pairs = [(item.key, item) for item, _ in _items_of(keys, "get_multi")]
+            elif self._pipe is None:
+                return self._get_multi_now(_multi_keys(keys, "get_multi"), mode, ttl, quiet,
+                                           no_format)
+            else:
+                pairs = [(k, ValueResult(k)) for k in _multi_keys(keys, "get_multi")]
+            for key, res in pairs:
+                kb = self._key(key)
+                entries.append((key, res, lib.cbffi_get, (kb, len(kb), mode, ttl)))
         return self._run_multi(entries, _K_GET_RAW if no_format else _K_GET, quiet)
 
     # The multi fast paths (outside a pipeline, not Items): every key (and value) is
@@ -786,8 +1032,8 @@ class Bucket(object):
         keys, kbs = self._encode_keys(keys)
         mres = MultiResult.fromkeys(keys)
         if len(mres) != len(keys):
-            warnings.warn("duplicate keys in a multi operation; the last result wins",
-                          stacklevel=3)
+            warnings.warn("Found duplicate key (a multi operation got a key more than "
+                          "once; the last result wins)", RuntimeWarning, stacklevel=3)
         raw = no_format or self.data_passthrough
         tc = self._tc
         error = None
@@ -833,6 +1079,8 @@ class Bucket(object):
         finally:
             self._leave()
         if error is not None:
+            if isinstance(error, E.CouchbaseError) and not error.all_results:
+                error.all_results = mres  # as 2.x attached it
             raise error
         if failed:
             return self._finish_multi(mres, self.quiet if quiet is None else quiet,
@@ -842,8 +1090,9 @@ class Bucket(object):
     def _store_multi_now(self, op, kv, ttl, fmt):
         raw = op == _APPEND or op == _PREPEND
         tc = self._tc
-        dfmt = self.default_format if fmt is None else fmt
-        pairs = kv.items() if isinstance(kv, dict) else self._pairs(kv)
+        dfmt = self._fmt if fmt is None else fmt
+        pairs = kv.items() if kv.__class__ is dict and kv else \
+            _multi_pairs(kv, "a store *_multi", allow_list=False)
         keys, kbs, vbs, fls = [], [], [], []
         for key, value in pairs:
             if key.__class__ is str and tc is None:
@@ -866,8 +1115,8 @@ class Bucket(object):
             fls.append(flags)
         mres = MultiResult.fromkeys(keys)
         if len(mres) != len(keys):
-            warnings.warn("duplicate keys in a multi operation; the last result wins",
-                          stacklevel=4)
+            warnings.warn("Found duplicate key (a multi operation got a key more than "
+                          "once; the last result wins)", RuntimeWarning, stacklevel=4)
         failed = False
         c = self._enter()
         try:
@@ -908,10 +1157,10 @@ class Bucket(object):
         raw = op in (_APPEND, _PREPEND)
         entries = []
         if isinstance(kv, ItemCollection):
-            for item, opts in kv:
+            for item, opts in _items_of(kv, "a store"):
                 entries.append(self._item_store_entry(op, item, opts or {}, ttl, fmt, raw))
         else:
-            for key, value in self._pairs(kv):
+            for key, value in _multi_pairs(kv, "a store *_multi", allow_list=False):
                 kb = self._key(key)
                 vb, flags = self._value(value, fmt or (_raw_format(value) if raw else None))
                 entries.append((key, OperationResult(key), lib.cbffi_store,
@@ -924,7 +1173,10 @@ class Bucket(object):
     def _item_store_entry(self, op, item, opts, ttl, fmt, raw):
         """An Item's value (or its ``fragment`` for append/prepend), its CAS unless
         ``ignore_cas``, and its per-item ``ttl``/``format``."""
-        value = opts["fragment"] if raw and "fragment" in opts else item.value
+        if raw and "fragment" not in opts:
+            raise E.ArgumentError("append/prepend of Items needs a 'fragment' option for each "
+                                  "item (an ItemOptionDict)", key=item.key, objextra=item)
+        value = opts["fragment"] if raw else item.value
         fmt = opts.get("format", fmt)
         if raw and fmt is None:
             fmt = _raw_format(value)
@@ -965,47 +1217,71 @@ class Bucket(object):
         return self._run_multi(entries, _K_OP, quiet)
 
     def counter_multi(self, keys, delta=1, initial=None, ttl=0):
-        delta, initial, ttl = _counter_args(delta, initial, ttl)
+        """:meth:`counter` for many keys: keys, or a dict key -> delta, or key ->
+        {"delta": .., "initial": .., "ttl": ..} (what a key leaves out comes from
+        the arguments)."""
+        _counter_args(delta, initial, ttl)
         entries = []
-        for key, _ in self._pairs(keys):
+        for key, opts in _multi_pairs(keys, "counter_multi"):
+            d, i, t = delta, initial, ttl
+            if isinstance(opts, dict):
+                bad = set(opts) - {"delta", "initial", "ttl"}
+                if bad:
+                    raise E.ArgumentError("unknown counter_multi option(s) %s for key %r"
+                                          % (sorted(bad), key), key=key)
+                d, i, t = opts.get("delta", d), opts.get("initial", i), opts.get("ttl", t)
+            elif opts is not None:
+                d = opts
+            d, i, t = _counter_args(d, i, t)
             kb = self._key(key)
             entries.append((key, ValueResult(key), lib.cbffi_counter,
-                            (kb, len(kb), delta, initial or 0, initial is not None, ttl)))
+                            (kb, len(kb), d, i or 0, i is not None, t)))
         return self._run_multi(entries, _K_COUNTER, False, ())
 
     def touch_multi(self, keys, ttl=0):
         """Set the expiry of many keys: keys, or a dict key -> ttl."""
         ttl = _check_ttl(ttl)
         entries = []
-        for key, t in self._pairs(keys, ttl):
+        for key, t in _multi_pairs(keys, "touch_multi"):
             kb = self._key(key)
             entries.append((key, OperationResult(key), lib.cbffi_touch,
-                            (kb, len(kb), _check_ttl(t))))
+                            (kb, len(kb), _opt_ttl(t, ttl))))
         return self._run_multi(entries, _K_OP, False, ())
 
     def lock_multi(self, keys, ttl=0):
+        """:meth:`lock` for many keys: keys, or a dict key -> ttl (a ttl is required)."""
         self._need_couchbase("lock")
-        ttl = _check_ttl(ttl)
         entries = []
-        for key, _ in self._pairs(keys):
+        for key, t in _multi_pairs(keys, "lock_multi"):
+            t = _lock_ttl(_opt_ttl(t, _check_ttl(ttl)))
             kb = self._key(key)
             entries.append((key, ValueResult(key), lib.cbffi_get,
-                            (kb, len(kb), _GET_LOCK, ttl)))
+                            (kb, len(kb), _GET_LOCK, t)))
         return self._run_multi(entries, _K_GET, False, ())
 
     def unlock_multi(self, keys):
         """Unlock many: a dict key -> CAS, or the MultiResult of :meth:`lock_multi`."""
         self._need_couchbase("unlock")
         entries = []
-        for key, cas in self._cas_pairs(keys):
+        for key, cas in self._cas_pairs(keys, "unlock_multi"):
+            cas = _unlock_cas(cas)
             kb = self._key(key)
             entries.append((key, OperationResult(key), lib.cbffi_unlock, (kb, len(kb), cas)))
         return self._run_multi(entries, _K_OP, False, ())
 
-    def _cas_pairs(self, keys):
+    def _cas_pairs(self, keys, what="remove_multi"):
+        """[(key, CAS)] from keys, a dict key -> CAS (or -> a result, or -> {"cas": ..}),
+        a MultiResult, a sequence of results or an ItemCollection."""
         if isinstance(keys, ItemCollection):
-            return [(item.key, _check_cas(item.cas or 0)) for item, _ in keys]
-        return [(k, _check_cas(getattr(v, "cas", v) or 0)) for k, v in self._pairs(keys, 0)]
+            return [(item.key, _check_cas(item.cas or 0)) for item, _ in _items_of(keys, what)]
+        out = []
+        for k, v in _multi_pairs(keys, what):
+            if isinstance(k, Result) and v is None:  # a sequence of results
+                k, v = k.key, getattr(k, "cas", 0)
+            elif isinstance(v, dict):
+                v = v.get("cas", 0)
+            out.append((k, _check_cas(getattr(v, "cas", v) or 0)))
+        return out
 
     def endure_multi(self, keys, persist_to=-1, replicate_to=-1, timeout=5.0, interval=0.010,
                      check_removed=False):
@@ -1015,7 +1291,7 @@ class Bucket(object):
         t_us, i_us = _dur_times(timeout, interval)
         p, r = _dur_arg(persist_to), _dur_arg(replicate_to)
         entries = []
-        for key, cas in self._cas_pairs(keys):
+        for key, cas in self._cas_pairs(keys, "endure_multi"):
             kb = self._key(key)
             entries.append((key, OperationResult(key), lib.cbffi_endure,
                             (kb, len(kb), cas, p, r, bool(check_removed), t_us, i_us)))
@@ -1026,7 +1302,7 @@ class Bucket(object):
         self._need_couchbase("observe")
         if self._pipe is not None:
             raise E.PipelineError("observe_multi() cannot run inside a pipeline")
-        klist = self._unique(k for k, _ in self._pairs(keys))
+        klist = self._unique(k for k, _ in _multi_pairs(keys, "observe_multi"))
         kbs = [self._key(k) for k in klist]
         mres = MultiResult()
         by_cookie = {}
@@ -1048,7 +1324,7 @@ class Bucket(object):
         self._need_couchbase("replica reads")
         idx = _replica_arg(replica_index)
         entries = []
-        for key, _ in self._pairs(keys):
+        for key, _ in _multi_pairs(keys, "rget_multi"):
             kb = self._key(key)
             entries.append((key, ValueResult(key), lib.cbffi_get_replica, (kb, len(kb), idx)))
         return self._run_multi(entries, _K_GET_RAW if no_format else _K_GET, quiet)
@@ -1108,6 +1384,12 @@ def _deprecated(old, new):
                   stacklevel=3)
 
 
+def _depr(fn, usage, stacklevel=3):
+    """2.x's couchbase.bucket._depr: warns "<fn> is deprecated. Use <usage> instead"."""
+    warnings.warn("%s is deprecated. Use %s instead" % (fn, usage), DeprecationWarning,
+                  stacklevel=stacklevel)
+
+
 def _make_alias(old, new):
     def alias(self, *args, **kwargs):
         _deprecated(old, new)
@@ -1119,6 +1401,36 @@ def _make_alias(old, new):
 for _old, _new in (("set", "upsert"), ("add", "insert"), ("delete", "remove")):
     for _suffix in ("", "_multi"):
         setattr(Bucket, _old + _suffix, _make_alias(_old + _suffix, _new + _suffix))
+
+
+# 2.x Bucket methods outside key-value access, which this client does not have:
+# they raise NotSupportedError (a CouchbaseError) rather than AttributeError.
+_UNSUPPORTED = {
+    "n1ql_query": "N1QL queries", "query": "view queries", "search": "full-text search",
+    "analytics_query": "analytics queries", "bucket_manager": "the bucket manager",
+    "design_get": "design documents", "design_create": "design documents",
+    "design_publish": "design documents", "design_delete": "design documents",
+    "lookup_in": "sub-document operations", "mutate_in": "sub-document operations",
+    "retrieve_in": "sub-document operations", "add_bucket_creds": "extra bucket credentials",
+    "ping": "ping", "diagnostics": "diagnostics",
+}
+for _ds in ("map_add", "map_get", "map_remove", "map_size", "set_add", "set_remove",
+            "set_contains", "set_size", "list_append", "list_prepend", "list_set", "list_get",
+            "list_remove", "list_size", "queue_push", "queue_pop", "queue_size"):
+    _UNSUPPORTED[_ds] = "the data-structure API (sub-document based)"
+
+
+def _make_unsupported(name, what):
+    def unsupported(self, *args, **kwargs):
+        raise E.NotSupportedError("%s (Bucket.%s) is not supported by couchbase_ffi, a "
+                                  "key-value client" % (what, name))
+    unsupported.__name__ = name
+    unsupported.__doc__ = "Not supported here: raises NotSupportedError (%s)." % (what,)
+    return unsupported
+
+
+for _name, _what in _UNSUPPORTED.items():
+    setattr(Bucket, _name, _make_unsupported(_name, _what))
 
 
 def _dur_arg(v):
@@ -1166,6 +1478,86 @@ def _counter_args(delta, initial, ttl):
         raise E.ArgumentError("initial must be None or an int in 0..2**64-1, got %r"
                               % (initial,), objextra=initial)
     return delta, initial, _check_ttl(ttl)
+
+
+def _lock_ttl(ttl):
+    """lock()'s ttl: required and > 0 (2.x: ArgumentError "missing expiry")."""
+    ttl = _check_ttl(ttl)
+    if not ttl:
+        raise E.ArgumentError("lock needs a ttl (seconds, > 0)", objextra=ttl)
+    return ttl
+
+
+def _unlock_cas(cas):
+    """unlock()'s CAS: required (2.x: ArgumentError without one)."""
+    cas = _check_cas(cas)
+    if not cas:
+        raise E.ArgumentError("unlock needs the CAS returned by lock()", objextra=cas)
+    return cas
+
+
+def _opt_ttl(opt, default):
+    """A per-key ttl of a *_multi dict: an int, {"ttl": n}, or None (the default)."""
+    if opt is None:
+        return default
+    if isinstance(opt, dict):
+        if set(opt) - {"ttl"}:
+            raise E.ArgumentError("unknown per-key option(s) %s" % (sorted(set(opt) - {"ttl"}),),
+                                  objextra=opt)
+        return _check_ttl(opt.get("ttl", default))
+    return _check_ttl(opt)
+
+
+def _multi_pairs(kv, what, allow_list=True):
+    """[(key, value)] of a *_multi argument, checked as 2.x checked it: a dict
+    (key -> value or per-key options) or, where ``allow_list``, keys as
+    :func:`_multi_keys` takes them (value None)."""
+    if isinstance(kv, dict):
+        if not kv:
+            raise E.ArgumentError("%s: the key list is empty" % (what,), objextra=kv)
+        return list(kv.items())
+    if not allow_list:
+        raise E.ArgumentError("%s needs a dict of key -> value or an ItemCollection, got %s"
+                              % (what, type(kv).__name__), objextra=kv)
+    return [(k, None) for k in _multi_keys(kv, what)]
+
+
+def _multi_keys(kv, what):
+    """The keys of a *_multi argument that is a list, tuple or other iterable of
+    keys, checked as 2.x checked it: one key (str/bytes), something not iterable,
+    nothing at all, or an iterable whose len() differs from what it yields is
+    ArgumentError.  (2.x also refused iterables without a len(), such as
+    generators; they are accepted here.)"""
+    if kv.__class__ is list or kv.__class__ is tuple:
+        if kv:
+            return kv
+    elif isinstance(kv, (str, bytes, bytearray)):
+        raise E.ArgumentError("%s takes a collection of keys, not one key" % (what,),
+                              objextra=kv)
+    else:
+        try:
+            n = len(kv)
+        except TypeError:
+            n = None
+        try:
+            keys = list(kv)
+        except TypeError:
+            raise E.ArgumentError("%s takes an iterable of keys, got %s"
+                                  % (what, type(kv).__name__), objextra=kv)
+        if n is not None and n != len(keys):
+            raise E.ArgumentError("%s: len() of the keys is %d but iterating gave %d keys"
+                                  % (what, n, len(keys)), objextra=kv)
+        if keys:
+            return keys
+    raise E.ArgumentError("%s: the key list is empty" % (what,), objextra=kv)
+
+
+def _items_of(coll, what):
+    """The (item, options) pairs of an ItemCollection; ArgumentError if it is empty."""
+    pairs = list(coll)
+    if not pairs:
+        raise E.ArgumentError("%s: the ItemCollection is empty" % (what,), objextra=coll)
+    return pairs
 
 
 class _Batch(object):

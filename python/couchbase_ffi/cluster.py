@@ -5,55 +5,103 @@
     cluster.authenticate(PasswordAuthenticator("app", "s3cret"))
     bucket = cluster.open_bucket("travel")
 
-A Cluster only holds the connection string and the credentials; each
+A Cluster holds the connection string and the credentials; each
 ``open_bucket`` is an independent :class:`~couchbase_ffi.bucket.Bucket`.
+Cluster-level N1QL and the cluster manager (``couchbase.admin``) are not
+part of this client: they raise NotSupportedError.
 """
+import weakref
+
 from couchbase_ffi import exceptions as E
 from couchbase_ffi.bucket import Bucket
+from couchbase_ffi.connstr import ConnectionString
 
 
-class PasswordAuthenticator(object):
-    """One RBAC user for every bucket."""
+class MixedAuthError(E.CouchbaseError):
+    """Old-style (per-bucket password) and new-style (RBAC) credentials mixed."""
+
+
+class NoBucketError(E.CouchbaseError):
+    """The operation needs at least one open bucket."""
+
+
+class Authenticator(object):
+    """Base of the authenticators: ``get_credentials(bucket=None)`` gives
+    ``(username, password)`` for a bucket, or for the cluster when ``bucket``
+    is None."""
+
+    def get_credentials(self, bucket=None):
+        raise NotImplementedError()
+
+    def credentials(self, bucket):
+        """(username, password) for ``bucket`` (this package's older name)."""
+        return self.get_credentials(bucket)
+
+
+class PasswordAuthenticator(Authenticator):
+    """One RBAC user for every bucket (and for cluster management)."""
 
     def __init__(self, username, password):
         self.username = username
         self.password = password
 
-    def credentials(self, bucket):
+    def get_credentials(self, *unused):
         return self.username, self.password
 
 
-class ClassicAuthenticator(object):
-    """Pre-5.0 credentials: the bucket name is the user, with a password per bucket
-    (``buckets={"name": "password"}``); buckets not listed use an empty password."""
+class ClassicAuthenticator(Authenticator):
+    """Pre-5.0 credentials: a password per bucket (``buckets={"name": "password"}``),
+    the bucket name being the user; ``cluster_username``/``cluster_password``
+    are for management only."""
 
     def __init__(self, cluster_username=None, cluster_password=None, buckets=None):
-        self.cluster_username = cluster_username
-        self.cluster_password = cluster_password
-        self.buckets = dict(buckets or {})
+        self.username = cluster_username
+        self.password = cluster_password
+        self.buckets = buckets if buckets else {}
 
-    def credentials(self, bucket):
-        return bucket, self.buckets.get(bucket, "")
+    @property
+    def cluster_username(self):
+        return self.username
+
+    @property
+    def cluster_password(self):
+        return self.password
+
+    def get_credentials(self, bucket=None):
+        if not bucket:
+            return self.username, self.password
+        return None, self.buckets.get(bucket)
 
 
 class Cluster(object):
     """Where the cluster is (a connection string without a bucket) and how to log in."""
 
     def __init__(self, connection_string="couchbase://localhost", bucket_class=Bucket):
+        if isinstance(connection_string, ConnectionString):
+            connection_string = connection_string.encode()
         if not isinstance(connection_string, str):
             raise E.ArgumentError("a connection string (str) is required, got %r"
                                   % (connection_string,))
         self.connstr = connection_string
         self.bucket_class = bucket_class
         self.authenticator = None
-        self._buckets = []
+        self._buckets = {}
+        parsed = ConnectionString.parse(connection_string)
+        if parsed.bucket:
+            raise ValueError("Cannot pass bucket to connection string: " + parsed.bucket)
+        if "username" in parsed.options:
+            raise ValueError("username must be specified in the authenticator, "
+                             "not the connection string")
 
     def authenticate(self, authenticator=None, username=None, password=None):
-        """Use ``authenticator``, or a PasswordAuthenticator(username, password)."""
+        """Use ``authenticator``, or a PasswordAuthenticator(username, password)
+        (both required: ValueError if either is empty)."""
         if authenticator is None:
-            if username is None:
-                raise E.ArgumentError("authenticate() needs an authenticator or a username")
-            authenticator = PasswordAuthenticator(username, password or "")
+            if not username:
+                raise ValueError("username must not be empty.")
+            if not password:
+                raise ValueError("password must not be empty.")
+            authenticator = PasswordAuthenticator(username, password)
         self.authenticator = authenticator
 
     def _bucket_connstr(self, name):
@@ -66,13 +114,32 @@ class Cluster(object):
 
     def open_bucket(self, bucket_name, **kwargs):
         """A connected Bucket for ``bucket_name`` (AuthError, BucketNotFoundError,
-        ConnectError as for Bucket)."""
+        ConnectError as for Bucket).  With a PasswordAuthenticator a ``password``
+        argument is MixedAuthError."""
         if not isinstance(bucket_name, str) or not bucket_name:
             raise E.ArgumentError("open_bucket() needs a bucket name, got %r" % (bucket_name,))
-        if self.authenticator is not None and "password" not in kwargs:
-            user, password = self.authenticator.credentials(bucket_name)
-            kwargs.setdefault("username", user)
+        username, password = None, None
+        if self.authenticator is not None:
+            get = getattr(self.authenticator, "get_credentials", None)
+            if get is None:  # an object with only this package's older method
+                get = self.authenticator.credentials
+            username, password = get(bucket_name)
+        if username and "username" not in kwargs:
+            kwargs["username"] = username
+        if "password" in kwargs:
+            if isinstance(self.authenticator, PasswordAuthenticator):
+                raise MixedAuthError("Cannot override PasswordAuthenticators password")
+        else:
             kwargs["password"] = password
         b = self.bucket_class(self._bucket_connstr(bucket_name), **kwargs)
-        self._buckets.append(b)
+        self._buckets[bucket_name] = weakref.ref(b)
         return b
+
+    def n1ql_query(self, query, *args, **kwargs):
+        """Cluster-level N1QL: not part of this client (NotSupportedError)."""
+        raise E.NotSupportedError("N1QL queries are not supported by couchbase_ffi")
+
+    def cluster_manager(self):
+        """The 2.x cluster manager (couchbase.admin): not part of this client."""
+        raise E.NotSupportedError("cluster management (couchbase.admin) is not supported "
+                                  "by couchbase_ffi")

@@ -40,12 +40,16 @@ class CouchbaseError(Exception):
     ``objextra``, ``csrc_info``; ``categories`` and ``is_*`` from the code.
     """
     rc = 0
+    CODE = 0  # 2.x: the class-level code (rc is its instance-level twin)
 
     def __init__(self, params=None, **kwargs):
-        if isinstance(params, CouchbaseError):
+        if isinstance(params, CouchbaseError):  # a copy of another one, as in 2.x
             self.__dict__.update(params.__dict__)
-            params = {}
-        elif isinstance(params, str):
+            if kwargs:
+                self.__dict__.update(kwargs)
+            super(CouchbaseError, self).__init__(self.message or "")
+            return
+        if isinstance(params, str):
             params = {"message": params}
         elif params is None:
             params = {}
@@ -106,7 +110,7 @@ class CouchbaseError(Exception):
 
     def __str__(self):
         parts = []
-        if self.key is not None:
+        if self.key:
             parts.append("Key=%r" % (self.key,))
         if self.rc:
             parts.append("RC=0x%X[%s]" % (self.rc, _strerror_or_blank(self.rc)))
@@ -114,9 +118,11 @@ class CouchbaseError(Exception):
             parts.append(str(self.message))
         if self.all_results:
             parts.append("Results=%d" % len(self.all_results))
-        if self.inner_cause is not None:
+        if self.inner_cause:
             parts.append("inner_cause=%s" % (self.inner_cause,))
-        if self.objextra is not None:
+        if self.csrc_info:
+            parts.append("C Source=(%s,%s)" % tuple(self.csrc_info[:2]))
+        if self.objextra:
             parts.append("OBJ=%r" % (self.objextra,))
         return "<%s>" % ", ".join(parts)
 
@@ -170,10 +176,6 @@ class ObjectThreadError(CouchbaseError):
     """Two threads used one Bucket at once under LOCKMODE_EXC (your fault)."""
 
 
-class ObjectDestroyedError(CouchbaseError):
-    """The Bucket was closed (your fault)."""
-
-
 class PipelineError(CouchbaseError):
     """An operation that is not allowed inside a pipeline (your fault)."""
 
@@ -202,7 +204,7 @@ class TooBigError(CouchbaseInputError, CouchbaseDataError):
     rc = 0x04
 
 
-class BusyError(CouchbaseNetworkError, CouchbaseTransientError):
+class BusyError(CouchbaseTransientError):
     """The server is too busy; back off and retry (the environment)."""
     rc = 0x05
 
@@ -247,12 +249,12 @@ class NotFoundError(CouchbaseDataError):
     rc = 0x0D
 
 
-class DlopenFailedError(CouchbaseError):
+class DlopenFailedError(CouchbaseInputError, CouchbaseFatalError):
     """Failed to open a shared object."""
     rc = 0x0E
 
 
-class DlsymFailedError(CouchbaseError):
+class DlsymFailedError(CouchbaseInputError, CouchbaseFatalError):
     """Failed to find a symbol in a shared object."""
     rc = 0x0F
 
@@ -322,6 +324,88 @@ class BadHandleError(CouchbaseInputError):
     rc = 0x1C
 
 
+class ObjectDestroyedError(ClientTemporaryFailError):
+    """The Bucket was closed (your fault).
+
+    2.x raised ClientTemporaryFailError (rc 0x1B, "not connected") for an
+    operation on a closed Bucket, and ObjectDestroyedError for the pending
+    operations of a destroyed asynchronous one; this class is both, so either
+    ``except`` works.  ``rc`` is 0x1B."""
+
+
+# ---- sub-document errors (libcouchbase 2.x codes 0x3F..0x4C; this client sends no
+# sub-document commands, the classes are here for code that imports or maps them) ----
+class SubdocPathNotFoundError(CouchbaseDataError):
+    """Subdocument path does not exist."""
+    rc = 0x3F
+
+
+class SubdocPathMismatchError(CouchbaseDataError):
+    """The path conflicts with the document's structure."""
+    rc = 0x40
+
+
+class SubdocPathInvalidError(CouchbaseInputError):
+    """Subdocument path is invalid."""
+    rc = 0x41
+
+
+class DocumentTooDeepError(CouchbaseDataError):
+    """The document is too deep for subdocument operations."""
+    rc = 0x43
+
+
+class SubdocCantInsertValueError(CouchbaseInputError):
+    """The value cannot be inserted."""
+    rc = 0x44
+
+
+class DocumentNotJsonError(CouchbaseDataError):
+    """The document is not JSON."""
+    rc = 0x45
+
+
+class SubdocNumberTooBigError(CouchbaseDataError):
+    """The existing number is too big."""
+    rc = 0x46
+
+
+class SubdocBadDeltaError(CouchbaseDataError):
+    """Bad counter delta."""
+    rc = 0x47
+
+
+class SubdocPathExistsError(CouchbaseDataError):
+    """Subdocument path already exists."""
+    rc = 0x48
+
+
+class SubdocMultipleErrors(CouchbaseDataError):
+    """One or more sub-commands failed."""
+    rc = 0x49
+
+
+class SubdocValueTooDeepError(CouchbaseInputError):
+    """The value would make the document too deep."""
+    rc = 0x4A
+
+
+class SubdocEmptyPathError(CouchbaseInputError):
+    """An empty path was given."""
+    rc = 0x4C
+
+
+class QueueEmpty(Exception):
+    """A data-structure queue is empty (2.x's couchbase.exceptions.QueueEmpty)."""
+
+
+class KeyTooLongError(ArgumentError, InvalidError):
+    """A key over 250 bytes: refused before sending (an ArgumentError, as for
+    an empty key); 2.x sent it and the server answered EINVAL (InvalidError,
+    rc 0x07), so it is both."""
+    rc = 0x07
+
+
 # rc -> class, as 2.x's table (codes 2.x sent to a shared class are listed here)
 _BY_RC = {cls.rc: cls for cls in (
     AuthError, DeltaBadvalError, TooBigError, BusyError, InternalError, InvalidError,
@@ -329,13 +413,32 @@ _BY_RC = {cls.rc: cls for cls in (
     NotFoundError, DlopenFailedError, DlsymFailedError, NetworkError, NotMyVbucketError,
     NotStoredError, NotSupportedError, UnknownCommandError, UnknownHostError,
     ProtocolError, TimeoutError, ConnectError, BucketNotFoundError, ClientNoMemoryError,
-    ClientTemporaryFailError, BadHandleError)}
+    ClientTemporaryFailError, BadHandleError, SubdocPathNotFoundError, SubdocPathMismatchError,
+    SubdocPathInvalidError, DocumentTooDeepError, SubdocCantInsertValueError,
+    DocumentNotJsonError, SubdocNumberTooBigError, SubdocBadDeltaError, SubdocPathExistsError,
+    SubdocMultipleErrors, SubdocValueTooDeepError, SubdocEmptyPathError)}
 _BY_RC.update({
     0x1F: InvalidError,     # INVALID_HOST_FORMAT
+    0x20: InvalidError,     # INVALID_CHAR
     0x21: ArgumentError,    # DURABILITY_ETOOMANY
     0x22: ArgumentError,    # DUPLICATE_COMMANDS
     0x35: ArgumentError,    # EMPTY_KEY
+    0x3B: HTTPError,        # HTTP_ERROR
 })
+_LCB_ERRNO_MAP = _BY_RC  # the 2.x name of this table
+
+
+def _set_codes():
+    """2.x's class-level ``CODE``: the code each class is raised for (InvalidError:
+    0x07; ArgumentError and the classes raised from Python: 0)."""
+    for rc, cls in _BY_RC.items():
+        if cls is not InvalidError and cls is not ArgumentError:
+            cls.CODE = rc
+    InvalidError.CODE = 0x07
+    HTTPError.CODE = 0x3B
+
+
+_set_codes()
 
 # Socket-level codes 2.x left unnamed; we also derive them from the class users catch.
 _EXTRA_BASE = {0x2C: ConnectError, 0x2D: NetworkError, 0x2E: NetworkError}
@@ -367,7 +470,24 @@ def exc_class(rc, flags=None):
     return cls
 
 
-def exc_from_rc(rc, key=None, result=None, message=None, all_results=None):
-    """An exception instance for status code ``rc``."""
+def exc_from_rc(rc, msg=None, obj=None, key=None, result=None, all_results=None,
+                message=None):
+    """An exception instance for status code ``rc`` (2.x's signature: ``msg``,
+    ``obj`` as ``objextra``; the rest by keyword).
+
+    As in 2.x, an error of one operation carries ``all_results``: a
+    MultiResult holding its key's result, and the message "Operational Error"
+    when there is no better one."""
+    message = message if message is not None else msg
+    if all_results is None and result is not None:
+        from couchbase_ffi.result import MultiResult
+        all_results = MultiResult()
+        try:
+            all_results[key] = result
+        except TypeError:  # an unhashable key (a transcoder's): no all_results
+            pass
+        all_results.all_ok = False
+    if message is None and result is not None:
+        message = "Operational Error"
     return exc_class(rc)({"rc": rc, "key": key, "result": result, "message": message,
-                          "all_results": all_results})
+                          "all_results": all_results, "objextra": obj})

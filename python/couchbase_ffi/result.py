@@ -23,7 +23,11 @@ class Result(object):
         return strerror(self.rc)
 
     def __repr__(self):
-        fields = ["RC=0x%X" % self.rc, "Key=%r" % (self.key,)] + self._repr_fields()
+        # 2.x's form: ValueResult<rc=0x0, key='k', value=1, cas=0x1a2b, flags=0x2000000>
+        rc = "rc=0x%X" % self.rc
+        if self.rc:
+            rc += "[%s]" % (self.errstr,)
+        fields = [rc, "key=%r" % (self.key,)] + self._repr_fields()
         return "%s<%s>" % (type(self).__name__, ", ".join(fields))
 
     def _repr_fields(self):
@@ -39,7 +43,7 @@ class OperationResult(Result):
         self.cas = cas
 
     def _repr_fields(self):
-        return ["CAS=0x%x" % self.cas]
+        return ["cas=0x%x" % self.cas]
 
 
 class ValueResult(OperationResult):
@@ -53,7 +57,7 @@ class ValueResult(OperationResult):
         self.flags = flags
 
     def _repr_fields(self):
-        return ["Value=%r" % (self.value,), "CAS=0x%x" % self.cas, "Flags=0x%x" % self.flags]
+        return ["value=%r" % (self.value,), "cas=0x%x" % self.cas, "flags=0x%x" % self.flags]
 
 
 class MultiResult(dict):
@@ -84,9 +88,29 @@ class ObserveInfo(object):
 
     def __repr__(self):
         return "ObserveInfo<Status=[%s (0x%X)], Master=%s, CAS=0x%X>" % (
-            _OBS_NAMES.get(self.flags, "?"), self.flags, self.from_master, self.cas)
+            _OBS_NAMES.get(self.flags, ""), self.flags, self.from_master, self.cas)
 
 
 OBS_FOUND, OBS_PERSISTED, OBS_NOTFOUND, OBS_LOGICALLY_DELETED = 0x00, 0x01, 0x80, 0x81
+OBS_MASK = OBS_PERSISTED | OBS_FOUND | OBS_NOTFOUND  # 0x81, as in 2.x
 _OBS_NAMES = {OBS_FOUND: "OBS_FOUND", OBS_PERSISTED: "OBS_PERSISTED",
               OBS_NOTFOUND: "OBS_NOTFOUND", OBS_LOGICALLY_DELETED: "OBS_LOGICALLY_DELETED"}
+
+
+class HttpResult(Result):
+    """The 2.x result of an HTTP request (views, N1QL, management).  This client
+    makes no such requests; the class is here for code that imports it."""
+    __slots__ = ("value", "http_status", "url", "headers", "done")
+
+    def __init__(self, key=None, rc=0, value=None, http_status=0, url=None):
+        self.key = key
+        self.rc = rc
+        self.value = value
+        self.http_status = http_status
+        self.url = url
+        self.headers = None
+        self.done = True
+
+    @property
+    def success(self):
+        return self.rc == 0 and (not self.http_status or 200 <= self.http_status < 300)
