@@ -39,7 +39,13 @@ _NW = 16            # watch changes read per call
 _ENOENT = lib.CBFFI_KEY_ENOENT
 _K_OP, _K_GET, _K_GET_RAW, _K_COUNTER = _sync._K_OP, _sync._K_GET, _sync._K_GET_RAW, \
     _sync._K_COUNTER
-_K_STATE = 4        # entries at or above: the result goes to a state object
+_K_STATE = 4        # the entry's result goes to a state object
+# The timer fires this long after the earliest deadline, so that operations
+# scheduled in one loop turn time out together (as the sync Bucket's, whose
+# receive timeout is rounded to 10 ms): when a silent server's first operation
+# expires, the core drops the connection and fails what is still queued on it
+# with a network error.
+_TIMER_SLACK = 0.005
 _exc = E.exc_from_rc
 
 
@@ -249,7 +255,7 @@ class Host(object):
         dl = lib.cbffi_io_deadline(c)
         if dl < 0:
             return
-        delay = dl * 1e-6
+        delay = dl * 1e-6 + _TIMER_SLACK
         when = _monotonic() + delay
         t = self.timer
         if t is not None:

@@ -9,6 +9,7 @@ a future (a coroutine awaits each one on a fresh event loop).
 """
 import asyncio
 import os
+import signal
 import time
 
 FRONTENDS = ("twisted", "asyncio")
@@ -114,6 +115,26 @@ def is_done(frontend, fut):
     return fut.called if frontend == "twisted" else fut.done()
 
 
+def stop_process(pid, timeout=5.0):
+    """SIGSTOP pid and wait until every one of its threads has stopped (the signal
+    is delivered asynchronously: a thread on another core may still run a little)."""
+    os.kill(pid, signal.SIGSTOP)
+    deadline = time.monotonic() + timeout
+    while True:
+        states = []
+        for tid in os.listdir("/proc/%d/task" % pid):
+            try:
+                with open("/proc/%d/task/%s/stat" % (pid, tid)) as f:
+                    states.append(f.read().rsplit(")", 1)[1].split()[0])
+            except OSError:
+                pass
+        if states and all(s in "tT" for s in states):
+            return
+        if time.monotonic() > deadline:
+            raise AssertionError("process %d did not stop: %s" % (pid, states))
+        time.sleep(0.001)
+
+
 def open_fds():
     return sorted(int(x) for x in os.listdir("/proc/self/fd"))
 
@@ -130,3 +151,24 @@ def loop_registrations(frontend):
     fds = sorted(loop._selector.get_map())
     timers = [h for h in loop._scheduled if not h.cancelled()]
     return fds, timers
+
+
+def track_buckets(monkeypatch):
+    """Record the async Buckets made from now on; close_leftovers(made) closes
+    those a failed test left open, so their sockets and timers do not leak into
+    the next test's checks."""
+    from couchbase_ffi._async import AsyncBucketBase
+    made = []
+    init = AsyncBucketBase.__init__
+
+    def recording_init(self, *args, **kwargs):
+        made.append(self)
+        init(self, *args, **kwargs)
+    monkeypatch.setattr(AsyncBucketBase, "__init__", recording_init)
+    return made
+
+
+def close_leftovers(made):
+    for b in made:
+        if not b.closed:
+            b.close()

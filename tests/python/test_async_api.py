@@ -21,6 +21,13 @@ from couchbase_ffi.result import MultiResult, Result
 
 pytest.importorskip("twisted")
 
+
+@pytest.fixture(autouse=True)
+def _no_leftovers(monkeypatch):
+    made = H.track_buckets(monkeypatch)
+    yield
+    H.close_leftovers(made)
+
 # Not operations on data; each has its own test below.
 NOT_OPERATIONS = {"close", "pipeline", "durability"}
 STABLE_STATS = {"pid", "uptime", "version", "curr_connections", "get_hits", "cmd_set"}
