@@ -31,7 +31,8 @@ from time import monotonic as _monotonic
 from couchbase_ffi._lowlevel import ffi, lib
 from couchbase_ffi import bucket as _sync
 from couchbase_ffi import exceptions as E
-from couchbase_ffi.result import MultiResult, OperationResult
+from couchbase_ffi.result import MultiResult, OperationResult, ValueResult
+from couchbase_ffi.transcoder import FMT_BYTES, encode_value
 
 _READ, _WRITE = lib.CBFFI_IO_READ, lib.CBFFI_IO_WRITE
 _CAP = 256          # results harvested per call
@@ -47,6 +48,8 @@ _K_STATE = 4        # the entry's result goes to a state object
 # with a network error.
 _TIMER_SLACK = 0.005
 _exc = E.exc_from_rc
+_MAX_KEY = _sync._MAX_KEY
+_GET_PLAIN, _GET_TOUCH = _sync._GET_PLAIN, _sync._GET_TOUCH
 
 
 class _Watch(object):
@@ -67,8 +70,10 @@ class Host(object):
     Front-ends subclass it and define ``_register(w, events)`` (make the
     loop's registration of ``w.dup`` match ``events``, set ``w.reg``),
     ``_call_soon(fn)`` and ``_call_later(delay, fn)`` (return a handle for
-    ``_cancel``), ``_new_future()``, ``_resolve(fut, value)``,
-    ``_reject(fut, exc)`` and ``_then(fut, fn)``.
+    ``_cancel``), ``_new_future()``, ``_resolve(fut, value)`` and
+    ``_reject(fut, exc)`` (which ignore a future its owner cancelled),
+    ``_then(fut, fn)``, and for the hot path ``_set_result(fut, value)``: the
+    future type's own method, which raises ``_already`` on a cancelled one.
     """
 
     # asyncio runs a future's callbacks in a later loop turn, Twisted at once;
@@ -269,21 +274,21 @@ class Host(object):
     def _deliver(self, n):
         res = self.res
         pending = self.pending
-        resolve = self._resolve
+        set_result = self._set_result
+        already = self._already
         reject = self._reject
         for i in range(n):
             r = res[i]
-            if not r.final:         # a partial result of a broadcast (a stat)
-                e = pending.get(r.cookie)
-                if e is not None:
-                    e[0].row(r)
-                continue
             e = pending.pop(r.cookie, None)
             if e is None:
                 continue
             fut, out, kind, quiet = e
             if kind == _K_STATE:
-                fut.end(r, out, quiet)
+                if r.final:
+                    fut.end(r, out, quiet)
+                else:               # a partial result of a broadcast (a stat)
+                    pending[r.cookie] = e
+                    fut.row(r)
                 continue
             rc = out.rc = r.rc
             if rc == 0:
@@ -299,11 +304,13 @@ class Host(object):
                             exc.key, exc.result = out.key, out
                             reject(fut, exc)
                             continue
-                resolve(fut, out)
-            elif rc == _ENOENT and quiet:
-                resolve(fut, out)
-            else:
+            elif rc != _ENOENT or not quiet:
                 reject(fut, _exc(rc, out.key, out))
+                continue
+            try:
+                set_result(fut, out)
+            except already:
+                pass        # cancelled by its owner meanwhile
 
     # ---- shutdown -------------------------------------------------------------------------
     def close(self):
@@ -491,6 +498,76 @@ class AsyncBucketBase(_sync.Bucket):
         raise E.PipelineError("pipeline() is for the synchronous Bucket: here every "
                               "operation issued in one loop turn goes out in one write "
                               "anyway; gather the futures")
+
+    # get and _store are the sync Bucket's, checks included, with the scheduling
+    # call made here directly instead of through Host.add (the hot path: a tuple
+    # and a star-call less per operation).  Keep them in step with bucket.py;
+    # test_async_api runs every operation through both and compares.
+    def get(self, key, ttl=0, quiet=None, replica=False, no_format=False):
+        if replica:
+            self._need_couchbase("replica reads")
+        if key.__class__ is str and self._tc is None:
+            kb = key.encode("utf-8")
+            if not 0 < len(kb) <= _MAX_KEY:
+                kb = self._key(key)
+        else:
+            kb = self._key(key)
+        if ttl:
+            ttl = _sync._check_ttl(ttl)
+            mode = _GET_TOUCH
+        else:
+            ttl = 0
+            mode = _GET_PLAIN
+        h = self._host
+        c = h.c
+        if c is None:
+            raise E.ObjectDestroyedError("the Bucket is closed")
+        ck = h.next
+        rc = lib.cbffi_get(c, kb, len(kb), mode, ttl, ck)
+        if rc:
+            self._sched_error(rc, key)
+        h.next = ck + 1
+        fut = h._new_future()
+        h.pending[ck] = (fut, ValueResult(key), _K_GET_RAW if no_format else _K_GET,
+                         self.quiet if quiet is None else quiet)
+        if not h.dirty:
+            h._kick()
+        return fut
+
+    def _store(self, op, key, value, cas, ttl, fmt, persist_to, replicate_to):
+        if persist_to or replicate_to or self._dur is not None:
+            self._check_durability(persist_to, replicate_to)
+        if key.__class__ is str and self._tc is None:
+            kb = key.encode("utf-8")
+            if not 0 < len(kb) <= _MAX_KEY:
+                kb = self._key(key)
+        else:
+            kb = self._key(key)
+        if self._tc is None:
+            if fmt is None:
+                fmt = self.default_format
+            if fmt == FMT_BYTES and value.__class__ is bytes:
+                vb, flags = value, FMT_BYTES
+            else:
+                vb, flags = encode_value(value, fmt)
+        else:
+            vb, flags = self._value(value, fmt)
+        ttl = _sync._check_ttl(ttl) if ttl else 0
+        cas = _sync._check_cas(cas) if cas else 0
+        h = self._host
+        c = h.c
+        if c is None:
+            raise E.ObjectDestroyedError("the Bucket is closed")
+        ck = h.next
+        rc = lib.cbffi_store(c, op, kb, len(kb), vb, len(vb), flags, ttl, cas, ck)
+        if rc:
+            self._sched_error(rc, key)
+        h.next = ck + 1
+        fut = h._new_future()
+        h.pending[ck] = (fut, OperationResult(key), _K_OP, False)
+        if not h.dirty:
+            h._kick()
+        return fut
 
     def _run_multi(self, entries, kind, quiet, okrcs=(_ENOENT,)):
         self._unique(e[0] for e in entries)

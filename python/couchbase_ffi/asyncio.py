@@ -41,26 +41,35 @@ def _cancel(handle):
 
 class _AsyncioHost(Host):
     later_callbacks = True
+    _already = asyncio.InvalidStateError
     _resolve = staticmethod(_resolve)
     _reject = staticmethod(_reject)
     _cancel = staticmethod(_cancel)
 
     def __init__(self, bucket, loop):
         Host.__init__(self, bucket)
-        self.loop = loop
+        self.loop = None
+        if loop is not None:
+            self._bind(loop)
 
-    def _bind(self):
-        try:
-            self.loop = asyncio.get_running_loop()
-        except RuntimeError:
-            self.loop = asyncio.get_event_loop_policy().get_event_loop()
-        return self.loop
+    def _bind(self, loop=None):
+        if loop is None:
+            try:
+                loop = asyncio.get_running_loop()
+            except RuntimeError:
+                loop = asyncio.get_event_loop_policy().get_event_loop()
+        # the future type's own set_result, unbound: no call of ours around it
+        self._set_result = type(loop.create_future()).set_result
+        self.loop = loop
+        return loop
 
     def _new_future(self):
         loop = self.loop
         if loop is None:
             loop = self._bind()
         return loop.create_future()
+
+    _set_result = staticmethod(_resolve)   # until bound to a loop
 
     def _register(self, w, events):
         old, loop = w.reg, self.loop

@@ -71,6 +71,8 @@ def _reject(d, exc):
 
 class _TwistedHost(Host):
     _new_future = defer.Deferred
+    _set_result = staticmethod(defer.Deferred.callback)
+    _already = defer.AlreadyCalledError
     _resolve = staticmethod(_resolve)
     _reject = staticmethod(_reject)
     _cancel = staticmethod(_cancel)
