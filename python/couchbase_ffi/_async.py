@@ -537,13 +537,14 @@ class AsyncBucketBase(_sync.Bucket):
     def _store(self, op, key, value, cas, ttl, fmt, persist_to, replicate_to):
         if persist_to or replicate_to or self._dur is not None:
             self._check_durability(persist_to, replicate_to)
-        if key.__class__ is str and self._tc is None:
+        tc = self._tc
+        if key.__class__ is str and tc is None:
             kb = key.encode("utf-8")
             if not 0 < len(kb) <= _MAX_KEY:
                 kb = self._key(key)
         else:
             kb = self._key(key)
-        if self._tc is None:
+        if tc is None:
             if fmt is None:
                 fmt = self.default_format
             if fmt == FMT_BYTES and value.__class__ is bytes:

@@ -17,6 +17,7 @@ raises).  Bad arguments raise at once, before anything is sent.  The loop is
 the one given as ``loop=``, else the running loop at the first operation.
 """
 import asyncio
+import functools
 
 from couchbase_ffi._async import AsyncBucketBase, Host, _READ, _WRITE
 
@@ -60,14 +61,17 @@ class _AsyncioHost(Host):
                 loop = asyncio.get_event_loop_policy().get_event_loop()
         # the future type's own set_result, unbound: no call of ours around it
         self._set_result = type(loop.create_future()).set_result
+        if type(loop).create_future is asyncio.BaseEventLoop.create_future:
+            # what BaseEventLoop.create_future does, without its Python frame
+            self._new_future = functools.partial(asyncio.Future, loop=loop)
+        else:
+            self._new_future = loop.create_future
         self.loop = loop
         return loop
 
     def _new_future(self):
-        loop = self.loop
-        if loop is None:
-            loop = self._bind()
-        return loop.create_future()
+        # until bound: the instance attribute set by _bind replaces this method
+        return self._bind().create_future()
 
     _set_result = staticmethod(_resolve)   # until bound to a loop
 
