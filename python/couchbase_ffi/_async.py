@@ -125,9 +125,13 @@ class Host(object):
         for key, res, sched, args in entries:
             rc = sched(c, *args, ck)
             if rc:
-                for k in range(first, ck):   # their results will be dropped
+                # refused (too big...): as in the sync Bucket, the ones scheduled
+                # before it still go out; their results are dropped
+                for k in range(first, ck):
                     pending.pop(k, None)
                 self.next = ck + 1
+                if ck > first and not self.dirty:
+                    self._kick()
                 self.b._sched_error(rc, key)
             pending[ck] = (state, res, _K_STATE, None)
             ck += 1

@@ -244,6 +244,11 @@ def _store_multi(op, expect_fail):
         yield from t(lambda: b.get_multi(ks, quiet=True))
         yield from t(lambda: getattr(b, op)({"": 1}))
         yield from t(lambda: getattr(b, op)({ks[0]: 1}, ttl="soon"))
+        # refused by the client for its size after the first key was scheduled
+        e = yield from t(lambda: getattr(b, op)({ks[0]: b"first", ks[1]: b"x" * (21 << 20)},
+                                                 format=FMT_BYTES))
+        assert isinstance(e, E.TooBigError), e
+        yield from t(lambda: b.get_multi(ks, quiet=True))
     return sc
 
 

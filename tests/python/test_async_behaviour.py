@@ -359,3 +359,39 @@ def test_a_cancelled_future_drops_its_result_quietly(memcached, frontend):
         assert r.value == 1
         b.close()
     H.run(frontend, body)
+
+
+def test_two_servers_one_killed_with_operations_in_flight(frontend):
+    """Two memcached servers behind one Bucket (ketama): each server's keys go out on its
+    own socket; killing one fails only what was in flight to it."""
+    from couchbase_ffi._lowlevel import lib
+    B = H.bucket_class(frontend)
+    a, b_ = Memcached().start(), Memcached().start()
+    try:
+        def body():
+            b = B("memcached://127.0.0.1:%d,127.0.0.1:%d?operation_timeout=5s" % (a.port, b_.port))
+            keys = ["two:%d" % i for i in range(400)]
+            owner = {k: lib.cbffi_client_server_for_key(b._c, k.encode(), len(k)) for k in keys}
+            assert sorted(set(owner.values())) == [0, 1]
+            m = yield b.upsert_multi({k: i for i, k in enumerate(keys)})
+            assert m.all_ok and len(b._host.fds) == 2
+            H.stop_process(a.proc.pid)
+            futs = [b.get(k) for k in keys]
+            yield H.sleep(frontend, 0.2)
+            a.proc.kill()
+            a.proc.wait()
+            a.proc = None
+            outs = yield H.gather(frontend, futs)
+            for k, (ok, v) in zip(keys, outs):
+                if owner[k] == 0:
+                    assert not ok and isinstance(v, E.CouchbaseNetworkError), (k, v)
+                else:
+                    assert ok and v.value == keys.index(k), (k, v)
+            assert len(b._host.fds) == 1 and not b._host.pending
+            b.close()
+        H.run(frontend, body)
+    finally:
+        for m in (a, b_):
+            if m.proc is not None:
+                os.kill(m.proc.pid, signal.SIGCONT)
+            m.stop()
