@@ -111,6 +111,13 @@ def gather(frontend, futs):
     return asyncio.ensure_future(g())
 
 
+def is_future(frontend, obj):
+    if frontend == "twisted":
+        from twisted.internet import defer
+        return isinstance(obj, defer.Deferred)
+    return asyncio.isfuture(obj)
+
+
 def is_done(frontend, fut):
     return fut.called if frontend == "twisted" else fut.done()
 

@@ -44,17 +44,33 @@ def server():
 class Trace(object):
     """Records the outcome of each operation, with the run's key prefix taken out."""
 
-    def __init__(self, prefix):
+    # What an async call may raise at once: bad input, and what the client refuses to send
+    AT_CALL = (E.ArgumentError, E.ValueFormatError, E.NotSupportedError, E.TooBigError)
+
+    def __init__(self, prefix, frontend):
         self.prefix = prefix
+        self.frontend = frontend
         self.items = []
 
     def k(self, name):
         return self.prefix + name
 
     def __call__(self, make, norm=None):
-        """``r = yield from t(lambda: b.op(...))``: the result, or the exception."""
+        """``r = yield from t(lambda: b.op(...))``: the result, or the exception.
+
+        On an async Bucket the call must return a future at once (never a result
+        computed by waiting), or raise one of AT_CALL."""
         try:
-            value = yield make()
+            fut = make()
+        except Exception as e:
+            if self.frontend != "sync":
+                assert isinstance(e, self.AT_CALL), "raised at the call: %r" % (e,)
+            self.items.append(("error", self.exc(e)))
+            return e
+        if self.frontend != "sync":
+            assert H.is_future(self.frontend, fut), "returned %r, not a future" % (fut,)
+        try:
+            value = yield fut
         except Exception as e:
             self.items.append(("error", self.exc(e)))
             return e
@@ -371,7 +387,7 @@ def public_operations():
 
 
 def run_scenario(frontend, scenario, connstr, prefix):
-    trace = Trace(prefix)
+    trace = Trace(prefix, frontend)
 
     def body():
         b = H.bucket_class(frontend)(connstr)
