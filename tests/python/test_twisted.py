@@ -11,17 +11,19 @@ import pytest
 
 pytest.importorskip("twisted")
 
-EXPECTED = ["default reactor is epoll", "connect fires with the Bucket", "roundtrip",
+EXPECTED = ["the reactor asked for", "connect fires with the Bucket", "roundtrip",
             "errback is NotFoundError", "1000 in flight", "multi errback carries all_results",
             "dead port: ConnectError", "close fails what is pending", "no fd left after close",
             "no reader left after close", "no timer left after close"]
 
 
-def test_twisted_front_end_under_reactor_run(memcached):
+@pytest.mark.parametrize("which", ["default", "poll", "select"])
+def test_twisted_front_end_under_reactor_run(memcached, which):
+    """The default reactor (epoll on Linux), and the poll and select reactors."""
     from conftest import free_port
     here = os.path.dirname(os.path.abspath(__file__))
     out = subprocess.run([sys.executable, os.path.join(here, "twisted_check.py"),
-                          memcached.connstr, "memcached://127.0.0.1:%d" % free_port()],
+                          memcached.connstr, "memcached://127.0.0.1:%d" % free_port(), which],
                          capture_output=True, text=True, timeout=60, env=dict(os.environ))
     assert out.returncode == 0, out.stderr
     checks = json.loads(out.stdout.strip().splitlines()[-1])

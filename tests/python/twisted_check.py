@@ -1,19 +1,27 @@
 """Driven by test_twisted.py in a fresh interpreter, because a reactor runs once per
-process: the Twisted front-end under a real ``reactor.run()`` with the default
-reactor.  argv: memcached connection string, a dead port's connection string.
-Prints one JSON object: check name -> [passed, detail]; exits when the reactor stops.
+process: the Twisted front-end under a real ``reactor.run()``.  argv: memcached
+connection string, a dead port's connection string, and the reactor: "default",
+"poll" or "select".  Prints one JSON object: check name -> [passed, detail];
+exits when the reactor stops.
 """
 import json
 import os
 import sys
 import traceback
 
-from twisted.internet import defer, reactor, task
+CONNSTR, DEAD, WHICH = sys.argv[1], sys.argv[2], sys.argv[3]
+if WHICH == "poll":
+    from twisted.internet import pollreactor
+    pollreactor.install()
+elif WHICH == "select":
+    from twisted.internet import selectreactor
+    selectreactor.install()
 
-from couchbase_ffi.twisted import Bucket
-from couchbase_ffi import exceptions as E
+from twisted.internet import defer, reactor, task  # noqa: E402
 
-CONNSTR, DEAD = sys.argv[1], sys.argv[2]
+from couchbase_ffi.twisted import Bucket  # noqa: E402
+from couchbase_ffi import exceptions as E  # noqa: E402
+
 checks = {}
 
 
@@ -27,7 +35,8 @@ def fds():
 
 @defer.inlineCallbacks
 def main():
-    check("default reactor is epoll", type(reactor).__name__ == "EPollReactor",
+    expected = {"default": "EPollReactor", "poll": "PollReactor", "select": "SelectReactor"}
+    check("the reactor asked for", type(reactor).__name__ == expected[WHICH],
           type(reactor).__name__)
     fd0, readers0 = fds(), len(reactor.getReaders())
     b = Bucket(CONNSTR)
