@@ -119,7 +119,12 @@ def rows(full):
               (name, "twisted.protocols.memcache (PyPy)", None,
                async_cmd(PYPY, "twisted-memcache", c, t)),
               (name, "twisted.protocols.memcache (CPython)", None,
-               async_cmd(PY, "twisted-memcache", c, t))]
+               async_cmd(PY, "twisted-memcache", c, t)),
+              # the least a pure-Python Twisted client does per op: the reactor's floor
+              (name, "twisted minimal protocol (PyPy)", None,
+               async_cmd(PYPY, "twisted-minimal", c, t)),
+              (name, "twisted minimal protocol (CPython)", None,
+               async_cmd(PY, "twisted-minimal", c, t))]
         name = "asyncio upsert C/T %d/%d" % (c, t)
         r += [(name, "couchbase-ffi (PyPy)", None, async_cmd(PYPY, "cbffi-asyncio", c, t)),
               (name, "couchbase-ffi (CPython)", None, async_cmd(PY, "cbffi-asyncio", c, t))]

@@ -1,301 +1,631 @@
-"""The event-loop-agnostic half of the asyncio and Twisted front-ends.
+"""The event-loop-agnostic half of the Twisted and asyncio front-ends.
 
-libcbffi never blocks here: the loop watches the sockets the core asks for
-(``cbffi_io_watches``), tells it when one is ready (``cbffi_io_event``), arms
-one timer for the earliest deadline (``cbffi_io_deadline``/``cbffi_io_tick``)
-and, after every event, harvests every finished result in one batch.  No C to
-Python callbacks.
+libcbffi never blocks here.  The loop watches the sockets the core asks for
+(``cbffi_io_watches``), tells it when one is ready (``cbffi_io_event``), keeps
+one timer no later than the earliest deadline (``cbffi_io_deadline`` /
+``cbffi_io_tick``), and after every such call harvests every finished result
+in one batch.  No C-to-Python callbacks.
 
-A front-end supplies a loop adapter (add/remove reader and writer, call_later)
-and a future type; everything else - validation, encoding, results, errors -
-is the synchronous Bucket's, so the three front-ends behave alike.
+The asynchronous Bucket is the synchronous one with a permanent "pipe": the
+sync methods validate and encode exactly as they always do, then hand the
+scheduling call to ``Host.add`` / ``Host.add_multi``, which return a future of
+the front-end instead of waiting.  So every operation of the sync Bucket
+exists here with the same arguments, the same checks (bad input raises
+at once, before anything is sent, as in the sync API) and the same results
+and exceptions, delivered through the future.
+
+Writes are coalesced per loop turn: operations scheduled from callbacks that
+run while a harvest is delivered go out in one flush at the end of that
+delivery; operations scheduled anywhere else go out in one flush at the end
+of the loop turn (one ``call_soon``).
+
+The host registers a dup() of each of the core's sockets with the loop, not
+the socket itself: the core closes a socket before the host hears that it
+should stop watching it, and a loop cannot unregister a descriptor that is
+already closed (or, worse, already reused).  The dup keeps the descriptor
+valid until the host has unregistered it, then the host closes it.
 """
-
+import os
 from time import monotonic as _monotonic
 
 from couchbase_ffi._lowlevel import ffi, lib
 from couchbase_ffi import bucket as _sync
 from couchbase_ffi import exceptions as E
-from couchbase_ffi.result import ValueResult, OperationResult, MultiResult
+from couchbase_ffi.result import MultiResult, OperationResult, ValueResult
+from couchbase_ffi.transcoder import FMT_BYTES, encode_value
 
 _READ, _WRITE = lib.CBFFI_IO_READ, lib.CBFFI_IO_WRITE
-_CAP = 256
+_CAP = 256          # results harvested per call
+_NW = 16            # watch changes read per call
+_ENOENT = lib.CBFFI_KEY_ENOENT
+_K_OP, _K_GET, _K_GET_RAW, _K_COUNTER = _sync._K_OP, _sync._K_GET, _sync._K_GET_RAW, \
+    _sync._K_COUNTER
+_K_STATE = 4        # the entry's result goes to a state object
+# The timer fires this long after the earliest deadline, so that operations
+# scheduled in one loop turn time out together (as the sync Bucket's, whose
+# receive timeout is rounded to 10 ms): when a silent server's first operation
+# expires, the core drops the connection and fails what is still queued on it
+# with a network error.
+_TIMER_SLACK = 0.005
+_exc = E.exc_from_rc
+_MAX_KEY = _sync._MAX_KEY
+_GET_PLAIN, _GET_TOUCH = _sync._GET_PLAIN, _sync._GET_TOUCH
 
 
-class LoopHost(object):
-    """Connects one libcbffi client to an event loop through an adapter."""
+class _Watch(object):
+    """One of the core's sockets as the loop sees it."""
+    __slots__ = ("fd", "dup", "want", "reg", "handle")
 
-    def __init__(self, c, loop, deliver):
-        self.c = c
-        self.loop = loop  # the adapter
-        self.deliver = deliver          # called with each harvested cbffi_result
-        self.watches = ffi.new("cbffi_watch[16]")
-        self.res = ffi.new("cbffi_result[%d]" % _CAP)
-        self.watched = {}
+    def __init__(self, fd, dup):
+        self.fd = fd          # the core's descriptor (what cbffi_io_event takes)
+        self.dup = dup        # ours, registered with the loop
+        self.want = 0         # events the core asked for
+        self.reg = 0          # events registered with the loop
+        self.handle = None    # front-end data (the Twisted descriptor)
+
+
+class Host(object):
+    """Drives one libcbffi client from a host loop; the async Bucket's ``_pipe``.
+
+    Front-ends subclass it and define ``_register(w, events)`` (make the
+    loop's registration of ``w.dup`` match ``events``, set ``w.reg``),
+    ``_call_soon(fn)`` and ``_call_later(delay, fn)`` (return a handle for
+    ``_cancel``), ``_new_future()``, ``_resolve(fut, value)`` and
+    ``_reject(fut, exc)`` (which ignore a future its owner cancelled),
+    ``_then(fut, fn)``, and for the hot path ``_set_result(fut, value)``: the
+    future type's own method, which raises ``_already`` on a cancelled one.
+    """
+
+    # asyncio runs a future's callbacks in a later loop turn, Twisted at once;
+    # with later callbacks, the end-of-turn flush is queued behind them.
+    later_callbacks = False
+
+    def __init__(self, bucket):
+        self.b = bucket
+        self.c = bucket._c
+        self.pending = {}     # cookie -> (future or state, result, kind, quiet)
+        self.next = 1
+        self.fds = {}         # core fd -> _Watch
+        self.dirty = False    # operations scheduled and not flushed yet
+        self.busy = False     # inside _settle: what is scheduled now goes out at its end
+        self.rearm = False    # the earliest deadline may have moved earlier
+        self.soon = None      # the queued end-of-turn flush
         self.timer = None
         self.timer_when = 0.0
-        self.flush_pending = False
+        self.zombie = None    # a client closed from a callback, destroyed after it
+        self.watches = ffi.new("cbffi_watch[%d]" % _NW)
+        self.res = ffi.new("cbffi_result[%d]" % _CAP)
 
-    def kick(self):
-        """Operations were scheduled: send them at the end of this loop turn,
-        so that everything scheduled in one turn goes out in one write."""
-        if not self.flush_pending:
-            self.flush_pending = True
-            self.loop.call_soon(self._flush)
-
-    def _flush(self):
-        self.flush_pending = False
-        if self.c != ffi.NULL:
-            lib.cbffi_io_flush(self.c)
-            self.after()
-
-    def after(self):
+    # ---- scheduling (called by the sync Bucket's methods through _pipe) --------------
+    def add(self, sched, args, res, kind, quiet):
+        """Schedule ``sched(c, *args, cookie)``; a future of ``res`` filled in."""
         c = self.c
-        n = lib.cbffi_io_watches(c, self.watches, 16)
-        while n:
-            for i in range(n):
-                self._apply(self.watches[i].fd, self.watches[i].events)
-            n = lib.cbffi_io_watches(c, self.watches, 16)
-        n = lib.cbffi_harvest(c, self.res, _CAP)
-        while n:
-            for i in range(n):
-                self.deliver(self.res[i])
-            n = lib.cbffi_harvest(c, self.res, _CAP)
-        self._arm()
+        if c is None:
+            raise E.ObjectDestroyedError("the Bucket is closed")
+        ck = self.next
+        rc = sched(c, *args, ck)
+        if rc:
+            self.b._sched_error(rc, res.key)
+        self.next = ck + 1
+        fut = self._new_future()
+        self.pending[ck] = (fut, res, kind, self.b.quiet if quiet is None else quiet)
+        if not self.dirty:
+            self._kick()
+        return fut
 
-    def _apply(self, fd, ev):
-        old = self.watched.get(fd, 0)
-        loop = self.loop
-        if old & _READ and not ev & _READ:
-            loop.remove_reader(fd)
-        if old & _WRITE and not ev & _WRITE:
-            loop.remove_writer(fd)
-        if ev & _READ and not old & _READ:
-            loop.add_reader(fd, self._event, fd, _READ)
-        if ev & _WRITE and not old & _WRITE:
-            loop.add_writer(fd, self._event, fd, _WRITE)
-        if ev:
-            self.watched[fd] = ev
-        else:
-            self.watched.pop(fd, None)
+    def add_multi(self, entries, mres, kind, quiet, okrcs):
+        """Schedule every (key, result, sched, args) entry; one future of the MultiResult."""
+        c = self.c
+        if c is None:
+            raise E.ObjectDestroyedError("the Bucket is closed")
+        fut = self._new_future()
+        state = _Multi(self, fut, mres, quiet, okrcs, kind)
+        pending = self.pending
+        first = ck = self.next
+        for key, res, sched, args in entries:
+            rc = sched(c, *args, ck)
+            if rc:
+                # refused (too big...): as in the sync Bucket, the ones scheduled
+                # before it still go out; their results are dropped
+                for k in range(first, ck):
+                    pending.pop(k, None)
+                self.next = ck + 1
+                if ck > first and not self.dirty:
+                    self._kick()
+                self.b._sched_error(rc, key)
+            pending[ck] = (state, res, _K_STATE, None)
+            ck += 1
+        self.next = ck
+        state.left = ck - first
+        if state.left == 0:
+            state.finish()
+        elif not self.dirty:
+            self._kick()
+        return fut
 
-    def _event(self, fd, ev):
-        if self.c != ffi.NULL:
-            lib.cbffi_io_event(self.c, fd, ev)
-            self.after()
+    def add_state(self, sched, args, state, what=None, index=0):
+        """Schedule an operation whose results feed ``state`` (connect, broadcasts)."""
+        c = self.c
+        if c is None:
+            raise E.ObjectDestroyedError("the Bucket is closed")
+        ck = self.next
+        rc = sched(c, *args, ck)
+        if rc:
+            self.b._sched_error(rc, what)
+        self.next = ck + 1
+        self.pending[ck] = (state, what, _K_STATE, index)
+        if not self.dirty:
+            self._kick()
 
-    def _tick(self):
+    def _kick(self):
+        self.dirty = True
+        self.rearm = True
+        if not self.busy and self.soon is None:
+            self.soon = self._call_soon(self._on_soon)
+
+    # ---- the loop's entry points ----------------------------------------------------------
+    def _on_event(self, fd, ev):
+        c = self.c
+        if c is None:
+            return
+        self.busy = True
+        lib.cbffi_io_event(c, fd, ev)
+        self._settle(c)
+
+    def _on_read(self, fd):
+        self._on_event(fd, _READ)
+
+    def _on_write(self, fd):
+        self._on_event(fd, _WRITE)
+
+    def _on_soon(self):
+        self.soon = None
+        c = self.c
+        if c is not None and self.dirty:
+            self.busy = True
+            self.dirty = False
+            lib.cbffi_io_flush(c)
+            self._settle(c)
+
+    def _on_timer(self):
         self.timer = None
-        if self.c != ffi.NULL:
-            lib.cbffi_io_tick(self.c)
-            self.after()
+        c = self.c
+        if c is None:
+            return
+        self.busy = True
+        self.rearm = True
+        lib.cbffi_io_tick(c)
+        self._settle(c)
 
-    def _arm(self):
-        """Keep one timer no later than the earliest deadline.  A timer that
-        fires early only re-arms, so it is moved only when a deadline comes
-        sooner than it - not once per operation."""
-        dl = lib.cbffi_io_deadline(self.c)
+    def _settle(self, c):
+        """After an IO call: apply watch changes, deliver every finished result, send
+        what the callbacks scheduled meanwhile, until nothing is left; then the timer."""
+        delivered = False
+        try:
+            while True:
+                self._apply_watches(c)
+                n = lib.cbffi_harvest(c, self.res, _CAP)
+                while n:
+                    delivered = True
+                    self._deliver(n)
+                    if self.c is None:
+                        return      # closed by a callback
+                    n = lib.cbffi_harvest(c, self.res, _CAP) if n == _CAP else 0
+                if not self.dirty:
+                    break
+                self.dirty = False
+                lib.cbffi_io_flush(c)
+        finally:
+            self.busy = False
+            if self.zombie is not None:
+                z, self.zombie = self.zombie, None
+                lib.cbffi_client_destroy(z)
+        if self.rearm:
+            self._arm(c)
+        if delivered and self.later_callbacks and self.soon is None:
+            # the callbacks run next turn, in order; a flush queued now runs after them
+            self.soon = self._call_soon(self._on_soon)
+
+    def _apply_watches(self, c):
+        w = self.watches
+        n = lib.cbffi_io_watches(c, w, _NW)
+        while n:
+            for i in range(n):
+                self._watch(w[i].fd, w[i].events)
+            n = lib.cbffi_io_watches(c, w, _NW) if n == _NW else 0
+
+    def _watch(self, fd, events):
+        w = self.fds.get(fd)
+        if w is None:
+            if not events:
+                return
+            w = self.fds[fd] = _Watch(fd, os.dup(fd))
+        w.want = events
+        if events != w.reg:
+            self._register(w, events)
+        if not events:
+            del self.fds[fd]
+            os.close(w.dup)
+
+    def _lost(self, w):
+        """The loop dropped w on its own (a hang-up it reports without a read event):
+        let the core find out what happened, then restore what it still wants."""
+        w.reg = 0
+        if self.fds.get(w.fd) is not w or self.c is None:
+            return
+        self._on_event(w.fd, _READ | _WRITE)
+        if self.fds.get(w.fd) is w and w.want != w.reg:
+            self._register(w, w.want)
+
+    def _arm(self, c):
+        """Keep one timer no later than the earliest deadline.  A timer that fires
+        early only re-arms, so it is moved only when a deadline comes sooner."""
+        self.rearm = False
+        dl = lib.cbffi_io_deadline(c)
         if dl < 0:
             return
-        when = _monotonic() + dl / 1e6
-        if self.timer is not None and self.timer_when <= when + 0.001:
-            return
-        if self.timer is not None:
-            self.timer.cancel()
+        delay = dl * 1e-6 + _TIMER_SLACK
+        when = _monotonic() + delay
+        t = self.timer
+        if t is not None:
+            if self.timer_when <= when + 0.001:
+                return
+            self._cancel(t)
         self.timer_when = when
-        self.timer = self.loop.call_later(dl / 1e6, self._tick)
+        self.timer = self._call_later(delay, self._on_timer)
 
+    # ---- results -----------------------------------------------------------------------
+    def _deliver(self, n):
+        res = self.res
+        pending = self.pending
+        set_result = self._set_result
+        already = self._already
+        reject = self._reject
+        for i in range(n):
+            r = res[i]
+            e = pending.pop(r.cookie, None)
+            if e is None:
+                continue
+            fut, out, kind, quiet = e
+            if kind == _K_STATE:
+                if r.final:
+                    fut.end(r, out, quiet)
+                else:               # a partial result of a broadcast (a stat)
+                    pending[r.cookie] = e
+                    fut.row(r)
+                continue
+            rc = out.rc = r.rc
+            if rc == 0:
+                out.cas = r.cas
+                if kind != _K_OP:
+                    if kind == _K_COUNTER:
+                        out.value = r.u64
+                    else:
+                        out.flags = r.flags
+                        try:
+                            out.value = self.b._decode(r, kind == _K_GET_RAW)
+                        except E.CouchbaseError as exc:
+                            exc.key, exc.result = out.key, out
+                            reject(fut, exc)
+                            continue
+            elif rc != _ENOENT or not quiet:
+                reject(fut, _exc(rc, key=out.key, result=out))
+                continue
+            try:
+                set_result(fut, out)
+            except already:
+                pass        # cancelled by its owner meanwhile
+
+    # ---- shutdown -------------------------------------------------------------------------
     def close(self):
-        for fd in list(self.watched):
-            self._apply(fd, 0)
-        if self.timer is not None:
-            self.timer.cancel()
-            self.timer = None
+        """Unregister everything from the loop, fail what is pending with
+        ObjectDestroyedError and destroy the client (after the current delivery,
+        if called from inside one)."""
+        c, self.c = self.c, None
+        if c is None:
+            return
+        for w in list(self.fds.values()):
+            if w.reg:
+                self._register(w, 0)
+            os.close(w.dup)
+        self.fds.clear()
+        for h in (self.timer, self.soon):
+            if h is not None:
+                self._cancel(h)
+        self.timer = self.soon = None
+        self.dirty = False
+        pending, self.pending = self.pending, {}
+        if self.busy:
+            self.zombie = c
+        else:
+            lib.cbffi_client_destroy(c)
+        failed = set()
+        for fut, _, kind, _ in pending.values():
+            if kind == _K_STATE:
+                if id(fut) in failed:
+                    continue
+                failed.add(id(fut))
+                fut = fut.fut
+            self._reject(fut, E.ObjectDestroyedError("the Bucket was closed"))
+
+
+class _Multi(object):
+    """The results of one ``*_multi`` call, gathered into its MultiResult."""
+    __slots__ = ("host", "fut", "mres", "quiet", "okrcs", "kind", "left", "error")
+
+    def __init__(self, host, fut, mres, quiet, okrcs, kind):
+        self.host = host
+        self.fut = fut
+        self.mres = mres
+        self.quiet = quiet
+        self.okrcs = okrcs
+        self.kind = kind
+        self.left = 0
+        self.error = None     # the first decoding error, as the sync Bucket raises it
+
+    def end(self, r, out, _):
+        rc = out.rc = r.rc
+        if rc == 0:
+            out.cas = r.cas
+            kind = self.kind
+            if kind == _K_COUNTER:
+                out.value = r.u64
+            elif kind != _K_OP:
+                out.flags = r.flags
+                try:
+                    out.value = self.host.b._decode(r, kind == _K_GET_RAW)
+                except E.CouchbaseError as exc:
+                    if self.error is None:
+                        exc.key, exc.result = out.key, out
+                        self.error = exc
+        self.left -= 1
+        if self.left == 0:
+            self.finish()
+
+    def finish(self):
+        host = self.host
+        if self.error is not None:
+            host._reject(self.fut, self.error)
+            return
+        try:
+            mres = _sync.Bucket._finish_multi(self.mres, self.quiet, self.okrcs)
+        except E.CouchbaseError as exc:
+            host._reject(self.fut, exc)
+        else:
+            host._resolve(self.fut, mres)
+
+
+class _Broadcast(object):
+    """An every-server operation (stats per group, flush): partial rows, then one
+    final result per scheduled operation; ``done(rows)`` makes the value."""
+    __slots__ = ("host", "fut", "left", "rows", "rcs", "done")
+
+    def __init__(self, host, fut, n, done):
+        self.host = host
+        self.fut = fut
+        self.left = n
+        self.rows = [[] for _ in range(n)]
+        self.rcs = [0] * n
+        self.done = done
+
+    def row(self, r):
+        pass  # replaced per instance kind below
+
+    def end(self, r, what, index):
+        self.rcs[index] = r.rc
+        self.left -= 1
+        if self.left:
+            return
+        for i, rc in enumerate(self.rcs):   # the first failing group, as sync raises it
+            if rc:
+                return self.host._reject(self.fut, _exc(rc, key=self.what_of(i)))
+        self.host._resolve(self.fut, self.done(self.rows))
+
+    def what_of(self, index):
+        return None
+
+
+class _Stats(_Broadcast):
+    __slots__ = ("groups", "cookies")
+
+    def row(self, r):
+        if r.nkey and r.server >= 0:
+            self.rows[self.cookies[r.cookie]].append(
+                (ffi.unpack(r.key, r.nkey), ffi.unpack(r.value, r.nvalue) if r.nvalue else b"",
+                 r.server))
+
+    def what_of(self, index):
+        return self.groups[index]
+
+
+class _Connect(object):
+    __slots__ = ("host", "fut")
+
+    def __init__(self, host, fut):
+        self.host = host
+        self.fut = fut
+
+    def row(self, r):
+        pass
+
+    def end(self, r, what, index):
+        host, b = self.host, self.host.b
+        if r.rc:
+            detail = ffi.string(lib.cbffi_client_last_error(host.c)).decode("utf-8", "replace")
+            host._reject(self.fut, _exc(r.rc, message="cannot connect to %s%s" % (
+                b._connstr, ": " + detail if detail else "")))
+        else:
+            host._resolve(self.fut, b)
 
 
 class AsyncBucketBase(_sync.Bucket):
     """The couchbase 2.x Bucket whose operations return futures of the front-end.
 
-    Subclasses define _adapter() (the loop adapter), _new_future(),
-    _resolve(fut, value), _reject(fut, exc) and _is_done(fut).
-    """
+    Subclasses set ``_make_host()`` (a Host subclass for their loop)."""
 
-    def __init__(self, connection_string=None, loop=None, **kwargs):
+    def __init__(self, connection_string=None, **kwargs):
         kwargs.setdefault("lockmode", _sync.LOCKMODE_NONE)
-        _sync.Bucket.__init__(self, connection_string, **kwargs)
-        self._loop = loop
         self._host = None
-        self._pending = {}   # cookie -> (future, converter)
-        self._next = 1
+        _sync.Bucket.__init__(self, connection_string, **kwargs)
 
     def _connect(self):
-        pass  # connect() does it without blocking
-
-    def _ensure_host(self):
-        if self._host is None:
-            self._host = LoopHost(self._live(), self._adapter(), self._deliver)
-        return self._host
-
-    def _submit(self, schedule, convert):
-        """Schedule with a fresh cookie; returns a future resolved from the result."""
-        host = self._ensure_host()
-        cookie = self._next
-        self._next += 1
-        rc = schedule(cookie)
-        if rc:
-            self._sched_error(rc, None)
-        fut = self._new_future()
-        self._pending[cookie] = (fut, convert)
-        host.kick()
-        return fut
-
-    def _deliver(self, r):
-        if not r.final:
-            return
-        entry = self._pending.pop(r.cookie, None)
-        if entry is None:
-            return
-        fut, convert = entry
-        if self._is_done(fut):
-            return
-        try:
-            value = convert(r)
-        except E.CouchbaseError as e:
-            self._reject(fut, e)
-        else:
-            self._resolve(fut, value)
+        # The sync constructor connects here; an async Bucket connects on connect()
+        # or on first use, without blocking.  Every operation goes through the host.
+        self._pipe = self._host = self._make_host()
 
     def connect(self):
-        """Connect without blocking; resolves to the Bucket or fails with ConnectError."""
-        def convert(r):
-            if r.rc:
-                detail = ffi.string(lib.cbffi_client_last_error(self._c)).decode("utf-8",
-                                                                                 "replace")
-                _sync._raise_rc(r.rc, message="cannot connect to %s: %s" % (self._connstr,
-                                                                           detail))
-            return self
-        return self._submit(lambda ck: lib.cbffi_connect(self._live(), ck), convert)
+        """Connect without blocking: a future of the Bucket itself, or of ConnectError
+        (the Bucket stays usable: a later operation or connect() tries again)."""
+        host = self._host
+        if host.c is None:
+            raise E.ObjectDestroyedError("the Bucket is closed")
+        fut = host._new_future()
+        host.add_state(lib.cbffi_connect, (), _Connect(host, fut))
+        return fut
 
     def close(self):
-        if getattr(self, "_host", None) is not None:
-            self._host.close()
-            self._host.c = ffi.NULL
-        for fut, _ in list(getattr(self, "_pending", {}).values()):
-            if not self._is_done(fut):
-                self._reject(fut, E.ObjectDestroyedError("the Bucket was closed"))
-        if getattr(self, "_pending", None) is not None:
-            self._pending.clear()
-        _sync.Bucket.close(self)
+        """Close the connections: every pending operation fails with
+        ObjectDestroyedError, the loop keeps no reader, writer or timer of ours."""
+        if getattr(self, "_c", None) is None:
+            return
+        self._c = None
+        self._host.close()
 
-    # ---- operations ---------------------------------------------------------------
-    def get(self, key, ttl=0, quiet=None, replica=False, no_format=False):
-        if replica:
-            raise E.NotSupportedError("replica reads need a Couchbase bucket")
-        kb = self._key(key)
-        mode = lib.CBFFI_GET_TOUCH if ttl else lib.CBFFI_GET_PLAIN
-        ttl = _sync._check_ttl(ttl)
-        quiet = self.quiet if quiet is None else quiet
-
-        def convert(r):
-            if r.rc == 0:
-                return ValueResult(key, 0, r.cas, self._decode(r, no_format), r.flags)
-            res = ValueResult(key, r.rc)
-            if r.rc == lib.CBFFI_KEY_ENOENT and quiet:
-                return res
-            _sync._raise_rc(r.rc, key, res)
-        return self._submit(lambda ck: lib.cbffi_get(self._live(), kb, len(kb), mode, ttl, ck),
-                            convert)
-
-    def _store(self, op, key, value, cas, ttl, fmt, persist_to, replicate_to):
-        self._no_durability(persist_to, replicate_to)
-        kb = self._key(key)
-        vb, flags = self._value(value, fmt)
-        _sync._check_ttl(ttl)
-
-        def convert(r):
-            if r.rc:
-                _sync._raise_rc(r.rc, key, OperationResult(key, r.rc))
-            return OperationResult(key, 0, r.cas)
-        return self._submit(lambda ck: lib.cbffi_store(self._live(), op, kb, len(kb), vb,
-                                                       len(vb), flags, ttl, cas, ck), convert)
-
-    def remove(self, key, cas=0, quiet=None, persist_to=0, replicate_to=0):
-        self._no_durability(persist_to, replicate_to)
-        kb = self._key(key)
-        quiet = self.quiet if quiet is None else quiet
-
-        def convert(r):
-            res = OperationResult(key, r.rc, r.cas)
-            if r.rc and not (r.rc == lib.CBFFI_KEY_ENOENT and quiet):
-                _sync._raise_rc(r.rc, key, res)
-            return res
-        return self._submit(lambda ck: lib.cbffi_remove(self._live(), kb, len(kb), cas, ck),
-                            convert)
-
-    def counter(self, key, delta=1, initial=None, ttl=0):
-        if not isinstance(delta, int) or isinstance(delta, bool) or delta == 0:
-            raise E.ArgumentError("delta must be a non-zero int, got %r" % (delta,))
-        kb = self._key(key)
-        _sync._check_ttl(ttl)
-
-        def convert(r):
-            if r.rc:
-                _sync._raise_rc(r.rc, key, ValueResult(key, r.rc))
-            return ValueResult(key, 0, r.cas, r.u64, 0)
-        return self._submit(lambda ck: lib.cbffi_counter(
-            self._live(), kb, len(kb), delta, initial or 0, initial is not None, ttl, ck),
-            convert)
-
-    def touch(self, key, ttl=0):
-        kb = self._key(key)
-        _sync._check_ttl(ttl)
-
-        def convert(r):
-            if r.rc:
-                _sync._raise_rc(r.rc, key, OperationResult(key, r.rc))
-            return OperationResult(key, 0, r.cas)
-        return self._submit(lambda ck: lib.cbffi_touch(self._live(), kb, len(kb), ttl, ck),
-                            convert)
-
-    def _multi(self, keys, submit, quiet, okrcs):
-        """One future for many: each key's future feeds a MultiResult."""
-        keys = self._unique(keys)
-        out = self._new_future()
-        mres = MultiResult()
-        left = [len(keys)]
-        if not keys:
-            self._resolve(out, mres)
-            return out
-
-        def one(key, value):
-            mres[key] = value.result if isinstance(value, E.CouchbaseError) else value
-            left[0] -= 1
-            if left[0] == 0 and not self._is_done(out):
-                try:
-                    self._resolve(out, self._finish_multi(mres, quiet, okrcs))
-                except E.CouchbaseError as e:
-                    self._reject(out, e)
-        for k in keys:
-            self._chain(submit(k), lambda v, k=k: one(k, v))
-        return out
-
-    def get_multi(self, keys, ttl=0, quiet=None, replica=False, no_format=False):
-        quiet = self.quiet if quiet is None else quiet
-        return self._multi(keys, lambda k: self.get(k, ttl=ttl, quiet=True, replica=replica,
-                                                    no_format=no_format),
-                           quiet, (lib.CBFFI_KEY_ENOENT,))
-
-    def upsert_multi(self, keys, ttl=0, format=None, persist_to=0, replicate_to=0):
-        d = dict(self._pairs(keys))
-        return self._multi(list(d), lambda k: self._store(
-            lib.CBFFI_OP_SET, k, d[k], 0, ttl, format, persist_to, replicate_to), False, ())
-
-    def _run_multi(self, *args, **kwargs):
-        raise E.NotSupportedError("this multi operation is not available on the asyncio "
-                                  "Bucket yet (get_multi and upsert_multi are)")
+    def __del__(self):
+        host = getattr(self, "_host", None)
+        if host is not None and host.c is not None and not host.fds:
+            c, host.c = host.c, None
+            self._c = None
+            lib.cbffi_client_destroy(c)
 
     def pipeline(self):
-        raise E.PipelineError("pipelines are for the synchronous Bucket; gather awaitables")
+        raise E.PipelineError("pipeline() is for the synchronous Bucket: here every "
+                              "operation issued in one loop turn goes out in one write "
+                              "anyway; gather the futures")
+
+    # get and _store are the sync Bucket's, checks included, with the scheduling
+    # call made here directly instead of through Host.add (the hot path: a tuple
+    # and a star-call less per operation).  Keep them in step with bucket.py;
+    # test_async_api runs every operation through both and compares.
+    def get(self, key, ttl=0, quiet=None, replica=False, no_format=False):
+        if replica:
+            self._need_couchbase("replica reads")
+        if key.__class__ is str and self._tc is None:
+            kb = key.encode("utf-8")
+            if not 0 < len(kb) <= _MAX_KEY:
+                kb = self._key(key)
+        else:
+            kb = self._key(key)
+        if ttl:
+            ttl = _sync._check_ttl(ttl)
+            mode = _GET_TOUCH
+        else:
+            ttl = 0
+            mode = _GET_PLAIN
+        h = self._host
+        c = h.c
+        if c is None:
+            raise E.ObjectDestroyedError("the Bucket is closed")
+        ck = h.next
+        rc = lib.cbffi_get(c, kb, len(kb), mode, ttl, ck)
+        if rc:
+            self._sched_error(rc, key)
+        h.next = ck + 1
+        fut = h._new_future()
+        h.pending[ck] = (fut, ValueResult(key), _K_GET_RAW if no_format else _K_GET,
+                         self.quiet if quiet is None else quiet)
+        if not h.dirty:
+            h._kick()
+        return fut
+
+    def _store(self, op, key, value, cas, ttl, fmt, persist_to, replicate_to):
+        if persist_to or replicate_to or self._dur is not None:
+            self._check_durability(persist_to, replicate_to)
+        tc = self._tc
+        if key.__class__ is str and tc is None:
+            kb = key.encode("utf-8")
+            if not 0 < len(kb) <= _MAX_KEY:
+                kb = self._key(key)
+        else:
+            kb = self._key(key)
+        if tc is None:
+            if fmt is None:
+                fmt = self.default_format
+            if fmt == FMT_BYTES and value.__class__ is bytes:
+                vb, flags = value, FMT_BYTES
+            else:
+                vb, flags = encode_value(value, fmt)
+        else:
+            vb, flags = self._value(value, fmt)
+        ttl = _sync._check_ttl(ttl) if ttl else 0
+        cas = _sync._check_cas(cas) if cas else 0
+        h = self._host
+        c = h.c
+        if c is None:
+            raise E.ObjectDestroyedError("the Bucket is closed")
+        ck = h.next
+        rc = lib.cbffi_store(c, op, kb, len(kb), vb, len(vb), flags, ttl, cas, ck)
+        if rc:
+            self._sched_error(rc, key)
+        h.next = ck + 1
+        fut = h._new_future()
+        h.pending[ck] = (fut, OperationResult(key), _K_OP, False)
+        if not h.dirty:
+            h._kick()
+        return fut
+
+    def _run_multi(self, entries, kind, quiet, okrcs=(_ENOENT,)):
+        self._unique(e[0] for e in entries)
+        mres = MultiResult()
+        for key, res, _, _ in entries:
+            mres[key] = res
+        quiet = self.quiet if quiet is None else quiet
+        return self._host.add_multi(entries, mres, kind, quiet, okrcs)
 
     def stats(self, keys=None):
-        raise E.NotSupportedError("stats is not available on the asyncio Bucket yet")
+        """A future of {stat: {server: value}}, as the sync ``stats``."""
+        groups = [None] if not keys else ([keys] if isinstance(keys, str) else list(keys))
+        encoded = [g.encode("utf-8") if g else None for g in groups]
+        names = self.server_nodes
+        host = self._host
+
+        def done(rows):
+            out = {}
+            for group in rows:
+                for r_key, r_val, server in group:
+                    out.setdefault(r_key.decode("utf-8", "replace"), {})[names[server]] = \
+                        _sync._maybe_int(r_val.decode("utf-8", "replace"))
+            return out
+        fut = host._new_future()
+        state = _Stats(host, fut, len(groups), done)
+        state.groups = groups
+        state.cookies = {}
+        for i, gb in enumerate(encoded):
+            state.cookies[host.next] = i
+            host.add_state(lib.cbffi_stats, (gb or ffi.NULL, len(gb or b"")), state, groups[i], i)
+        return fut
+
+    def flush(self):
+        """A future of OperationResult once every server has flushed."""
+        host = self._host
+        fut = host._new_future()
+        host.add_state(lib.cbffi_flush, (), _Broadcast(
+            host, fut, 1, lambda rows: OperationResult(None, 0, 0)))
+        return fut
+
+    def append_items(self, items, **kwargs):
+        """As the sync ``append_items``: on success each item's value gets its fragment."""
+        def added(mres):
+            for item, opts in items:
+                if item.success:
+                    item.value = item.value + opts["fragment"]
+            return mres
+        return self._host._then(self.append_multi(items, **kwargs), added)
+
+    def prepend_items(self, items, **kwargs):
+        def added(mres):
+            for item, opts in items:
+                if item.success:
+                    item.value = opts["fragment"] + item.value
+            return mres
+        return self._host._then(self.prepend_multi(items, **kwargs), added)

@@ -1,59 +1,128 @@
-"""couchbase_ffi.asyncio: the Bucket API as awaitables, driven by an asyncio loop.
+"""couchbase_ffi.asyncio: the couchbase 2.x Bucket API as awaitables.
 
-libcbffi never blocks here: the loop watches the sockets the core asks for,
-tells it when one is ready, arms one timer for the earliest deadline, and after
-every event harvests every finished result in one batch.  No C-to-Python
-callbacks.
+The host-driven libcbffi client of ``couchbase_ffi._async`` on an asyncio
+loop: the loop watches the core's sockets, one ``call_later`` covers the
+earliest deadline, and every readiness event harvests all the finished
+results at once.  No C-to-Python callbacks.
 
+    from couchbase_ffi.asyncio import Bucket
     b = Bucket("memcached://127.0.0.1:11211")
     await b.connect()
     await b.upsert("k", {"v": 1})
     print((await b.get("k")).value)
+
+Every method of the sync Bucket is here with the same arguments and returns
+an ``asyncio.Future`` of what the sync method returns (or of the exception it
+raises).  Bad arguments raise at once, before anything is sent.  The loop is
+the one given as ``loop=``, else the running loop at the first operation.
 """
 import asyncio
+import functools
 
-from couchbase_ffi._async import AsyncBucketBase
+from couchbase_ffi._async import AsyncBucketBase, Host, _READ, _WRITE
 
 
-class _Adapter(object):
-    def __init__(self, loop):
-        self.add_reader = loop.add_reader
-        self.remove_reader = loop.remove_reader
-        self.add_writer = loop.add_writer
-        self.remove_writer = loop.remove_writer
-        self.call_later = loop.call_later
-        self.call_soon = loop.call_soon
+def _resolve(fut, value):
+    try:
+        fut.set_result(value)
+    except asyncio.InvalidStateError:
+        pass   # cancelled by its owner meanwhile
+
+
+def _reject(fut, exc):
+    try:
+        fut.set_exception(exc)
+    except asyncio.InvalidStateError:
+        pass
+
+
+def _cancel(handle):
+    handle.cancel()
+
+
+class _AsyncioHost(Host):
+    later_callbacks = True
+    _already = asyncio.InvalidStateError
+    _resolve = staticmethod(_resolve)
+    _reject = staticmethod(_reject)
+    _cancel = staticmethod(_cancel)
+
+    def __init__(self, bucket, loop):
+        Host.__init__(self, bucket)
+        self.loop = None
+        if loop is not None:
+            self._bind(loop)
+
+    def _bind(self, loop=None):
+        if loop is None:
+            try:
+                loop = asyncio.get_running_loop()
+            except RuntimeError:
+                loop = asyncio.get_event_loop_policy().get_event_loop()
+        # the future type's own set_result, unbound: no call of ours around it
+        self._set_result = type(loop.create_future()).set_result
+        if type(loop).create_future is asyncio.BaseEventLoop.create_future:
+            # what BaseEventLoop.create_future does, without its Python frame
+            self._new_future = functools.partial(asyncio.Future, loop=loop)
+        else:
+            self._new_future = loop.create_future
+        self.loop = loop
+        return loop
+
+    def _new_future(self):
+        # until bound: the instance attribute set by _bind replaces this method
+        return self._bind().create_future()
+
+    _set_result = staticmethod(_resolve)   # until bound to a loop
+
+    def _register(self, w, events):
+        old, loop = w.reg, self.loop
+        if old & _READ and not events & _READ:
+            loop.remove_reader(w.dup)
+        if old & _WRITE and not events & _WRITE:
+            loop.remove_writer(w.dup)
+        if events & _READ and not old & _READ:
+            loop.add_reader(w.dup, self._on_read, w.fd)
+        if events & _WRITE and not old & _WRITE:
+            loop.add_writer(w.dup, self._on_write, w.fd)
+        w.reg = events
+
+    def _call_soon(self, fn):
+        return self.loop.call_soon(fn)
+
+    def _call_later(self, delay, fn):
+        return self.loop.call_later(delay, fn)
+
+    def _then(self, fut, fn):
+        out = self._new_future()
+
+        def done(f):
+            if out.done():
+                return
+            if f.cancelled():
+                out.cancel()
+            elif f.exception() is not None:
+                out.set_exception(f.exception())
+            else:
+                try:
+                    value = fn(f.result())
+                except Exception as exc:
+                    out.set_exception(exc)
+                else:
+                    out.set_result(value)
+        fut.add_done_callback(done)
+        return out
 
 
 class Bucket(AsyncBucketBase):
-    """The couchbase 2.x Bucket; every operation returns an awaitable (asyncio.Future)."""
+    """The couchbase 2.x Bucket; every operation returns an asyncio.Future.
 
-    def _aio_loop(self):
-        if self._loop is None:
-            try:
-                self._loop = asyncio.get_running_loop()
-            except RuntimeError:
-                self._loop = asyncio.get_event_loop()
-        return self._loop
+    ``Bucket(connection_string, loop=None, **sync_bucket_kwargs)``.  Nothing
+    is sent before ``connect()`` or the first operation."""
 
-    def _adapter(self):
-        return _Adapter(self._aio_loop())
+    def __init__(self, connection_string=None, loop=None, **kwargs):
+        self._loop = loop
+        AsyncBucketBase.__init__(self, connection_string, **kwargs)
 
-    def _new_future(self):
-        return self._aio_loop().create_future()
-
-    @staticmethod
-    def _resolve(fut, value):
-        fut.set_result(value)
-
-    @staticmethod
-    def _reject(fut, exc):
-        fut.set_exception(exc)
-
-    @staticmethod
-    def _is_done(fut):
-        return fut.done()
-
-    @staticmethod
-    def _chain(fut, fn):
-        fut.add_done_callback(lambda f: fn(f.exception() or f.result()))
+    def _make_host(self):
+        return _AsyncioHost(self, self._loop)

@@ -1,135 +1,141 @@
-"""couchbase_ffi.twisted: the Bucket API returning Deferreds, on the Twisted reactor.
+"""couchbase_ffi.twisted: the couchbase 2.x Bucket API returning Deferreds.
 
-The same host-driven libcbffi client as the asyncio front-end: the reactor
-watches the sockets the core asks for (as IReadWriteDescriptors), one
-callLater covers the earliest deadline, and every readiness event harvests all
-finished results at once.
+The host-driven libcbffi client of ``couchbase_ffi._async`` on the Twisted
+reactor: the reactor watches the core's sockets (as IReadWriteDescriptors),
+one ``callLater`` covers the earliest deadline, and every readiness event
+harvests all the finished results at once.  Works with any reactor that
+supports IReactorFDSet (the default epoll reactor, poll, select).
 
+    from couchbase_ffi.twisted import Bucket
     b = Bucket("memcached://127.0.0.1:11211")
     d = b.connect()
     d.addCallback(lambda _: b.upsert("k", 1))
+
+Every method of the sync Bucket is here with the same arguments and returns a
+Deferred that fires with what the sync method returns, or fails with the
+exception it raises.  Bad arguments raise at once (before anything is sent),
+as 2.x's txcouchbase did once connected.
 """
 from twisted.internet import defer
-from twisted.python import failure
+from twisted.python import failure, log
 
-from couchbase_ffi._async import AsyncBucketBase
+from couchbase_ffi._async import AsyncBucketBase, Host, _READ, _WRITE
 
 
 class _Descriptor(object):
-    """A file descriptor as the reactor wants to see it."""
+    """A core socket (through our dup) as the reactor wants to see it."""
+    __slots__ = ("host", "w", "fd")
 
-    def __init__(self, fd, on_read, on_write):
-        self.fd = fd
-        self.on_read = on_read
-        self.on_write = on_write
+    def __init__(self, host, w):
+        self.host = host
+        self.w = w
+        self.fd = w.fd
 
     def fileno(self):
-        return self.fd
+        return self.w.dup
 
     def doRead(self):
-        self.on_read()
+        try:
+            self.host._on_event(self.fd, _READ)
+        except Exception:
+            log.err(None, "couchbase_ffi: error handling a read event")
 
     def doWrite(self):
-        self.on_write()
+        try:
+            self.host._on_event(self.fd, _WRITE)
+        except Exception:
+            log.err(None, "couchbase_ffi: error handling a write event")
 
     def connectionLost(self, reason):
-        pass
+        # The reactor removed us: a hang-up without a read event, or its shutdown.
+        self.host._lost(self.w)
 
     def logPrefix(self):
         return "couchbase_ffi"
 
 
-class _Adapter(object):
-    def __init__(self, reactor):
+def _cancel(call):
+    if call.active():
+        call.cancel()
+
+
+def _resolve(d, value):
+    if not d.called:      # not cancelled by its owner meanwhile
+        d.callback(value)
+
+
+def _reject(d, exc):
+    if not d.called:
+        d.errback(failure.Failure(exc))
+
+
+class _TwistedHost(Host):
+    _new_future = defer.Deferred
+    _set_result = staticmethod(defer.Deferred.callback)
+    _already = defer.AlreadyCalledError
+    _resolve = staticmethod(_resolve)
+    _reject = staticmethod(_reject)
+    _cancel = staticmethod(_cancel)
+
+    def __init__(self, bucket, reactor):
+        Host.__init__(self, bucket)
         self.reactor = reactor
-        self.descs = {}
-        self.readers = {}
-        self.writers = {}
+        self.stopping = False
+        self.trigger = reactor.addSystemEventTrigger("before", "shutdown", self._on_shutdown)
 
-    def _desc(self, fd):
-        d = self.descs.get(fd)
+    def _on_shutdown(self):
+        self.stopping = True   # the reactor drops every descriptor next: do not re-add
+
+    def _register(self, w, events):
+        d = w.handle
         if d is None:
-            d = self.descs[fd] = _Descriptor(fd, lambda: self.readers[fd](),
-                                             lambda: self.writers[fd]())
-        return d
+            d = w.handle = _Descriptor(self, w)
+        old, r = w.reg, self.reactor
+        if old & _READ and not events & _READ:
+            r.removeReader(d)
+        if old & _WRITE and not events & _WRITE:
+            r.removeWriter(d)
+        if events & _READ and not old & _READ:
+            r.addReader(d)
+        if events & _WRITE and not old & _WRITE:
+            r.addWriter(d)
+        w.reg = events
 
-    def add_reader(self, fd, cb, *args):
-        self.readers[fd] = lambda: cb(*args)
-        self.reactor.addReader(self._desc(fd))
+    def _lost(self, w):
+        if self.stopping:
+            w.reg = 0
+        else:
+            Host._lost(self, w)
 
-    def add_writer(self, fd, cb, *args):
-        self.writers[fd] = lambda: cb(*args)
-        self.reactor.addWriter(self._desc(fd))
+    def _call_soon(self, fn):
+        return self.reactor.callLater(0, fn)
 
-    def remove_reader(self, fd):
-        d = self.descs.get(fd)
-        if d is not None:
-            self.reactor.removeReader(d)
-        self.readers.pop(fd, None)
-        self._forget(fd)
+    def _call_later(self, delay, fn):
+        return self.reactor.callLater(delay, fn)
 
-    def remove_writer(self, fd):
-        d = self.descs.get(fd)
-        if d is not None:
-            self.reactor.removeWriter(d)
-        self.writers.pop(fd, None)
-        self._forget(fd)
+    @staticmethod
+    def _then(d, fn):
+        return d.addCallback(fn)
 
-    def _forget(self, fd):
-        if fd not in self.readers and fd not in self.writers:
-            self.descs.pop(fd, None)
-
-    def call_later(self, delay, fn):
-        return _Timer(self.reactor.callLater(delay, fn))
-
-    def call_soon(self, fn):
-        self.reactor.callLater(0, fn)
-
-
-class _Timer(object):
-    def __init__(self, call):
-        self.call = call
-
-    def cancel(self):
-        if self.call.active():
-            self.call.cancel()
+    def close(self):
+        if self.trigger is not None:
+            self.reactor.removeSystemEventTrigger(self.trigger)
+            self.trigger = None
+        Host.close(self)
 
 
 class Bucket(AsyncBucketBase):
-    """The couchbase 2.x Bucket; every operation returns a Deferred."""
+    """The couchbase 2.x Bucket; every operation returns a Deferred.
+
+    ``Bucket(connection_string, reactor=None, **sync_bucket_kwargs)``; the
+    default reactor when none is given.  Nothing is sent before ``connect()``
+    or the first operation."""
 
     def __init__(self, connection_string=None, reactor=None, **kwargs):
-        AsyncBucketBase.__init__(self, connection_string, **kwargs)
         if reactor is None:
             from twisted.internet import reactor
         self._reactor = reactor
+        AsyncBucketBase.__init__(self, connection_string, **kwargs)
 
-    def _adapter(self):
-        return _Adapter(self._reactor)
-
-    @staticmethod
-    def _new_future():
-        return defer.Deferred()
-
-    @staticmethod
-    def _resolve(d, value):
-        d.callback(value)
-
-    @staticmethod
-    def _reject(d, exc):
-        d.errback(failure.Failure(exc))
-
-    @staticmethod
-    def _is_done(d):
-        return d.called
-
-    @staticmethod
-    def _chain(d, fn):
-        def ok(v):
-            fn(v)
-            return v
-
-        def bad(f):
-            fn(f.value)
-            return None  # handled: the multi result carries it
-        d.addCallbacks(ok, bad)
+    def _make_host(self):
+        return _TwistedHost(self, self._reactor)
