@@ -442,9 +442,16 @@ size_t cbffi_ready(cbffi_client *client);
  *      connects).
  *   2. After every cbffi_io_* call, read the watch-set changes with
  *      cbffi_io_watches and update the host loop: an entry with events = 0
- *      means "stop watching fd" (it will be closed).
+ *      means "stop watching fd".  The core has already closed that fd by
+ *      then (and may reuse the number for a new socket in the same call): a
+ *      loop that needs an open descriptor to unregister should register a
+ *      dup() of each fd instead.
  *   3. When the host sees fd readable/writable, call cbffi_io_event.
- *   4. Arm a timer for cbffi_io_deadline(); when it fires call cbffi_io_tick.
+ *   4. Keep a timer for cbffi_io_deadline(); when it fires call
+ *      cbffi_io_tick.  Read the deadline again after every cbffi_io_* call
+ *      and every scheduling call: a reply can bring it forward (a retry after
+ *      NOT_MY_VBUCKET, a config refresh, a reconnect).  It is a lower bound:
+ *      a tick that finds nothing due is harmless.
  *   5. Harvest results (cbffi_ready / cbffi_harvest) after each call.
  */
 typedef enum cbffi_io_events {

@@ -641,9 +641,11 @@ static void drop_silent_conns(cbffi_client *c, uint64_t now)
     expire_connects(c, now);
     for (int i = 0; i < c->nconns; i++) {
         cb_conn *conn = c->conns[i];
+        /* What was still queued on it ends as timed out too: the server's
+           silence, not a broken connection, is what the caller should see. */
         if (conn->state == CB_CONN_CONNECTED && conn->queue.count &&
             now - conn->last_read >= c->op_timeout)
-            cb_conn_fail(conn, CBFFI_NETWORK_ERROR,
+            cb_conn_fail(conn, CBFFI_ETIMEDOUT,
                          "no reply for %.3f s; connection dropped",
                          (double)(now - conn->last_read) / 1e6);
         cb_conn_update_watch(conn);

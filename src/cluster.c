@@ -595,12 +595,17 @@ int cb_cluster_on_status(cbffi_client *c, cb_conn *conn, cb_op *op,
 {
     uint64_t now = cb_now();
     if (r->status == CB_ST_NOT_MY_VBUCKET) {
-        int applied = 0;
         if (r->nvalue)
-            applied = cb_cluster_apply_json(c, r->value, r->nvalue, conn->host);
-        if (applied != 1)
+            cb_cluster_apply_json(c, r->value, r->nvalue, conn->host);
+        /* Straight to the new owner if the map (this reply's, or one applied
+           before it) names another node; otherwise wait for a newer map. */
+        int s = server_for(c, op);
+        if (s >= 0 && c->conns[s] != conn) {
+            cb_cluster_retry_at(c, op, now);
+        } else {
             cb_cluster_refresh(c, NULL);
-        cb_cluster_retry_at(c, op, applied == 1 ? now : now + NMV_RETRY_DELAY);
+            cb_cluster_retry_at(c, op, now + NMV_RETRY_DELAY);
+        }
         return 1;
     }
     if (op->op == CBFFI_OP_GET_REPLICA && next_replica(c, op))

@@ -31,7 +31,7 @@ from time import monotonic as _monotonic
 from couchbase_ffi._lowlevel import ffi, lib
 from couchbase_ffi import bucket as _sync
 from couchbase_ffi import exceptions as E
-from couchbase_ffi.result import MultiResult, OperationResult, ValueResult
+from couchbase_ffi.result import MultiResult, OperationResult, ObserveInfo, ValueResult
 from couchbase_ffi.transcoder import FMT_BYTES, encode_value
 
 _READ, _WRITE = lib.CBFFI_IO_READ, lib.CBFFI_IO_WRITE
@@ -169,6 +169,9 @@ class Host(object):
         if c is None:
             return
         self.busy = True
+        # a reply can bring a deadline forward (a retry after NOT_MY_VBUCKET, a
+        # config refresh, a reconnect): look again after every event
+        self.rearm = True
         lib.cbffi_io_event(c, fd, ev)
         self._settle(c)
 
@@ -438,6 +441,46 @@ class _Stats(_Broadcast):
         return self.groups[index]
 
 
+class _Observe(object):
+    """OBSERVE results of one or more keys: per-node rows, then one final result
+    per key; resolves with ``value`` (a ValueResult or a MultiResult)."""
+    __slots__ = ("host", "fut", "by_cookie", "value", "left")
+
+    def __init__(self, host, fut, by_cookie, value):
+        self.host = host
+        self.fut = fut
+        self.by_cookie = by_cookie
+        self.value = value
+        self.left = 1
+
+    def row(self, r):
+        if r.rc == 0:
+            u = r.u64
+            self.by_cookie[r.cookie].value.append(
+                ObserveInfo(r.flags, r.cas, r.replica == 0, u >> 32, u & 0xFFFFFFFF))
+
+    def end(self, r, what, index):
+        res = self.by_cookie[r.cookie]
+        res.rc = r.rc
+        for info in res.value:
+            if info.from_master:
+                res.cas = info.cas
+        self.left -= 1
+        if self.left:
+            return
+        if isinstance(self.value, MultiResult):
+            for k, v in self.value.items():
+                if v.rc:
+                    self.value.all_ok = False
+            failed = next((v for v in self.value.values() if v.rc), None)
+            if failed is not None:
+                return self.host._reject(self.fut, _exc(
+                    failed.rc, key=failed.key, result=failed, all_results=self.value))
+        elif res.rc:
+            return self.host._reject(self.fut, _exc(res.rc, key=res.key, result=res))
+        self.host._resolve(self.fut, self.value)
+
+
 class _Connect(object):
     __slots__ = ("host", "fut")
 
@@ -509,7 +552,7 @@ class AsyncBucketBase(_sync.Bucket):
     # test_async_api runs every operation through both and compares.
     def get(self, key, ttl=0, quiet=None, replica=False, no_format=False):
         if replica:
-            self._need_couchbase("replica reads")
+            return self.rget(key, quiet=quiet, no_format=no_format)
         if key.__class__ is str and self._tc is None:
             kb = key.encode("utf-8")
             if not 0 < len(kb) <= _MAX_KEY:
@@ -540,7 +583,10 @@ class AsyncBucketBase(_sync.Bucket):
 
     def _store(self, op, key, value, cas, ttl, fmt, persist_to, replicate_to):
         if persist_to or replicate_to or self._dur is not None:
-            self._check_durability(persist_to, replicate_to)
+            persist_to, replicate_to = self._check_durability(persist_to, replicate_to)
+            if persist_to or replicate_to:
+                return self._store_durable(op, key, value, cas, ttl, fmt, persist_to,
+                                           replicate_to)
         tc = self._tc
         if key.__class__ is str and tc is None:
             kb = key.encode("utf-8")
@@ -603,6 +649,33 @@ class AsyncBucketBase(_sync.Bucket):
         for i, gb in enumerate(encoded):
             state.cookies[host.next] = i
             host.add_state(lib.cbffi_stats, (gb or ffi.NULL, len(gb or b"")), state, groups[i], i)
+        return fut
+
+    def observe(self, key, master_only=False):
+        """A future of the sync ``observe``'s ValueResult (a list of ObserveInfo)."""
+        self._need_couchbase("observe")
+        kb = self._key(key)
+        host = self._host
+        fut = host._new_future()
+        res = ValueResult(key, 0, 0, [])
+        host.add_state(lib.cbffi_observe, (kb, len(kb), bool(master_only)),
+                       _Observe(host, fut, {host.next: res}, res), key)
+        return fut
+
+    def observe_multi(self, keys, master_only=False):
+        """A future of the sync ``observe_multi``'s MultiResult."""
+        self._need_couchbase("observe")
+        klist = self._unique(k for k, _ in self._pairs(keys))
+        kbs = [self._key(k) for k in klist]
+        host = self._host
+        fut = host._new_future()
+        mres = MultiResult()
+        state = _Observe(host, fut, {}, mres)
+        for key, kb in zip(klist, kbs):
+            res = mres[key] = state.by_cookie[host.next] = ValueResult(key, 0, 0, [])
+            state.left += 1
+            host.add_state(lib.cbffi_observe, (kb, len(kb), bool(master_only)), state, key)
+        state.left -= 1  # the first was counted at construction
         return fut
 
     def flush(self):

@@ -196,9 +196,6 @@ class Bucket(object):
             if t is not None:
                 self.timeout = t
         self._connect()
-        # Couchbase-only operations need a vbucket map (not memcached://, not
-        # a memcached-type bucket over couchbase://).
-        self._memcached = lib.cbffi_client_replica_count(self._c) < 0
 
     def _apply_options(self, applied):
         """The libcouchbase connection-string options the Bucket applies itself."""
@@ -539,8 +536,12 @@ class Bucket(object):
         _raise_rc(rc, key=key, message=msg or None)
 
     def _need_couchbase(self, what):
-        """Operations a memcached bucket cannot do: refused before anything is sent."""
-        if self._memcached:
+        """Operations a memcached bucket cannot do: refused before anything is sent
+        (memcached://, or a memcached-type bucket over couchbase:// once its map is
+        known)."""
+        c = self._c
+        if self._memcached or (c is not None and lib.cbffi_client_config_rev(c) >= 0 and
+                               lib.cbffi_client_replica_count(c) < 0):
             raise E.NotSupportedError("%s needs a Couchbase bucket; memcached:// cannot do it"
                                       % (what,))
 
