@@ -15,6 +15,7 @@ Operations a memcached bucket cannot do (lock/unlock, durability, replica
 reads) raise NotSupportedError before anything is sent; they are gated on
 the client type so the couchbase:// path can enable them.
 """
+import platform
 import threading
 import warnings
 
@@ -37,6 +38,15 @@ _MAX_TTL = 0xFFFFFFFF
 _MAX_KEY = 250
 _MAX_U64 = 0xFFFFFFFFFFFFFFFF
 _RES_CAP = 256
+# On PyPy the harvest array is also read as int64_t[] for its two uint64_t fields,
+# cookie (word 0 of each result) and cas (word 1): PyPy reads a uint64_t field through
+# a slow generic path (~320 instructions: it may need a long), an int64_t in ~10.  A
+# CAS past 2**63 comes back negative: + 2**64.  CPython reads the fields directly
+# (there the view costs more than it saves).
+_PYPY = platform.python_implementation() == "PyPy"
+_W = ffi.sizeof("cbffi_result") // 8
+assert ffi.offsetof("cbffi_result", "cookie") == 0 and ffi.offsetof("cbffi_result", "cas") == 8
+_U64 = 1 << 64
 
 _SET, _ADD, _REPLACE = lib.CBFFI_OP_SET, lib.CBFFI_OP_ADD, lib.CBFFI_OP_REPLACE
 _APPEND, _PREPEND = lib.CBFFI_OP_APPEND, lib.CBFFI_OP_PREPEND
@@ -79,6 +89,19 @@ class _TokenLock(object):
 
     def release(self):
         self._tok.append(True)
+
+
+if _PYPY:
+    def _keyed(keys):
+        """A MultiResult with every key (value None), in order: on PyPy a loop the JIT
+        compiles is cheaper than dict.fromkeys on a dict subclass (310 vs 620
+        instructions a key)."""
+        mres = MultiResult()
+        for key in keys:
+            mres[key] = None
+        return mres
+else:
+    _keyed = MultiResult.fromkeys
 
 
 def _busy():
@@ -139,6 +162,7 @@ class Bucket(object):
         self._c = out[0]
         self._res = ffi.new("cbffi_result[%d]" % _RES_CAP)
         self._r0 = self._res[0]
+        self._v64 = ffi.cast("int64_t *", self._res)
         self._connstr = cs
         self.quiet = quiet
         self.default_format = default_format
@@ -415,7 +439,12 @@ class Bucket(object):
                 n = r.nvalue
                 data = _copy(r.value, n) if n else b""
                 flags = r.flags
-                cas = r.cas
+                if _PYPY:
+                    cas = self._v64[1]
+                    if cas < 0:
+                        cas += _U64
+                else:
+                    cas = r.cas
             elif not r.final:
                 self._sched_error(rc, key)
         finally:
@@ -481,7 +510,12 @@ class Bucket(object):
             rc = lib.cbffi_store_wait(c, op, kb, len(kb), vb, len(vb), flags, ttl, cas,
                                       self._res)
             if rc == 0:
-                cas = self._r0.cas
+                if _PYPY:
+                    cas = self._v64[1]
+                    if cas < 0:
+                        cas += _U64
+                else:
+                    cas = self._r0.cas
             elif not self._r0.final:
                 self._sched_error(rc, key)
         finally:
@@ -730,7 +764,7 @@ class Bucket(object):
     # come in; a duplicated key gets the result that arrives last (its last one).
 
     def _encode_keys(self, keys):
-        """(keys as a list, their checked bytes)."""
+        """(keys as a list, their checked bytes, a MultiResult keyed in their order)."""
         keys = keys if keys.__class__ is list else list(keys)
         kbs = []
         if self._tc is None:
@@ -745,7 +779,7 @@ class Bucket(object):
         else:
             for key in keys:
                 kbs.append(self._key(key))
-        return keys, kbs
+        return keys, kbs, _keyed(keys)
 
     def _abandon(self, c):
         """A scheduling call was refused: let the ops scheduled before it end and
@@ -755,8 +789,7 @@ class Bucket(object):
             pass
 
     def _get_multi_now(self, keys, mode, ttl, quiet, no_format):
-        keys, kbs = self._encode_keys(keys)
-        mres = MultiResult.fromkeys(keys)
+        keys, kbs, mres = self._encode_keys(keys)
         if len(mres) != len(keys):
             warnings.warn("duplicate keys in a multi operation; the last result wins",
                           stacklevel=3)
@@ -774,11 +807,12 @@ class Bucket(object):
                     self._abandon(c)
                     self._sched_error(rc, keys[i])
             res = self._res
+            v64 = self._v64
             n = lib.cbffi_wait(c, res, _RES_CAP)
             while n:
                 for j in range(n):
                     r = res[j]
-                    key = keys[r.cookie]
+                    key = keys[v64[j * _W] if _PYPY else r.cookie]
                     rc = r.rc
                     if rc:
                         mres[key] = ValueResult(key, rc)
@@ -787,7 +821,12 @@ class Bucket(object):
                     nv = r.nvalue
                     data = _copy(r.value, nv) if nv else b""
                     flags = r.flags
-                    cas = r.cas
+                    if _PYPY:
+                        cas = v64[j * _W + 1]
+                        if cas < 0:
+                            cas += _U64
+                    else:
+                        cas = r.cas
                     if not raw and (tc is not None or flags != FMT_BYTES):
                         try:
                             data = decode_value(data, flags) if tc is None else \
@@ -842,7 +881,7 @@ class Bucket(object):
             kbs.append(kb)
             vbs.append(vb)
             fls.append(flags)
-        mres = MultiResult.fromkeys(keys)
+        mres = _keyed(keys)
         if len(mres) != len(keys):
             warnings.warn("duplicate keys in a multi operation; the last result wins",
                           stacklevel=4)
@@ -858,18 +897,22 @@ class Bucket(object):
                     self._abandon(c)
                     self._sched_error(rc, keys[i])
             res = self._res
+            v64 = self._v64
             n = lib.cbffi_wait(c, res, _RES_CAP)
             while n:
                 for j in range(n):
                     r = res[j]
-                    key = keys[r.cookie]
                     rc = r.rc
+                    key = keys[v64[j * _W] if _PYPY else r.cookie]
                     out = _alloc(OperationResult)
                     out.key = key
                     out.rc = rc
                     out.cas = 0
                     if rc:
                         failed = True
+                    elif _PYPY:
+                        cas = v64[j * _W + 1]
+                        out.cas = cas + _U64 if cas < 0 else cas
                     else:
                         out.cas = r.cas
                     mres[key] = out
