@@ -97,6 +97,17 @@ class _TokenLock(object):
         self._tok.append(True)
 
 
+def _lengths(items):
+    """uint32_t[] of len(x) for x in items, for cbffi_get_multi / cbffi_store_multi."""
+    if _PYPY:  # filled in a loop the JIT compiles: cheaper than converting a list
+        n = len(items)
+        a = ffi.new("uint32_t[]", n)
+        for i in range(n):
+            a[i] = len(items[i])
+        return a
+    return ffi.new("uint32_t[]", [len(x) for x in items])
+
+
 if _PYPY:
     def _keyed(keys):
         """A MultiResult with every key (value None), in order: on PyPy a loop the JIT
@@ -169,6 +180,7 @@ class Bucket(object):
         self._res = ffi.new("cbffi_result[%d]" % _RES_CAP)
         self._r0 = self._res[0]
         self._v64 = ffi.cast("int64_t *", self._res)
+        self._nsched = ffi.new("size_t *")
         if _PYPY:
             self._kbuf = ffi.new("char[%d]" % _MAX_KEY)
             self._vbuf = ffi.new("char[%d]" % _VBUF)
@@ -825,19 +837,12 @@ class Bucket(object):
         failed = False
         c = self._enter()
         try:
-            sched = lib.cbffi_get
-            kbuf = self._kbuf if _PYPY else None
-            for i in range(len(kbs)):
-                kb = kbs[i]
-                if _PYPY:
-                    nk = len(kb)
-                    _memmove(kbuf, kb, nk)
-                    rc = sched(c, kbuf, nk, mode, ttl, i)
-                else:
-                    rc = sched(c, kb, len(kb), mode, ttl, i)
-                if rc:
-                    self._abandon(c)
-                    self._sched_error(rc, keys[i])
+            nsched = self._nsched
+            rc = lib.cbffi_get_multi(c, b"".join(kbs), _lengths(kbs), len(kbs), mode, ttl, 0,
+                                     nsched)
+            if rc:
+                self._abandon(c)
+                self._sched_error(rc, keys[nsched[0]])
             res = self._res
             v64 = self._v64
             n = lib.cbffi_wait(c, res, _RES_CAP)
@@ -920,26 +925,13 @@ class Bucket(object):
         failed = False
         c = self._enter()
         try:
-            sched = lib.cbffi_store
-            kbuf = self._kbuf if _PYPY else None
-            vbuf = self._vbuf if _PYPY else None
-            for i in range(len(kbs)):
-                kb = kbs[i]
-                vb = vbs[i]
-                if _PYPY:
-                    nk = len(kb)
-                    nv = len(vb)
-                    _memmove(kbuf, kb, nk)
-                    if nv <= _VBUF:
-                        _memmove(vbuf, vb, nv)
-                        rc = sched(c, op, kbuf, nk, vbuf, nv, fls[i], ttl, 0, i)
-                    else:
-                        rc = sched(c, op, kbuf, nk, vb, nv, fls[i], ttl, 0, i)
-                else:
-                    rc = sched(c, op, kb, len(kb), vb, len(vb), fls[i], ttl, 0, i)
-                if rc:
-                    self._abandon(c)
-                    self._sched_error(rc, keys[i])
+            nsched = self._nsched
+            rc = lib.cbffi_store_multi(c, op, b"".join(kbs), _lengths(kbs), b"".join(vbs),
+                                       _lengths(vbs), ffi.new("uint32_t[]", fls), len(kbs), ttl,
+                                       0, nsched)
+            if rc:
+                self._abandon(c)
+                self._sched_error(rc, keys[nsched[0]])
             res = self._res
             v64 = self._v64
             n = lib.cbffi_wait(c, res, _RES_CAP)
