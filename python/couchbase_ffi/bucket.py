@@ -9,7 +9,9 @@ with their own Buckets run in parallel (``unlock_gil`` is accepted for 2.x
 compatibility; the GIL is always released).
 
 ``*_multi`` calls and ``pipeline()`` schedule every operation first and then
-wait once, so all the operations for one server go out in one write.
+wait once, so all the operations for one server go out in one write;
+``get_multi`` and the store multis schedule the whole batch in one call
+(``cbffi_get_multi`` / ``cbffi_store_multi``).
 
 Operations a memcached bucket cannot do (lock/unlock, durability, replica
 reads) raise NotSupportedError before anything is sent; they are gated on
