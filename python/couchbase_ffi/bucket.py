@@ -797,9 +797,9 @@ class Bucket(object):
         return self._run_multi(entries, _K_GET_RAW if no_format else _K_GET, quiet)
 
     # The multi fast paths (outside a pipeline, not Items): every key (and value) is
-    # checked and encoded first, so bad input sends nothing; then one plain
-    # scheduling call per key (the cookie is the key's index), one wait, and a tight
-    # harvest loop that builds each result from its struct.  The MultiResult is made
+    # checked and encoded first, so bad input sends nothing; then one call schedules
+    # the batch (cbffi_get_multi / cbffi_store_multi; the cookie is the key's index),
+    # one wait, and a tight harvest loop builds each result from its struct.  The MultiResult is made
     # with every key first, so it keeps the caller's order whatever order the replies
     # come in; a duplicated key gets the result that arrives last (its last one).
 
