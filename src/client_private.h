@@ -145,6 +145,8 @@ void cb_child_finish(cbffi_client *c, cb_op *child, int rc);
 cb_result_rec *cb_result_push(cbffi_client *c, const cbffi_result *r,
                               const char *key, size_t nkey,
                               const char *value, size_t nvalue);
+/* Drop the result queue and arena once every result has been harvested. */
+void cb_release_harvested(cbffi_client *c);
 void cb_set_error(cbffi_client *c, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 /* Handle a decoded response for `op` (the matching queue head). Returns 1

@@ -20,6 +20,7 @@
 
 int cbffi_io_flush(cbffi_client *c)
 {
+    cb_release_harvested(c);
     cb_conn *conn = c->dirty;
     c->dirty = NULL;
     while (conn) {
@@ -42,6 +43,7 @@ static cb_conn *conn_of_fd(cbffi_client *c, int fd)
 
 int cbffi_io_event(cbffi_client *c, int fd, uint32_t events)
 {
+    cb_release_harvested(c);
     cb_conn *conn = conn_of_fd(c, fd);
     if (conn)
         cb_conn_on_event(conn, events);
@@ -52,6 +54,7 @@ int cbffi_io_event(cbffi_client *c, int fd, uint32_t events)
 
 int cbffi_io_tick(cbffi_client *c)
 {
+    cb_release_harvested(c);
     cb_expire(c, cb_now());
     if (c->dirty)
         cbffi_io_flush(c);
