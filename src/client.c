@@ -234,7 +234,7 @@ void cb_op_unref(cbffi_client *c, cb_op *op)
 
 static void pending_add(cbffi_client *c, cb_op *op)
 {
-    op->deadline = cb_now() + c->op_timeout;
+    op->deadline = (c->batch_now ? c->batch_now : cb_now()) + c->op_timeout;
     if (op->deadline < c->next_deadline)
         c->next_deadline = op->deadline;
     op->pprev = c->pending.pprev;

@@ -110,6 +110,9 @@ struct cbffi_client {
     cb_op pending;             /* sentinel of the pending list */
     size_t npending;
     uint64_t next_deadline;    /* no pending deadline is earlier */
+    uint64_t batch_now;        /* != 0: the clock for the ops of one batch
+                                  call (cbffi_get_multi...): one read, not one
+                                  per op */
 
     cb_op *free_ops;
     cb_op_chunk *chunks;

@@ -3,9 +3,12 @@
  * cbffi.h): a synchronous single-key operation in one crossing instead of
  * two (schedule, run the built-in loop, harvest the one result), and a
  * batch of operations scheduled in one crossing instead of one per key.
- * Written on the public API only.
+ * Written on the public API, but for one detail: a batch call reads the clock
+ * once for all its operations' deadlines (client->batch_now), as they are all
+ * scheduled within microseconds.
  */
 #include "cbffi.h"
+#include "client_private.h"
 
 /* Nothing may be pending or ready: the one result harvested must be ours. */
 static int refuse_if_busy(cbffi_client *c, cbffi_result *out)
@@ -57,11 +60,13 @@ int cbffi_get_multi(cbffi_client *c, const char *keys, const uint32_t *nkeys,
 {
     size_t i = 0;
     int rc = CBFFI_OK;
+    c->batch_now = cb_now();
     for (const char *k = keys; i < n; k += nkeys[i++]) {
         rc = cbffi_get(c, k, nkeys[i], mode, exptime, cookie0 + i);
         if (rc != CBFFI_OK)
             break;
     }
+    c->batch_now = 0;
     if (nscheduled)
         *nscheduled = i;
     return rc;
@@ -75,6 +80,7 @@ int cbffi_store_multi(cbffi_client *c, int op, const char *keys,
     size_t i = 0;
     int rc = CBFFI_OK;
     const char *k = keys, *v = values;
+    c->batch_now = cb_now();
     for (; i < n; i++) {
         rc = cbffi_store(c, op, k, nkeys[i], nvalues[i] ? v : NULL, nvalues[i],
                          flags ? flags[i] : 0, exptime, 0, cookie0 + i);
@@ -83,6 +89,7 @@ int cbffi_store_multi(cbffi_client *c, int op, const char *keys,
         k += nkeys[i];
         v += nvalues[i];
     }
+    c->batch_now = 0;
     if (nscheduled)
         *nscheduled = i;
     return rc;
