@@ -135,10 +135,10 @@ def rows(full):
     return r
 
 
-def free_only(row):
-    """Rows measured in the free placement only: threads and event-loop chains
-    exist to use both cores (pinned they only add contention on one core)."""
-    return "C/T" in row or "threads" in row
+def free_only(row, full):
+    """Rows measured in the free placement only: the 4-thread rows (threads
+    exist to use both cores), and the event-loop rows unless --full."""
+    return "threads" in row or ("C/T" in row and not full)
 
 
 def free_port():
@@ -202,7 +202,7 @@ def measure(full, placements, only):
     table = []
     plan = [(p, row) for p in placements for row in rows(full)
             if (not only or only in row[0] + " " + row[1])
-            and (p == "free" or not free_only(row[0]))]
+            and (p == "free" or not free_only(row[0], full))]
     total = len(plan) * reps
     t0 = time.time()
     done = 0

@@ -495,7 +495,8 @@ size_t cbffi_io_watches(cbffi_client *client, cbffi_watch *out, size_t max);
  * A synchronous single-key operation: cbffi_get / cbffi_store with cookie 0,
  * then cbffi_wait(client, out, 1).  Returns out->rc.  If scheduling was
  * refused, returns that code with out->rc = the code and out->final = 0
- * (nothing was scheduled; cbffi_client_last_error says why).  The client
+ * (nothing was scheduled; cbffi_client_last_error says why, except for the
+ * busy case below).  The client
  * must be idle (nothing pending, no result waiting to be harvested), so that
  * the result harvested is this operation's: otherwise CBFFI_EINVAL, with
  * out->final = 0, and nothing is scheduled.  Blocks, like cbffi_wait.
@@ -506,5 +507,24 @@ int cbffi_store_wait(cbffi_client *client, int op, const char *key,
                      size_t nkey, const char *value, size_t nvalue,
                      uint32_t flags, uint32_t exptime, uint64_t cas,
                      cbffi_result *out);
+
+/*
+ * Schedule n operations in one call, as n calls of cbffi_get / cbffi_store
+ * would, in order: key i is the next nkeys[i] bytes of `keys` (all keys
+ * back to back), value i the next nvalues[i] bytes of `values`, flags[i] its
+ * flags (flags may be NULL: 0), and its cookie is cookie0 + i.  The stores
+ * have no CAS.  Returns 0 when all n are scheduled; otherwise the code that
+ * refused operation *nscheduled: the ones before it are scheduled (and will
+ * produce results), it and the ones after are not.  *nscheduled (if not
+ * NULL) is set to the number scheduled.  Nothing is sent yet.
+ */
+int cbffi_get_multi(cbffi_client *client, const char *keys,
+                    const uint32_t *nkeys, size_t n, int mode,
+                    uint32_t exptime, uint64_t cookie0, size_t *nscheduled);
+int cbffi_store_multi(cbffi_client *client, int op, const char *keys,
+                      const uint32_t *nkeys, const char *values,
+                      const uint32_t *nvalues, const uint32_t *flags,
+                      size_t n, uint32_t exptime, uint64_t cookie0,
+                      size_t *nscheduled);
 
 #endif

@@ -313,7 +313,7 @@ void cb_op_unref(cbffi_client *c, cb_op *op)
 
 void cb_pending_add(cbffi_client *c, cb_op *op, uint64_t timeout)
 {
-    op->deadline = cb_now() + timeout;
+    op->deadline = (c->batch_now ? c->batch_now : cb_now()) + timeout;
     if (op->deadline < c->next_deadline)
         c->next_deadline = op->deadline;
     op->pprev = c->pending.pprev;
@@ -337,8 +337,14 @@ static void pending_done(cbffi_client *c, cb_op *op)
 
 /* ---- results --------------------------------------------------------------- */
 
-/* Forget results handed out by the previous harvest, once all are taken. */
-static void release_harvested(cbffi_client *c)
+/* Forget results handed out by earlier harvests, once all are taken.  Run
+   where the contract lets their pointers die: at the start of cbffi_harvest
+   and of every cbffi_io_* call (cbffi_wait starts with cbffi_io_flush), i.e.
+   before an IO call pushes new results.  Releasing only in cbffi_harvest
+   never happened in the synchronous pattern (schedule, wait, harvest one):
+   the next result was always pushed before the check, so the result queue
+   and its arena grew by every result ever received. */
+void cb_release_harvested(cbffi_client *c)
 {
     if (c->res_head == c->res_len) {
         c->res_head = c->res_len = 0;
@@ -449,7 +455,7 @@ void cb_child_finish(cbffi_client *c, cb_op *child, int rc)
 
 size_t cbffi_harvest(cbffi_client *c, cbffi_result *out, size_t max)
 {
-    release_harvested(c);
+    cb_release_harvested(c);
     size_t n = c->res_len - c->res_head;
     if (n > max)
         n = max;

@@ -183,6 +183,9 @@ struct cbffi_client {
     cb_op pending;             /* sentinel of the pending list */
     size_t npending;
     uint64_t next_deadline;    /* no pending deadline is earlier */
+    uint64_t batch_now;        /* != 0: the clock for the ops of one batch
+                                  call (cbffi_get_multi...): one read, not one
+                                  per op */
 
     cb_op *free_ops;
     cb_op_chunk *chunks;
@@ -225,6 +228,8 @@ void cb_parent_account(cbffi_client *c, cb_op *p, int rc);
 cb_result_rec *cb_result_push(cbffi_client *c, const cbffi_result *r,
                               const char *key, size_t nkey,
                               const char *value, size_t nvalue);
+/* Drop the result queue and arena once every result has been harvested. */
+void cb_release_harvested(cbffi_client *c);
 void cb_set_error(cbffi_client *c, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 /* Handle a decoded response for `op`, the head of conn's queue.  Returns 1

@@ -38,6 +38,7 @@ static void flush_dirty(cbffi_client *c)
 int cbffi_io_flush(cbffi_client *c)
 {
     cb_cluster_bury(c);
+    cb_release_harvested(c);
     flush_dirty(c);
     return 0;
 }
@@ -57,6 +58,7 @@ static cb_conn *conn_of_fd(cbffi_client *c, int fd)
 int cbffi_io_event(cbffi_client *c, int fd, uint32_t events)
 {
     cb_cluster_bury(c);
+    cb_release_harvested(c);
     cb_conn *conn = conn_of_fd(c, fd);
     if (conn)
         cb_conn_on_event(conn, events);
@@ -69,6 +71,7 @@ int cbffi_io_event(cbffi_client *c, int fd, uint32_t events)
 int cbffi_io_tick(cbffi_client *c)
 {
     cb_cluster_bury(c);
+    cb_release_harvested(c);
     uint64_t now = cb_now();
     cb_expire(c, now);
     if (c->http)

@@ -54,3 +54,56 @@ def test_a_busy_client_is_refused_and_left_alone(memcached):
     assert lib.cbffi_harvest(c, res, 4) == 1 and res[0].cookie == 7 and res[0].rc == 0
     assert lib.cbffi_get_wait(c, b"sc:b", 4, lib.CBFFI_GET_PLAIN, 0, res) == 0
     assert ffi.unpack(res[0].value, res[0].nvalue) == b"1"
+
+
+def harvest_all(c):
+    res = ffi.new("cbffi_result[64]")
+    lib.cbffi_wait(c, ffi.NULL, 0)
+    out = {}
+    while True:
+        n = lib.cbffi_harvest(c, res, 64)
+        if not n:
+            return out
+        for j in range(n):
+            r = res[j]
+            out[r.cookie] = (r.rc, ffi.unpack(r.value, r.nvalue) if r.nvalue else b"", r.flags,
+                             r.op)
+
+
+def test_store_multi_and_get_multi_schedule_like_one_call_each(memcached):
+    c = client(memcached)
+    nsched = ffi.new("size_t *")
+    keys, values = [b"sm:a", b"sm:bb", b"sm:ccc"], [b"1", b"", b"three"]
+    rc = lib.cbffi_store_multi(c, lib.CBFFI_OP_SET, b"".join(keys),
+                               ffi.new("uint32_t[]", [len(k) for k in keys]), b"".join(values),
+                               ffi.new("uint32_t[]", [len(v) for v in values]),
+                               ffi.new("uint32_t[]", [7, 8, 9]), 3, 0, 100, nsched)
+    assert rc == 0 and nsched[0] == 3 and lib.cbffi_pending(c) == 3
+    got = harvest_all(c)
+    assert sorted(got) == [100, 101, 102] and all(v[0] == 0 for v in got.values())
+    names = keys + [b"sm:missing"]
+    rc = lib.cbffi_get_multi(c, b"".join(names), ffi.new("uint32_t[]", [len(k) for k in names]),
+                             4, lib.CBFFI_GET_PLAIN, 0, 5, nsched)
+    assert rc == 0 and nsched[0] == 4
+    got = harvest_all(c)
+    assert got[5] == (0, b"1", 7, lib.CBFFI_OP_GET) and got[6] == (0, b"", 8, lib.CBFFI_OP_GET)
+    assert got[7] == (0, b"three", 9, lib.CBFFI_OP_GET)
+    assert got[8][0] == lib.CBFFI_KEY_ENOENT
+
+
+def test_multi_stops_at_the_first_refused_key(memcached):
+    c = client(memcached)
+    nsched = ffi.new("size_t *")
+    keys = [b"sm:x", b"", b"sm:y"]  # the empty key is refused
+    lens = ffi.new("uint32_t[]", [len(k) for k in keys])
+    rc = lib.cbffi_get_multi(c, b"".join(keys), lens, 3, lib.CBFFI_GET_PLAIN, 0, 0, nsched)
+    assert rc == lib.CBFFI_EMPTY_KEY and nsched[0] == 1 and lib.cbffi_pending(c) == 1
+    assert sorted(harvest_all(c)) == [0]
+    rc = lib.cbffi_store_multi(c, lib.CBFFI_OP_SET, b"".join(keys), lens, b"vvv",
+                               ffi.new("uint32_t[]", [1, 1, 1]), ffi.NULL, 3, 0, 10, nsched)
+    assert rc == lib.CBFFI_EMPTY_KEY and nsched[0] == 1
+    assert sorted(harvest_all(c)) == [10]
+    # with nscheduled NULL, and nothing to schedule
+    assert lib.cbffi_get_multi(c, ffi.NULL, ffi.NULL, 0, lib.CBFFI_GET_PLAIN, 0, 0,
+                               ffi.NULL) == 0
+    assert lib.cbffi_pending(c) == 0
