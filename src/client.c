@@ -337,8 +337,12 @@ static void pending_done(cbffi_client *c, cb_op *op)
 
 /* ---- results --------------------------------------------------------------- */
 
-/* Forget results handed out by the previous harvest, once all are taken. */
-static void release_harvested(cbffi_client *c)
+/* Forget results handed out by the previous harvest, once all are taken.
+   Called by cbffi_harvest and at the start of every call that drives the
+   client (cbffi_wait, cbffi_io_*): the contract lets them invalidate the
+   key/value pointers harvested before, and without it a client whose
+   results are always harvested inside cbffi_wait never empties its queue. */
+void cb_results_release(cbffi_client *c)
 {
     if (c->res_head == c->res_len) {
         c->res_head = c->res_len = 0;
@@ -449,7 +453,7 @@ void cb_child_finish(cbffi_client *c, cb_op *child, int rc)
 
 size_t cbffi_harvest(cbffi_client *c, cbffi_result *out, size_t max)
 {
-    release_harvested(c);
+    cb_results_release(c);
     size_t n = c->res_len - c->res_head;
     if (n > max)
         n = max;

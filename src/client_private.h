@@ -225,6 +225,8 @@ void cb_parent_account(cbffi_client *c, cb_op *p, int rc);
 cb_result_rec *cb_result_push(cbffi_client *c, const cbffi_result *r,
                               const char *key, size_t nkey,
                               const char *value, size_t nvalue);
+/* Drop the result queue and arena once every result has been harvested. */
+void cb_results_release(cbffi_client *c);
 void cb_set_error(cbffi_client *c, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 /* Handle a decoded response for `op`, the head of conn's queue.  Returns 1

@@ -37,6 +37,7 @@ static void flush_dirty(cbffi_client *c)
 
 int cbffi_io_flush(cbffi_client *c)
 {
+    cb_results_release(c);
     cb_cluster_bury(c);
     flush_dirty(c);
     return 0;
@@ -56,6 +57,7 @@ static cb_conn *conn_of_fd(cbffi_client *c, int fd)
 
 int cbffi_io_event(cbffi_client *c, int fd, uint32_t events)
 {
+    cb_results_release(c);
     cb_cluster_bury(c);
     cb_conn *conn = conn_of_fd(c, fd);
     if (conn)
@@ -68,6 +70,7 @@ int cbffi_io_event(cbffi_client *c, int fd, uint32_t events)
 
 int cbffi_io_tick(cbffi_client *c)
 {
+    cb_results_release(c);
     cb_cluster_bury(c);
     uint64_t now = cb_now();
     cb_expire(c, now);
