@@ -446,8 +446,18 @@ static int queue_op(cb_conn *conn, cb_op *op, size_t off)
     return 0;
 }
 
+/* Room for an n-byte packet at the end of wbuf; its offset is known only
+   afterwards: making room may move the unsent bytes to the front. */
+static int reserve_packet(cb_conn *conn, size_t n)
+{
+    return cb_buf_reserve(&conn->wbuf, n);
+}
+
 int cb_conn_enqueue(cb_conn *conn, cb_op *op, cb_req *req)
 {
+    if (reserve_packet(conn, CB_HEADER_LEN + (size_t)req->next + req->nkey +
+                                 req->nvalue) != 0)
+        return -1;
     size_t off = conn->wbuf.len;
     op->opaque = conn->next_opaque;
     req->opaque = op->opaque;
@@ -460,6 +470,8 @@ int cb_conn_enqueue(cb_conn *conn, cb_op *op, cb_req *req)
 
 int cb_conn_enqueue_pkt(cb_conn *conn, cb_op *op)
 {
+    if (reserve_packet(conn, cb_buf_size(&op->pkt)) != 0)
+        return -1;
     size_t off = conn->wbuf.len;
     if (cb_buf_append(&conn->wbuf, cb_buf_head(&op->pkt),
                       cb_buf_size(&op->pkt)) != 0)
