@@ -348,6 +348,25 @@ static void durability_times_out(void **state)
     cbffi_client_destroy(c);
 }
 
+/* The durability timeout replaces the operation's deadline once the
+   mutation succeeded; when it is the shorter one, the client must still
+   wake up for it (it slept until the operation timeout: 3 s here). */
+static void durability_timeout_shorter_than_the_operation_timeout(void **state)
+{
+    (void)state;
+    cbffi_client *c = connected();
+    cbffi_client_set_timeout(c, CBFFI_TIMEOUT_OPERATION, 3000000);
+    cbffi_client_set_timeout(c, CBFFI_TIMEOUT_DURABILITY, 150000);
+    assert_int_equal(control("drop", "{\"node\": null, \"opcodes\": [\"OBSERVE\"]}"), 200);
+    double t0 = now_s();
+    assert_int_equal(cbffi_store_durable(c, CBFFI_OP_SET, "dur:short", 9, "x", 1, 0, 0,
+                                         0, 1, 0, 0), CBFFI_OK);
+    cbffi_result r = one(c);
+    assert_int_equal(r.rc, CBFFI_ETIMEDOUT);
+    assert_true(now_s() - t0 < 1.0);
+    cbffi_client_destroy(c);
+}
+
 static void not_my_vbucket_is_never_seen(void **state)
 {
     (void)state;
@@ -667,6 +686,7 @@ int main(void)
         cmocka_unit_test_setup(http_bootstrap, reset),
         cmocka_unit_test_setup(lock_replica_observe_endure, reset),
         cmocka_unit_test_setup(durability_times_out, reset),
+        cmocka_unit_test_setup(durability_timeout_shorter_than_the_operation_timeout, reset),
         cmocka_unit_test_setup(not_my_vbucket_is_never_seen, reset),
         cmocka_unit_test_setup(temporary_failures_are_retried, reset),
         cmocka_unit_test_setup(failover_moves_keys_to_replicas, reset),
