@@ -307,6 +307,7 @@ typedef struct {
     sbuf held;          /* the rest of a partial packet, sent at the next request */
     sbuf deferred;      /* an answer sent after the next one (out of order) */
     int close_after;    /* close once `out` is flushed */
+    uint64_t paused_until; /* not read before (back-pressure on the client) */
     int mutation_seqno, xerror;
     /* SCRAM */
     int mech;           /* 1 sha1, 2 sha256, 3 sha512 */
@@ -809,6 +810,10 @@ static void on_request(server *s, sconn *sc, const uint8_t *h, const uint8_t *bo
         free(t);
         break;
     }
+    case 24: /* stop reading this connection for a while, then behave */
+        sc->paused_until = now_us() + 1000u * (param % 64);
+        normal_answer(s, sc, &ans, op, opaque, key, nkey, val, nval, 0);
+        break;
     case 23: { /* an answer for an opaque never sent (0) before the real one */
         pkt p = {.opcode = op, .opaque = 0, .bodylen_override = -1};
         emit(&ans, &p);
@@ -927,6 +932,8 @@ static void server_accept(server *s, int l)
             close(fd);
             continue;
         }
+        int small = 8192;
+        setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
         sconn *sc = &s->conns[s->nconns++];
         memset(sc, 0, sizeof *sc);
         sc->fd = fd;
@@ -978,9 +985,11 @@ static int server_pollfds(server *s, struct pollfd *pfd)
     int n = 0;
     for (int l = 0; l < s->nl; l++)
         pfd[n++] = (struct pollfd){listen_fd[l], POLLIN, 0};
+    uint64_t now = now_us();
     for (int i = 0; i < s->nconns; i++)
         pfd[n++] = (struct pollfd){s->conns[i].fd,
-                                   (short)(POLLIN | (s->conns[i].out.n ? POLLOUT : 0)), 0};
+                                   (short)((s->conns[i].paused_until > now ? 0 : POLLIN) |
+                                           (s->conns[i].out.n ? POLLOUT : 0)), 0};
     return n;
 }
 
@@ -1161,7 +1170,7 @@ static uint64_t next_cookie;
 /* Schedule one op from 3 bytes; records it when scheduled. */
 static void schedule(harness *h, uint8_t kind, uint8_t kb, uint8_t param)
 {
-    static char bigval[4096];
+    static char bigval[65536];
     cbffi_client *c = h->c;
     size_t nkey;
     const char *key = key_of(kb, &nkey);
@@ -1169,7 +1178,7 @@ static void schedule(harness *h, uint8_t kind, uint8_t kb, uint8_t param)
     opinfo o = {.cookie = cookie, .sched = now_us(), .limit = h->op_to, .waited = 1};
     int rc;
     int k = (kind & 31) % 24;
-    size_t nval = (param & 0x40) ? sizeof bigval : (param & 7);
+    size_t nval = (param & 0x40) ? ((param & 1) ? sizeof bigval : 4096) : (param & 7);
     if ((param & 0xc0) == 0xc0)
         nval = 20 * 1024 * 1024 + 1; /* over the maximum: never read */
     switch (k) {

@@ -78,11 +78,33 @@ static void duplicate_of_the_seed(void **state)
     cbffi_client_destroy(c);
 }
 
+/* flush goes to the REST port of the first nodesExt entry with one; a host
+   name of a few KiB (the map parser accepts 4096 bytes) overran the 700-byte
+   URL buffer on the stack. */
+static void flush_to_a_very_long_rest_host(void **state)
+{
+    (void)state;
+    cbffi_client *c = make();
+    char host[3001];
+    memset(host, 'h', sizeof host - 1);
+    host[sizeof host - 1] = 0;
+    char ext[3200];
+    snprintf(ext, sizeof ext, "{\"hostname\":\"%s\",\"services\":{\"kv\":9,\"mgmt\":9}}",
+             host);
+    assert_int_equal(apply(c, 1, "\"127.0.0.1:9\"", ext), 1);
+    int rc = cbffi_flush(c, 7);
+    assert_int_not_equal(rc, CBFFI_OK);
+    assert_true(strlen(cbffi_client_last_error(c)) > 0);
+    assert_int_equal(cbffi_pending(c), 0);
+    cbffi_client_destroy(c);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(duplicate_servers_in_a_new_map),
         cmocka_unit_test(duplicate_of_the_seed),
+        cmocka_unit_test(flush_to_a_very_long_rest_host),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
