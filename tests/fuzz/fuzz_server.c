@@ -97,8 +97,13 @@ int connect(int fd, const struct sockaddr *sa, socklen_t len)
         const struct sockaddr_in *in = (const struct sockaddr_in *)(const void *)sa;
         if (in->sin_addr.s_addr == htonl(INADDR_LOOPBACK))
             for (int i = 0; i < nallowed; i++)
-                if (listen_port[i] == ntohs(in->sin_port))
+                if (listen_port[i] == ntohs(in->sin_port)) {
+                    /* a small send buffer: back-pressure (EAGAIN, a
+                       half-sent write buffer) is reachable */
+                    int small = 16384;
+                    setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &small, sizeof small);
                     return (int)syscall(SYS_connect, fd, sa, len);
+                }
     }
     errno = ECONNREFUSED;
     return -1;
@@ -200,6 +205,10 @@ typedef struct {
     int ketama_seen;
 } mapstate;
 
+/* Config bytes generated so far (generating and parsing them costs CPU
+   time, under ASan about 1 us a byte: the timing checks allow for it). */
+static uint64_t cfg_bytes;
+
 /* Build a terse config from 7 descriptor bytes. */
 static void gen_map(sbuf *out, mapstate *ms, reader *r)
 {
@@ -293,6 +302,7 @@ static void gen_map(sbuf *out, mapstate *ms, reader *r)
     else if ((d6 & 0x30) == 0x30)
         sb_add(&j, "}]\"x", (size_t)(d5 & 3) + 1);
     sb_add(out, j.d, j.n);
+    __atomic_add_fetch(&cfg_bytes, (uint64_t)j.n, __ATOMIC_RELAXED);
     sb_free(&j);
 }
 
@@ -323,7 +333,7 @@ typedef struct {
     mapstate ms;
     sbuf map;           /* the current config, served by GET_CLUSTER_CONFIG */
     volatile int stop;
-    pthread_mutex_t *lock;
+    uint64_t start_paused;  /* us a new connection is not read */
 } server;
 
 static void put16(uint8_t *p, uint16_t v) { p[0] = (uint8_t)(v >> 8); p[1] = (uint8_t)v; }
@@ -668,7 +678,9 @@ static void on_request(server *s, sconn *sc, const uint8_t *h, const uint8_t *bo
     uint8_t param = rd(r);
     int cls = a % 32;
     sbuf ans = {0};
-    if (cls >= 20 && cls < 32 && a < 200)
+    if (cls == 20 && a < 200)
+        cls = 24; /* back-pressure is worth trying often */
+    else if (cls >= 20 && cls < 32 && a < 200)
         cls = 0; /* mostly behave */
     TRACE("  server fd %d: op 0x%02x opaque %u -> class %d param %u\n", sc->fd, op,
           opaque, cls, param);
@@ -932,11 +944,11 @@ static void server_accept(server *s, int l)
             close(fd);
             continue;
         }
-        int small = 8192;
-        setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
         sconn *sc = &s->conns[s->nconns++];
         memset(sc, 0, sizeof *sc);
         sc->fd = fd;
+        if (s->start_paused)
+            sc->paused_until = now_us() + s->start_paused;
     }
 }
 
@@ -1086,7 +1098,8 @@ static void check_result(harness *h, const cbffi_result *r, uint64_t t)
     (void)sink;
     if (r->final) {
         o->finals++;
-        if (o->limit && t > o->sched + o->limit + h->slack)
+        if (o->limit && t > o->sched + o->limit + h->slack +
+                                __atomic_load_n(&cfg_bytes, __ATOMIC_RELAXED))
             die("op %d (cookie %llu) ended %.1f ms after scheduling; limit %.1f ms + slack",
                 o->op, (unsigned long long)o->cookie, (double)(t - o->sched) / 1e3,
                 (double)o->limit / 1e3);
@@ -1110,7 +1123,7 @@ static void harvest(harness *h)
 {
     cbffi_result res[64];
     size_t n;
-    size_t batch = h->batch;
+    size_t batch = h->batch == 64 ? 63 : h->batch;
     while ((n = cbffi_harvest(h->c, res, batch)) > 0) {
         uint64_t t = now_us();
         for (size_t i = 0; i < n; i++)
@@ -1292,7 +1305,8 @@ static void schedule(harness *h, uint8_t kind, uint8_t kb, uint8_t param)
                 die("sync shortcut returned %d, result rc %d", rc, out.rc);
             if (busy && rc != CBFFI_EINVAL)
                 die("sync shortcut on a busy client returned %d", rc);
-            if (out.final && now_us() - t0 > h->op_to + h->slack)
+            if (out.final && now_us() - t0 > h->op_to + h->slack +
+                                 __atomic_load_n(&cfg_bytes, __ATOMIC_RELAXED))
                 die("sync shortcut took %.1f ms", (double)(now_us() - t0) / 1e3);
             next_cookie--;
             return;
@@ -1302,7 +1316,7 @@ static void schedule(harness *h, uint8_t kind, uint8_t kb, uint8_t param)
         break;
     default: /* 22, 23: plain sets and gets, the common case */
         o.op = k == 22 ? CBFFI_OP_SET : CBFFI_OP_GET;
-        rc = k == 22 ? cbffi_store(c, CBFFI_OP_SET, key, nkey, bigval, nval & 7, 0,
+        rc = k == 22 ? cbffi_store(c, CBFFI_OP_SET, key, nkey, bigval, nval, 0,
                                    0, 0, cookie)
                      : cbffi_get(c, key, nkey, 0, 0, cookie);
     }
@@ -1364,7 +1378,7 @@ static void run_io(harness *h, server *s, const uint8_t *ops, int nops)
         for (int i = 0; i < h->nops; i++)
             if (!h->ops[i].finals && h->ops[i].waited && h->ops[i].sched + h->ops[i].limit > lim)
                 lim = h->ops[i].sched + h->ops[i].limit;
-        hard = lim + 2 * h->slack;
+        hard = lim + 2 * h->slack + __atomic_load_n(&cfg_bytes, __ATOMIC_RELAXED);
         if (next == nops && now > hard)
             die("ops did not end: %d outstanding %.1f ms after the round began",
                 outstanding(h, 1), (double)(now - start) / 1e3);
@@ -1437,8 +1451,11 @@ static void run_wait(harness *h, const uint8_t *ops, int nops)
         if (!h->ops[i].finals && h->ops[i].sched + h->ops[i].limit > lim)
             lim = h->ops[i].sched + h->ops[i].limit;
     cbffi_result res[64];
-    size_t n = cbffi_wait(h->c, res, h->batch);
+    /* batch 64: wait without harvesting (out = NULL, max = 0) */
+    size_t n = h->batch == 64 ? cbffi_wait(h->c, NULL, 0) : cbffi_wait(h->c, res, h->batch);
     uint64_t t = now_us();
+    if (h->batch == 64 && n != 0)
+        die("cbffi_wait(NULL, 0) returned %zu", n);
     for (size_t i = 0; i < n; i++)
         check_result(h, &res[i], t);
     harvest(h);
@@ -1446,7 +1463,7 @@ static void run_wait(harness *h, const uint8_t *ops, int nops)
         die("cbffi_wait returned with %zu ops pending", cbffi_pending(h->c));
     if (outstanding(h, 0))
         die("cbffi_wait returned but %d ops have no final result", outstanding(h, 0));
-    if (lim && t > lim + h->slack)
+    if (lim && t > lim + h->slack + __atomic_load_n(&cfg_bytes, __ATOMIC_RELAXED))
         die("cbffi_wait took %.1f ms; the longest op limit was %.1f ms",
             (double)(t - t0) / 1e3, (double)(lim - t0) / 1e3);
 }
@@ -1468,6 +1485,11 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
         struct sockaddr_in a = {.sin_family = AF_INET};
         socklen_t len = sizeof a;
         a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        /* small receive windows (inherited by accepted sockets): a server
+           that stops reading pushes back on the client at once */
+        int small = 8192;
+        if (fd >= 0)
+            setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
         if (fd < 0 || bind(fd, (struct sockaddr *)&a, sizeof a) != 0 ||
             listen(fd, 128) != 0 ||
             getsockname(fd, (struct sockaddr *)&a, &len) != 0) {
@@ -1500,6 +1522,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
     memset(&h, 0, sizeof h);
     memset(&s, 0, sizeof s);
+    cfg_bytes = 0;
     if (baseline_fds < 0)
         baseline_fds = count_sockets(0);
     int scheme = mode & 3;
@@ -1512,6 +1535,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     reader mr = {mapdesc, 7, 0};
     gen_map(&s.map, &s.ms, &mr);
     s.r = (reader){data + in.pos, size - in.pos, 0};
+    s.start_paused = (batch & 0x40) ? 30000 : 0;
 
     static const uint64_t op_tab[4] = {20000, 30000, 50000, 15000};
     static const uint64_t conn_tab[4] = {20000, 40000, 60000, 10000};
@@ -1524,6 +1548,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     h.boot_to = 2 * h.conn_to + h.op_to;
     h.slack = slack_us;
     h.batch = 1 + batch % 64;
+    batch &= 0xbf; /* bit 6: start_paused */
 
     char cs[512];
     int n = 0;
@@ -1534,6 +1559,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         for (int l = 0; l < s.nl; l++)
             n += snprintf(cs + n, sizeof cs - (size_t)n, "%s127.0.0.1:%d", l ? "," : "",
                           listen_port[l]);
+        if (mode & 0x40) /* and one that refuses connections */
+            n += snprintf(cs + n, sizeof cs - (size_t)n, ",127.0.0.1:9");
     } else if (scheme == 3) {
         n = snprintf(cs, sizeof cs, "http://127.0.0.1:%d/%s", listen_port[0], BUCKET);
     } else {
