@@ -25,8 +25,12 @@ int cb_buf_reserve(cb_buf *b, size_t n);
 int cb_buf_append(cb_buf *b, const void *p, size_t n);
 /* Live byte count. */
 static inline size_t cb_buf_size(const cb_buf *b) { return b->len - b->off; }
-/* Pointer to the first live byte. */
-static inline char *cb_buf_head(const cb_buf *b) { return b->data + b->off; }
+/* Pointer to the first live byte; NULL for a buffer never allocated
+   (NULL + 0 is undefined behaviour). */
+static inline char *cb_buf_head(const cb_buf *b)
+{
+    return b->data ? b->data + b->off : NULL;
+}
 /* Drop n bytes from the front; resets to empty when all are consumed. */
 void cb_buf_consume(cb_buf *b, size_t n);
 /* Move live bytes to the start of the allocation. */

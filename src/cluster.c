@@ -267,14 +267,6 @@ void cb_cluster_seed_done(cbffi_client *c, cb_conn *conn)
 
 /* ---- applying a map ----------------------------------------------------------- */
 
-static int find_conn(cb_conn **conns, int n, const char *name)
-{
-    for (int i = 0; i < n; i++)
-        if (conns[i] && strcmp(conns[i]->name, name) == 0)
-            return i;
-    return -1;
-}
-
 static int build_ketama(cbffi_client *c)
 {
     cb_ketama_free(&c->ketama);
@@ -290,48 +282,64 @@ static int build_ketama(cbffi_client *c)
     return rc;
 }
 
-/* Install map m (consumed): new conns array, then retire the old nodes. */
+/* Install map m (consumed): new conns array, then retire the old nodes.
+   Each entry of the new server list reuses a distinct old conn (or the
+   seed) of the same name, else gets a new one: a name listed twice gets two
+   conns. */
 static int install(cbffi_client *c, cb_clustermap *m)
 {
     uint32_t n = m->nservers;
     cb_conn **fresh = calloc(n ? n : 1, sizeof(*fresh));
-    uint8_t *created = calloc(n ? n : 1, 1);
-    if (!fresh || !created) {
+    int *src = calloc(n ? n : 1, sizeof(*src)); /* old index, SRC_* */
+    uint8_t *taken = calloc(c->nconns ? (size_t)c->nconns : 1, 1);
+    enum { SRC_NEW = -1, SRC_SEED = -2 };
+    if (!fresh || !src || !taken) {
         free(fresh);
-        free(created);
+        free(src);
+        free(taken);
         return -1;
     }
     /* First the allocations, so that failing leaves everything as it was. */
+    int seed_taken = 0;
     for (uint32_t i = 0; i < n; i++) {
         const cb_cm_server *s = &m->servers[i];
-        if (find_conn(c->conns, c->nconns, s->authority) >= 0 ||
-            (c->seed && strcmp(c->seed->name, s->authority) == 0))
+        int k = -1;
+        for (int j = 0; j < c->nconns && k < 0; j++)
+            if (!taken[j] && strcmp(c->conns[j]->name, s->authority) == 0)
+                k = j;
+        if (k >= 0) {
+            taken[k] = 1;
+            src[i] = k;
             continue;
+        }
+        if (c->seed && !seed_taken && strcmp(c->seed->name, s->authority) == 0) {
+            seed_taken = 1;
+            src[i] = SRC_SEED;
+            continue;
+        }
+        src[i] = SRC_NEW;
         fresh[i] = cb_conn_new(c, (int)i, s->host, s->port, s->ipv6);
-        created[i] = 1;
         if (!fresh[i]) {
             for (uint32_t j = 0; j < i; j++)
-                if (created[j])
+                if (src[j] == SRC_NEW)
                     cb_conn_free(fresh[j]);
             free(fresh);
-            free(created);
+            free(src);
+            free(taken);
             return -1;
         }
     }
+    free(taken);
     cb_conn **old = c->conns;
     int nold = c->nconns;
     for (uint32_t i = 0; i < n; i++) {
-        if (!created[i]) {
-            const char *name = m->servers[i].authority;
-            int k = find_conn(old, nold, name);
-            if (k >= 0) {
-                fresh[i] = old[k];
-                old[k] = NULL;
-            } else if (c->seed && strcmp(c->seed->name, name) == 0) {
-                fresh[i] = c->seed; /* adopt the bootstrap conn */
-                c->seed = NULL;
-                fresh[i]->fetch_config = 0;
-            }
+        if (src[i] >= 0) {
+            fresh[i] = old[src[i]];
+            old[src[i]] = NULL;
+        } else if (src[i] == SRC_SEED) {
+            fresh[i] = c->seed; /* adopt the bootstrap conn */
+            c->seed = NULL;
+            fresh[i]->fetch_config = 0;
         }
         cb_conn *conn = fresh[i];
         conn->index = (int)i;
@@ -339,7 +347,7 @@ static int install(cbffi_client *c, cb_clustermap *m)
             conn->queue.items[(conn->queue.head + q) % conn->queue.cap]->server =
                 (int16_t)i;
     }
-    free(created);
+    free(src);
     cb_clustermap_free(&c->map);
     c->map = *m;
     memset(m, 0, sizeof(*m));

@@ -422,12 +422,16 @@ void cb_conn_flush(cb_conn *conn)
     cb_conn_update_watch(conn);
 }
 
+/* The packet of op (opaque conn->next_opaque) is in wbuf from off: queue
+   op, or take the packet back.  The opaque is used up only when queued:
+   queued ops must have consecutive opaques (see opaque_queued). */
 static int queue_op(cb_conn *conn, cb_op *op, size_t off)
 {
     if (cb_opq_push(&conn->queue, op) != 0) {
         conn->wbuf.len = off;
         return -1;
     }
+    conn->next_opaque++;
     op->refs++;
     op->wpos = conn->wqueued;
     conn->wqueued += conn->wbuf.len - off;
@@ -442,10 +446,20 @@ static int queue_op(cb_conn *conn, cb_op *op, size_t off)
     return 0;
 }
 
+/* Room for an n-byte packet at the end of wbuf; its offset is known only
+   afterwards: making room may move the unsent bytes to the front. */
+static int reserve_packet(cb_conn *conn, size_t n)
+{
+    return cb_buf_reserve(&conn->wbuf, n);
+}
+
 int cb_conn_enqueue(cb_conn *conn, cb_op *op, cb_req *req)
 {
+    if (reserve_packet(conn, CB_HEADER_LEN + (size_t)req->next + req->nkey +
+                                 req->nvalue) != 0)
+        return -1;
     size_t off = conn->wbuf.len;
-    op->opaque = conn->next_opaque++;
+    op->opaque = conn->next_opaque;
     req->opaque = op->opaque;
     op->cmd = req->opcode;
     if (cb_encode(&conn->wbuf, req) != 0)
@@ -456,12 +470,14 @@ int cb_conn_enqueue(cb_conn *conn, cb_op *op, cb_req *req)
 
 int cb_conn_enqueue_pkt(cb_conn *conn, cb_op *op)
 {
+    if (reserve_packet(conn, cb_buf_size(&op->pkt)) != 0)
+        return -1;
     size_t off = conn->wbuf.len;
     if (cb_buf_append(&conn->wbuf, cb_buf_head(&op->pkt),
                       cb_buf_size(&op->pkt)) != 0)
         return -1;
     char *p = conn->wbuf.data + off;
-    op->opaque = conn->next_opaque++;
+    op->opaque = conn->next_opaque;
     memcpy(p + 12, &op->opaque, 4);
     if (op->vb_header)
         cb_put16(p + 6, op->vb);
@@ -488,8 +504,9 @@ void cb_conn_add_waiter(cb_conn *conn, cb_op *child)
 
 /* ---- reading ---------------------------------------------------------------- */
 
-/* Is `opaque` one of the queued requests?  Opaques are handed out in
-   increasing order, so its position follows from the head's. */
+/* Is `opaque` one of the queued requests?  Queued requests have
+   consecutive opaques (handshake packets use their own, negotiate.c), so
+   its position follows from the head's. */
 static int opaque_queued(const cb_opq *q, uint32_t opaque)
 {
     if (!q->count)

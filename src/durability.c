@@ -401,7 +401,10 @@ void cb_dur_start(cbffi_client *c, cb_op *op, uint64_t cas)
     /* The mutation's CAS: what replicas must show (a removal is judged by
        key state alone), and what the result reports. */
     op->dur->cas = cas;
-    /* From now on the durability timeout applies. */
+    /* From now on the durability timeout applies; next_deadline is a lower
+       bound of every pending deadline, and this one may be the earliest. */
     op->deadline = cb_now() + c->dur_timeout;
+    if (op->deadline < c->next_deadline)
+        c->next_deadline = op->deadline;
     start_round(c, op);
 }

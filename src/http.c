@@ -316,17 +316,25 @@ static int start(cbffi_client *c, cb_http_req *q, const char *url, int post,
     return CBFFI_OK;
 }
 
-static int format_url(char *url, size_t n, const char *host, int ipv6,
-                      uint16_t port, const char *fmt, const char *bucket)
+/* The URL into url[0..n): CBFFI_OK, CBFFI_CLIENT_ENOMEM, or
+   CBFFI_NOT_SUPPORTED (as for a map without a REST port) if it does not
+   fit: a map may name a REST host of several KiB. */
+static int format_url(cbffi_client *c, char *url, size_t n, const char *host,
+                      int ipv6, uint16_t port, const char *fmt, const char *bucket)
 {
     char *b = curl_easy_escape(NULL, bucket, 0);
     if (!b)
-        return -1;
+        return CBFFI_CLIENT_ENOMEM;
     int len = snprintf(url, n, "http://%s%s%s:%u", ipv6 ? "[" : "", host,
                        ipv6 ? "]" : "", (unsigned)port);
-    snprintf(url + len, n - (size_t)len, fmt, b);
+    int len2 = len >= 0 && (size_t)len < n
+                   ? snprintf(url + len, n - (size_t)len, fmt, b) : -1;
     curl_free(b);
-    return 0;
+    if (len2 < 0 || (size_t)len + (size_t)len2 >= n) {
+        cb_set_error(c, "REST URL for host '%.40s...' too long", host);
+        return CBFFI_NOT_SUPPORTED;
+    }
+    return CBFFI_OK;
 }
 
 int cb_http_start(cbffi_client *c, const char *host, int ipv6, uint16_t port)
@@ -335,14 +343,17 @@ int cb_http_start(cbffi_client *c, const char *host, int ipv6, uint16_t port)
         return CBFFI_CLIENT_ENOMEM;
     cb_http_req *q = calloc(1, sizeof(*q));
     char url[700];
-    if (!q || format_url(url, sizeof url, host, ipv6, port,
-                         "/pools/default/b/%s", c->cs.bucket) != 0) {
-        free(q);
+    if (!q)
         return CBFFI_CLIENT_ENOMEM;
+    int rc = format_url(c, url, sizeof url, host, ipv6, port,
+                        "/pools/default/b/%s", c->cs.bucket);
+    if (rc != CBFFI_OK) {
+        free(q);
+        return rc;
     }
     q->kind = REQ_BOOTSTRAP;
     snprintf(q->host, sizeof(q->host), "%s", host);
-    int rc = start(c, q, url, 0, c->connect_timeout);
+    rc = start(c, q, url, 0, c->connect_timeout);
     if (rc != CBFFI_OK)
         free(q);
     return rc;
@@ -362,12 +373,15 @@ int cb_http_flush(cbffi_client *c, uint64_t cookie)
         return CBFFI_CLIENT_ENOMEM;
     cb_http_req *q = calloc(1, sizeof(*q));
     char url[700];
-    if (!q || format_url(url, sizeof url, node->hostname, node->ipv6,
-                         node->ports[CB_SVC_MGMT],
-                         "/pools/default/buckets/%s/controller/doFlush",
-                         c->cs.bucket) != 0) {
-        free(q);
+    if (!q)
         return CBFFI_CLIENT_ENOMEM;
+    int rc = format_url(c, url, sizeof url, node->hostname, node->ipv6,
+                        node->ports[CB_SVC_MGMT],
+                        "/pools/default/buckets/%s/controller/doFlush",
+                        c->cs.bucket);
+    if (rc != CBFFI_OK) {
+        free(q);
+        return rc;
     }
     cb_op *op = cb_op_new(c, CBFFI_OP_FLUSH, cookie);
     if (!op) {
@@ -378,7 +392,7 @@ int cb_http_flush(cbffi_client *c, uint64_t cookie)
     q->op = op;
     op->refs = 1; /* the request's */
     snprintf(q->host, sizeof(q->host), "%s", node->hostname);
-    int rc = start(c, q, url, 1, FLUSH_TIMEOUT);
+    rc = start(c, q, url, 1, FLUSH_TIMEOUT);
     if (rc != CBFFI_OK) {
         free(q);
         op->refs = 1;

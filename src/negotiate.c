@@ -41,8 +41,14 @@ static const uint16_t FEATURES[] = {FEAT_TCPNODELAY, FEAT_MUTATION_SEQNO,
 struct cb_nego {
     cb_sasl_mech mech;
     cb_scram scram;
+    uint32_t opaque;        /* of the next handshake packet (see send_req) */
     uint8_t select_bucket;  /* HELLO accepted SELECT_BUCKET */
 };
+
+/* Handshake packets take their opaques from a range of their own: the
+   operations queued meanwhile must keep consecutive opaques (conn.c matches
+   replies by that), and handshake replies are told apart by opcode. */
+enum { NEGO_OPAQUE_BASE = 0xf0000000u };
 
 void cb_nego_free(cb_conn *conn)
 {
@@ -58,7 +64,7 @@ static int send_req(cb_conn *conn, uint8_t opcode, const char *key,
 {
     cb_req req = {.opcode = opcode, .key = key, .nkey = (uint16_t)nkey,
                   .value = value, .nvalue = (uint32_t)nvalue,
-                  .opaque = conn->next_opaque++};
+                  .opaque = conn->nego->opaque++};
     if (cb_conn_send_handshake(conn, &req) != 0) {
         cb_conn_fail(conn, CBFFI_CLIENT_ENOMEM, "out of memory");
         return -1;
@@ -73,6 +79,7 @@ void cb_nego_start(cb_conn *conn)
         cb_conn_fail(conn, CBFFI_CLIENT_ENOMEM, "out of memory");
         return;
     }
+    conn->nego->opaque = NEGO_OPAQUE_BASE;
     char feats[sizeof(FEATURES)];
     for (size_t i = 0; i < sizeof(FEATURES) / sizeof(FEATURES[0]); i++)
         cb_put16(feats + 2 * i, FEATURES[i]);

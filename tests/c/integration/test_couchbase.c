@@ -348,6 +348,25 @@ static void durability_times_out(void **state)
     cbffi_client_destroy(c);
 }
 
+/* The durability timeout replaces the operation's deadline once the
+   mutation succeeded; when it is the shorter one, the client must still
+   wake up for it (it slept until the operation timeout: 3 s here). */
+static void durability_timeout_shorter_than_the_operation_timeout(void **state)
+{
+    (void)state;
+    cbffi_client *c = connected();
+    cbffi_client_set_timeout(c, CBFFI_TIMEOUT_OPERATION, 3000000);
+    cbffi_client_set_timeout(c, CBFFI_TIMEOUT_DURABILITY, 150000);
+    assert_int_equal(control("drop", "{\"node\": null, \"opcodes\": [\"OBSERVE\"]}"), 200);
+    double t0 = now_s();
+    assert_int_equal(cbffi_store_durable(c, CBFFI_OP_SET, "dur:short", 9, "x", 1, 0, 0,
+                                         0, 1, 0, 0), CBFFI_OK);
+    cbffi_result r = one(c);
+    assert_int_equal(r.rc, CBFFI_ETIMEDOUT);
+    assert_true(now_s() - t0 < 1.0);
+    cbffi_client_destroy(c);
+}
+
 static void not_my_vbucket_is_never_seen(void **state)
 {
     (void)state;
@@ -480,6 +499,118 @@ static void host_loop_over_couchbase(void **state)
     cbffi_client_destroy(c);
 }
 
+/* ---- a small host loop, one step at a time ---------------------------------- */
+
+typedef struct {
+    struct pollfd pf[64];
+    int n;
+} hostloop;
+
+static void hl_watches(cbffi_client *c, hostloop *L)
+{
+    cbffi_watch w[16];
+    size_t n;
+    while ((n = cbffi_io_watches(c, w, 16)) > 0) {
+        for (size_t i = 0; i < n; i++) {
+            int j = 0;
+            while (j < L->n && L->pf[j].fd != w[i].fd)
+                j++;
+            if (w[i].events == 0) {
+                if (j < L->n)
+                    L->pf[j] = L->pf[--L->n];
+                continue;
+            }
+            if (j == L->n)
+                L->n++;
+            L->pf[j].fd = w[i].fd;
+            L->pf[j].events = (short)(((w[i].events & CBFFI_IO_READ) ? POLLIN : 0) |
+                                      ((w[i].events & CBFFI_IO_WRITE) ? POLLOUT : 0));
+        }
+    }
+}
+
+/* One poll and the events it saw (or a tick). */
+static void hl_step(cbffi_client *c, hostloop *L)
+{
+    hl_watches(c, L);
+    int64_t dl = cbffi_io_deadline(c);
+    int k = poll(L->pf, (nfds_t)L->n, dl < 0 ? 100 : (int)(dl / 1000) + 1);
+    if (k <= 0) {
+        cbffi_io_tick(c);
+        return;
+    }
+    int fds[64];
+    uint32_t ev[64];
+    int nr = 0;
+    for (int j = 0; j < L->n; j++)
+        if (L->pf[j].revents) {
+            fds[nr] = L->pf[j].fd;
+            ev[nr++] = ((L->pf[j].revents & (POLLIN | POLLHUP | POLLERR)) ? CBFFI_IO_READ : 0) |
+                       ((L->pf[j].revents & (POLLOUT | POLLHUP | POLLERR)) ? CBFFI_IO_WRITE : 0);
+        }
+    for (int j = 0; j < nr; j++)
+        cbffi_io_event(c, fds[j], ev[j]);
+}
+
+/* A key (written into buf) that maps to server s. */
+static const char *key_on(cbffi_client *c, int s, const char *prefix, char *buf,
+                          size_t n)
+{
+    for (int i = 0; i < 10000; i++) {
+        snprintf(buf, n, "%s:%d", prefix, i);
+        if (cbffi_client_server_for_key(c, buf, strlen(buf)) == s)
+            return buf;
+    }
+    fail_msg("no key maps to server %d", s);
+    return NULL;
+}
+
+/* An operation scheduled while its connection is in the handshake gets an
+   opaque after the handshake packets; one scheduled before gets one before
+   them.  The client matched a reply to its request by arithmetic on the
+   opaques, assuming they were consecutive: after a quiet GET missed, the
+   reply to the later op "matched no request" and the connection was failed
+   with CBFFI_PROTOCOL_ERROR under a perfectly correct server. */
+static void ops_queued_around_a_handshake(void **state)
+{
+    (void)state;
+    cbffi_client *c = connected();
+    /* a node whose connection is not open yet (only the seed's is) */
+    char seedname[64];
+    snprintf(seedname, sizeof seedname, "127.0.0.1:%d", kv_ports[0]);
+    int s = 0;
+    while (strcmp(cbffi_client_server_name(c, s), seedname) == 0)
+        s++;
+    char ka[32], kb[32];
+    key_on(c, s, "gap-miss", ka, sizeof ka);
+    key_on(c, s, "gap-set", kb, sizeof kb);
+    hostloop L = {.n = 0};
+    assert_int_equal(cbffi_get(c, ka, strlen(ka), CBFFI_GET_PLAIN, 0, 1), CBFFI_OK);
+    cbffi_io_flush(c);
+    hl_watches(c, &L);
+    assert_int_equal(L.n, 1); /* connecting: watching for writability */
+    struct pollfd p = L.pf[0];
+    assert_int_equal(poll(&p, 1, 2000), 1);
+    cbffi_io_event(c, p.fd, CBFFI_IO_WRITE); /* connected: HELLO goes out */
+    assert_int_equal(cbffi_store(c, CBFFI_OP_SET, kb, strlen(kb), "v", 1, 0, 0, 0, 2),
+                     CBFFI_OK);
+    cbffi_result r[4];
+    size_t got = 0;
+    double t0 = now_s();
+    while (got < 2 && now_s() - t0 < 5) {
+        hl_step(c, &L);
+        got += cbffi_harvest(c, r + got, 4 - got);
+    }
+    assert_int_equal(got, 2);
+    for (size_t i = 0; i < got; i++) {
+        if (r[i].cookie == 1)
+            assert_int_equal(r[i].rc, CBFFI_KEY_ENOENT);
+        else
+            assert_int_equal(r[i].rc, CBFFI_OK);
+    }
+    cbffi_client_destroy(c);
+}
+
 static void destroyed_with_work_pending(void **state)
 {
     (void)state;
@@ -555,10 +686,12 @@ int main(void)
         cmocka_unit_test_setup(http_bootstrap, reset),
         cmocka_unit_test_setup(lock_replica_observe_endure, reset),
         cmocka_unit_test_setup(durability_times_out, reset),
+        cmocka_unit_test_setup(durability_timeout_shorter_than_the_operation_timeout, reset),
         cmocka_unit_test_setup(not_my_vbucket_is_never_seen, reset),
         cmocka_unit_test_setup(temporary_failures_are_retried, reset),
         cmocka_unit_test_setup(failover_moves_keys_to_replicas, reset),
         cmocka_unit_test_setup(host_loop_over_couchbase, reset),
+        cmocka_unit_test_setup(ops_queued_around_a_handshake, reset),
         cmocka_unit_test_setup(destroyed_with_work_pending, reset),
         cmocka_unit_test_setup(flush_over_rest, reset),
         cmocka_unit_test_setup(memcached_bucket_over_couchbase, reset),

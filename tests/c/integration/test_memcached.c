@@ -11,6 +11,7 @@
 #include <cmocka.h>
 
 #include "cbffi.h"
+#include "client_private.h" /* results_do_not_pile_up looks at the queue */
 #include "servers.h"
 
 #include <signal.h>
@@ -324,6 +325,36 @@ static void harvest_in_small_batches(void **state)
     cbffi_client_destroy(c);
 }
 
+/* Results harvested by cbffi_wait itself (the sync shortcuts, or
+   cbffi_wait(c, out, max) taking everything) used to stay in the client's
+   result queue and arena for ever: 2000 reads of a 4 KiB value kept 8 MiB. */
+static void results_do_not_pile_up(void **state)
+{
+    (void)state;
+    cbffi_client *c = client1();
+    char val[4096];
+    memset(val, 'v', sizeof val);
+    cbffi_result r;
+    assert_int_equal(cbffi_store_wait(c, CBFFI_OP_SET, "pile", 4, val, sizeof val,
+                                      0, 0, 0, &r), CBFFI_OK);
+    for (int i = 0; i < 2000; i++) {
+        assert_int_equal(cbffi_get_wait(c, "pile", 4, CBFFI_GET_PLAIN, 0, &r), CBFFI_OK);
+        assert_int_equal(r.nvalue, sizeof val);
+        assert_memory_equal(r.value, val, sizeof val);
+    }
+    assert_true(c->res_cap <= 64);
+    assert_true(c->rdata.cap <= 2 * sizeof val);
+    /* the same through cbffi_wait(max) */
+    for (int i = 0; i < 500; i++) {
+        assert_int_equal(cbffi_get(c, "pile", 4, CBFFI_GET_PLAIN, 0, 0), CBFFI_OK);
+        assert_int_equal(cbffi_wait(c, &r, 1), 1);
+        assert_int_equal(r.rc, CBFFI_OK);
+    }
+    assert_true(c->res_cap <= 64);
+    assert_true(c->rdata.cap <= 2 * sizeof val);
+    cbffi_client_destroy(c);
+}
+
 /* ---- clusters ---------------------------------------------------------------- */
 
 static void three_server_cluster(void **state)
@@ -598,6 +629,7 @@ int main(void)
         cmocka_unit_test(flush_empties_the_server),
         cmocka_unit_test(ten_thousand_pipelined),
         cmocka_unit_test(harvest_in_small_batches),
+        cmocka_unit_test(results_do_not_pile_up),
         cmocka_unit_test(three_server_cluster),
         cmocka_unit_test(server_killed_mid_batch),
         cmocka_unit_test(server_restarted_client_recovers),

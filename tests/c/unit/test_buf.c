@@ -19,6 +19,16 @@ static void append_and_consume(void **state)
     cb_buf_free(&b);
 }
 
+/* A buffer that was never allocated (an empty HTTP reply body, an empty
+   config value) has no head: NULL, not NULL + 0 (found by fuzz_server). */
+static void empty_buffer_head_is_null(void **state)
+{
+    (void)state;
+    cb_buf b = {0};
+    assert_null(cb_buf_head(&b));
+    assert_int_equal(cb_buf_size(&b), 0);
+}
+
 static void grows_and_compacts(void **state)
 {
     (void)state;
@@ -72,6 +82,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(append_and_consume),
+        cmocka_unit_test(empty_buffer_head_is_null),
         cmocka_unit_test(grows_and_compacts),
         cmocka_unit_test(reserve_reuses_consumed_space),
         cmocka_unit_test(big_endian_helpers),
