@@ -83,6 +83,38 @@ def libmc(op, protocol):
                                      protocol, str(d), str(w), str(spid)]
 
 
+# couchbase:// rows run against the mock cluster (4 nodes, 1 replica, pure Python)
+# that measure() starts beside memcached; MOCK holds its connection string and pid.
+MOCK = {}
+MOCK_PASSWORD = "benchpw"
+
+
+def cb_py_cmd(interp, op):
+    return lambda port, d, w, spid: [interp, WORKER, "--client", "cbffi", "--op", op,
+                                     "--port", "0", "--duration", str(d), "--warmup", str(w),
+                                     "--threads", "0", "--server-pid", str(MOCK["pid"]),
+                                     "--connstr", MOCK["connstr"], "--password", MOCK_PASSWORD]
+
+
+def cb_cbench(op, batch):
+    return lambda port, d, w, spid: [os.path.join(BUILD, "cbffi"), "bench", "-U", MOCK["connstr"],
+                                     "-P", MOCK_PASSWORD, "--op", op, "--batch", str(batch),
+                                     "--duration", str(d), "--warmup", str(w), "--keys", "1000",
+                                     "--server-pid", str(MOCK["pid"]), "--json"]
+
+
+def start_mock(pinned):
+    cmd = [PY, "-m", "couchbase_ffi.mock", "--nodes", "4", "--replicas", "1", "--bucket",
+           "default:couchbase:" + MOCK_PASSWORD, "--json"]
+    if pinned:
+        cmd = ["taskset", "-c", "0"] + cmd
+    env = dict(os.environ, PYTHONPATH=PYPATH)
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, env=env, text=True)
+    info = json.loads(proc.stdout.readline())
+    MOCK.update(connstr=info["buckets"]["default"]["connstr"], pid=proc.pid)
+    return proc
+
+
 LIBMC_TEXT = "libmemcached (C, text)"
 LIBMC_BIN = "libmemcached (C, binary)"
 
@@ -128,6 +160,15 @@ def rows(full):
         name = "asyncio upsert C/T %d/%d" % (c, t)
         r += [(name, "couchbase-ffi (PyPy)", None, async_cmd(PYPY, "cbffi-asyncio", c, t)),
               (name, "couchbase-ffi (CPython)", None, async_cmd(PY, "cbffi-asyncio", c, t))]
+    # couchbase:// against the mock: the mock (Python) bounds the rate; the client
+    # CPU per operation, beside the memcached:// rows, is the client's own cost
+    for name, op, cop, batch in (("couchbase:// sync get (mock)", "get", "get", 1),
+                                 ("couchbase:// sync upsert (mock)", "set", "set", 1),
+                                 ("couchbase:// get_multi 100 (mock, keys/s)", "get_multi",
+                                  "get", 100)):
+        r += [(name, "couchbase-ffi (PyPy)", None, cb_py_cmd(PYPY, op)),
+              (name, "couchbase-ffi (CPython)", None, cb_py_cmd(PY, op)),
+              (name, "cbffi bench (C core)", None, cb_cbench(cop, batch))]
     for name, op in (("sync upsert, 4 threads", "set"), ("sync get, 4 threads", "get")):
         r += [(name, "couchbase-ffi (PyPy)", None, py_cmd(PYPY, "cbffi", op, 4)),
               (name, "couchbase-ffi (CPython)", None, py_cmd(PY, "cbffi", op, 4)),
@@ -209,7 +250,10 @@ def measure(full, placements, only):
     for pl in placements:
         port = free_port()
         mc = start_memcached(port, pl == "pinned")
+        mock = None
         try:
+            if any(p == pl and row[0].startswith("couchbase://") for p, row in plan):
+                mock = start_mock(pl == "pinned")
             mine = [row for p, row in plan if p == pl]
             samples = {i: [] for i in range(len(mine))}
             errors = {}
@@ -243,6 +287,9 @@ def measure(full, placements, only):
         finally:
             mc.kill()
             mc.wait()
+            if mock is not None:
+                mock.terminate()
+                mock.wait()
     sys.stderr.write("\n")
     return table
 
@@ -326,6 +373,8 @@ def notes(table):
     """What the server costs per key, and the rate that caps at a zero-cost client."""
     out = []
     for row in dict.fromkeys(t["row"] for t in table):
+        if row.startswith("couchbase://"):
+            continue
         for pl in ("pinned", "free"):
             parts = []
             for c, proto in ((CORE, "binary"), (LIBMC_BIN, "binary"), (LIBMC_TEXT, "text"),
@@ -349,6 +398,14 @@ def notes(table):
                "libmemcached binary) sends one GETQ per key, and memcached handles at most "
                "20 requests per event (-R 20, its default), so a 100-key batch comes back "
                "in about 5 writes.")
+    if any(t["row"].startswith("couchbase://") for t in table):
+        out.append("- couchbase:// rows run against the mock cluster (`couchbase_ffi.mock`: 4 "
+                   "nodes, 1 replica, pure Python asyncio in one process), bootstrapped with "
+                   "SCRAM-SHA512 and routed by vbucket; their server CPU is the mock's. The "
+                   "mock is 10-30x slower than memcached, so the rates show the mock; the "
+                   "client CPU per op, beside the memcached:// rows, is what couchbase:// "
+                   "routing costs the client (the C core's couchbase:// store keeps each "
+                   "packet for retries: one copy more than memcached://).")
     return out
 
 

@@ -19,11 +19,11 @@ def keys_for(thread, n):
     return ["k%02d%010d" % (thread, i) for i in range(n)]
 
 
-def make_client(name, port):
+def make_client(name, port, connstr=None, password=None):
     if name == "cbffi":
         from couchbase_ffi.bucket import Bucket
         from couchbase_ffi import FMT_BYTES
-        b = Bucket("memcached://127.0.0.1:%d" % port)
+        b = Bucket(connstr or "memcached://127.0.0.1:%d" % port, password=password)
         return {
             "get": lambda k: b.get(k),
             "set": lambda k: b.upsert(k, VALUE, format=FMT_BYTES),
@@ -72,7 +72,7 @@ def run_loop(fn, arg_of, stop_at):
 
 def worker(args, thread, counts, ready, go):
     """Warm up, signal ready, wait for go, then run the timed loop."""
-    ops = make_client(args.client, args.port)
+    ops = make_client(args.client, args.port, args.connstr, args.password)
     multi = args.op.endswith("multi")
     keys = keys_for(thread, 1000)
     for k in keys:
@@ -99,6 +99,8 @@ def main():
     p.add_argument("--warmup", type=float, default=1.0)
     p.add_argument("--threads", type=int, default=0, help="0 = the main thread")
     p.add_argument("--server-pid", type=int, default=0)
+    p.add_argument("--connstr", default=None, help="cbffi: instead of memcached://127.0.0.1:PORT")
+    p.add_argument("--password", default=None)
     args = p.parse_args()
     n = max(args.threads, 1)
     counts = [0] * n
