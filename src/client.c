@@ -539,12 +539,24 @@ static int complete_keyop(cbffi_client *c, cb_conn *conn, cb_op *op,
     return 0;
 }
 
-/* One packet of a broadcast op (STAT, VERSION, FLUSH, NOOP). */
+/* One packet of a broadcast op (STAT, VERSION, FLUSH, NOOP).  Returns 1 if
+   more packets follow (STAT), 0 when done, -1 if the connection failed. */
 static int complete_child(cbffi_client *c, cb_conn *conn, cb_op *op,
                           const cb_resp *r)
 {
     int rc = cb_status_to_rc(r->status, 0);
     int more = op->op == CBFFI_OP_STATS && rc == CBFFI_OK && r->nkey > 0;
+    if (more) {
+        /* A STAT reply is one reply in many packets: bounded as a whole,
+           like any reply, by max_body (what it queues as results). */
+        size_t add = sizeof(cb_result_rec) + r->nkey + r->nvalue;
+        if (add > c->max_body - op->stat_bytes) {
+            cb_conn_fail(conn, CBFFI_PROTOCOL_ERROR,
+                         "STAT reply larger than %u bytes", (unsigned)c->max_body);
+            return -1;
+        }
+        op->stat_bytes += (uint32_t)add;
+    }
     if ((more || (op->op == CBFFI_OP_VERSION && rc == CBFFI_OK)) &&
         !op->parent->done) {
         cbffi_result res;
@@ -580,7 +592,10 @@ int cb_handle_response(cbffi_client *c, cb_conn *conn, cb_op *op,
         pop_head(conn);
         rc = cb_observe_response(c, conn, op, r);
     } else if (op->parent) {
-        if (complete_child(c, conn, op, r))
+        int more = complete_child(c, conn, op, r);
+        if (more < 0)
+            return -1; /* the conn failed: the queue was emptied */
+        if (more)
             return 1; /* more STAT packets follow */
         pop_head(conn);
     } else {

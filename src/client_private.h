@@ -70,6 +70,7 @@ struct cb_op {
     int32_t last_rc;        /* a retried temporary failure: reported at the
                                deadline instead of a plain timeout */
     uint32_t refs;
+    uint32_t stat_bytes;    /* STAT child: bytes queued for its reply so far */
     uint16_t remaining;     /* parent: children not finished */
     uint16_t vb;            /* vbucket of the key (couchbase://) */
     uint8_t op;             /* cbffi_op or CB_OP_* */

@@ -25,12 +25,21 @@ static int ensure_md5(cb_ketama *k)
     return k->md && k->md5 ? 0 : -1;
 }
 
-static void md5(cb_ketama *k, const void *p, size_t n, unsigned char out[16])
+/* MD5 of p[0..n) followed by q[0..nq). */
+static void md5_2(cb_ketama *k, const void *p, size_t n, const void *q,
+                  size_t nq, unsigned char out[16])
 {
     unsigned int len = 16;
     EVP_DigestInit_ex2(k->md5, k->md, NULL);
     EVP_DigestUpdate(k->md5, p, n);
+    if (nq)
+        EVP_DigestUpdate(k->md5, q, nq);
     EVP_DigestFinal_ex(k->md5, out, &len);
+}
+
+static void md5(cb_ketama *k, const void *p, size_t n, unsigned char out[16])
+{
+    md5_2(k, p, n, NULL, 0, out);
 }
 
 static uint32_t le32(const unsigned char *d)
@@ -57,11 +66,14 @@ int cb_ketama_build(cb_ketama *k, const char *const *authorities, size_t n)
         return -1;
     size_t np = 0;
     for (size_t s = 0; s < n; s++) {
+        size_t na = strlen(authorities[s]);
         for (unsigned h = 0; h < CB_KETAMA_POINTS_PER_SERVER / 4; h++) {
-            char label[320];
+            /* "<authority>-<h>"; an authority from a cluster map may be
+               several KiB long: hashed in two parts, not formatted */
+            char suffix[16];
             unsigned char d[16];
-            int len = snprintf(label, sizeof(label), "%s-%u", authorities[s], h);
-            md5(k, label, (size_t)len, d);
+            int len = snprintf(suffix, sizeof(suffix), "-%u", h);
+            md5_2(k, authorities[s], na, suffix, (size_t)len, d);
             for (int i = 0; i < 4; i++) {
                 pts[np].hash = le32(d + 4 * i);
                 pts[np].server = (uint32_t)s;

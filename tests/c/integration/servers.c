@@ -177,6 +177,28 @@ static void serve(fake_server *f, int fd)
             out[8] = 0x7f; /* 2 GiB body */
             send(fd, out, 24, MSG_NOSIGNAL);
             break;
+        case FAKE_STAT_FLOOD: {
+            static unsigned char flood[26 * 2048]; /* key "k", value "v" */
+            for (size_t i = 0; i < sizeof flood; i += 26) {
+                unsigned char *q = flood + i;
+                memset(q, 0, 26);
+                q[0] = 0x81;
+                q[1] = 0x10;
+                q[3] = 1;   /* key length */
+                q[11] = 2;  /* body length */
+                memcpy(q + 12, buf + 12, 4);
+                q[24] = 'k';
+                q[25] = 'v';
+            }
+            struct timespec t0, t;
+            clock_gettime(CLOCK_MONOTONIC, &t0);
+            do {
+                if (send(fd, flood, sizeof flood, MSG_NOSIGNAL) < 0)
+                    return;
+                clock_gettime(CLOCK_MONOTONIC, &t);
+            } while (!f->stop && t.tv_sec - t0.tv_sec < FLOOD_SECONDS);
+            return;
+        }
         }
     }
 }

@@ -27,7 +27,11 @@ void mc_kill_all(void);
 /* A fake server thread on a free port: accepts connections and, for each
    request read, does `mode`. */
 enum fake_mode { FAKE_GARBAGE = 1, FAKE_SILENT = 2, FAKE_TRUNCATE_CLOSE = 3,
-                 FAKE_WRONG_OPAQUE = 4, FAKE_HUGE_BODY = 5 };
+                 FAKE_WRONG_OPAQUE = 4, FAKE_HUGE_BODY = 5,
+                 /* answers a request with valid STAT packets for its opaque,
+                    without end (no terminator), for up to FLOOD_SECONDS */
+                 FAKE_STAT_FLOOD = 6 };
+enum { FLOOD_SECONDS = 3 };
 typedef struct fake_server fake_server;
 fake_server *fake_start(enum fake_mode mode, int *port);
 void fake_stop(fake_server *f);

@@ -573,6 +573,39 @@ static void silent_server_times_out(void **state)
     fake_server_case(FAKE_SILENT, CBFFI_ETIMEDOUT, 0.6);
 }
 
+/* A STAT reply is many packets: each was bounded (max_body), the whole was
+   not.  A server sending STAT packets without the terminator made one
+   cbffi_stats queue results until the timeout: 13 million of them, 1.2 GB,
+   in 2.5 s.  The reply as a whole is now bounded by max_body too (lowered
+   here to keep the test quick): past it the connection fails. */
+static void endless_stat_reply_is_bounded(void **state)
+{
+    (void)state;
+    int port;
+    fake_server *f = fake_start(FAKE_STAT_FLOOD, &port);
+    assert_non_null(f);
+    cbffi_client *c = client_for("memcached://127.0.0.1:%d?operation_timeout=2s", port);
+    c->max_body = 256 * 1024;
+    assert_int_equal(cbffi_stats(c, NULL, 0, 1), CBFFI_OK);
+    double t0 = now_s();
+    cbffi_wait(c, NULL, 0);
+    assert_true(now_s() - t0 < 1.5);
+    size_t parts = 0, finals = 0;
+    cbffi_result r;
+    while (cbffi_harvest(c, &r, 1) == 1) {
+        if (r.final) {
+            finals++;
+            assert_int_equal(r.rc, CBFFI_PROTOCOL_ERROR);
+        } else {
+            parts++;
+        }
+    }
+    assert_int_equal(finals, 1);
+    assert_true(parts * sizeof(cb_result_rec) <= 256 * 1024);
+    cbffi_client_destroy(c);
+    fake_stop(f);
+}
+
 /* ---- the host-loop interface ------------------------------------------------------ */
 
 static void host_loop_interface(void **state)
@@ -638,6 +671,7 @@ int main(void)
         cmocka_unit_test(garbage_is_a_protocol_error),
         cmocka_unit_test(truncated_reply_then_close_is_a_network_error),
         cmocka_unit_test(silent_server_times_out),
+        cmocka_unit_test(endless_stat_reply_is_bounded),
         cmocka_unit_test(host_loop_interface),
     };
     return cmocka_run_group_tests(tests, setup_all, teardown_all);

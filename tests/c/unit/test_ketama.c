@@ -3,6 +3,8 @@
 #include "cmocka_inc.h"
 #include "ketama.h"
 
+#include <openssl/evp.h>
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -96,6 +98,43 @@ static void spreads_keys_over_servers(void **state)
     cb_ketama_free(&k);
 }
 
+/* Authorities come from cluster maps too (memcached buckets over
+   couchbase://), where a host name may have 4096 bytes.  The label
+   "<authority>-<h>" was formatted into a 320-byte buffer and then hashed
+   for its untruncated length: MD5 read past the buffer, and the points
+   depended on stack garbage. */
+static void long_authorities_hash_in_full(void **state)
+{
+    (void)state;
+    char *auth = malloc(4200);
+    memset(auth, 'a', 4190);
+    strcpy(auth + 4190, ":11210");
+    const char *names[1] = {auth};
+    cb_ketama k;
+    memset(&k, 0, sizeof k);
+    assert_int_equal(cb_ketama_build(&k, names, 1), 0);
+    assert_int_equal(k.npoints, 160);
+    /* every point is one of the 4 words of MD5(auth "-" h), h = 0..39 */
+    char *label = malloc(4300);
+    for (unsigned h = 0; h < 40; h++) {
+        unsigned char d[16];
+        unsigned int len = 16;
+        int n = snprintf(label, 4300, "%s-%u", auth, h);
+        EVP_Digest(label, (size_t)n, d, &len, EVP_md5(), NULL);
+        for (int i = 0; i < 4; i++) {
+            uint32_t want = (uint32_t)d[4 * i] | (uint32_t)d[4 * i + 1] << 8 |
+                            (uint32_t)d[4 * i + 2] << 16 | (uint32_t)d[4 * i + 3] << 24;
+            int found = 0;
+            for (size_t p = 0; p < k.npoints && !found; p++)
+                found = k.points[p].hash == want;
+            assert_true(found);
+        }
+    }
+    free(label);
+    free(auth);
+    cb_ketama_free(&k);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -103,6 +142,7 @@ int main(void)
         cmocka_unit_test(maps_keys_like_libcouchbase),
         cmocka_unit_test(authority_forms),
         cmocka_unit_test(spreads_keys_over_servers),
+        cmocka_unit_test(long_authorities_hash_in_full),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
