@@ -84,11 +84,13 @@ cb_conn *cb_conn_new(cbffi_client *c, int index, const char *host,
 
 int cb_watch_push(cbffi_client *c, int fd, uint32_t events)
 {
-    /* Coalesce with a queued change for the same fd, unless that one
-       removes it (the fd number may be reused by a new socket). */
+    /* Coalesce with the last queued change for the same fd, unless that one
+       removes it (the fd number may be reused by a new socket).  A removal
+       replaces it: the host applies changes in order and must never be
+       asked to watch an fd that is closed by the time it reads the ask. */
     for (size_t i = c->nchanges; i-- > 0;) {
         if (c->changes[i].fd == fd) {
-            if (c->changes[i].events != 0 && events != 0) {
+            if (c->changes[i].events != 0) {
                 c->changes[i].events = events;
                 return 0;
             }

@@ -1145,6 +1145,7 @@ static void drain_watches(harness *h)
     size_t n;
     while ((n = cbffi_io_watches(h->c, w, 8)) > 0) {
         for (size_t i = 0; i < n; i++) {
+            TRACE("  watch fd %d events %u\n", w[i].fd, w[i].events);
             int k = 0;
             while (k < h->nw && h->wfd[k] != w[i].fd)
                 k++;
@@ -1434,11 +1435,13 @@ static void run_io(harness *h, server *s, const uint8_t *ops, int nops)
                     ev |= CBFFI_IO_READ;
                 if (rev[i] & (POLLOUT | POLLERR | POLLHUP))
                     ev |= CBFFI_IO_WRITE;
+                TRACE("  event fd %d %u\n", wfd[i], ev);
                 cbffi_io_event(h->c, wfd[i], ev);
                 drain_watches(h);
             }
         }
         if (cbffi_io_deadline(h->c) == 0) {
+            TRACE("  tick\n");
             cbffi_io_tick(h->c);
             drain_watches(h);
         }

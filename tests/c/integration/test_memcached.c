@@ -18,8 +18,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <time.h>
+#include <unistd.h>
 
 static mc_server mc1, mc2, mc3;
 
@@ -608,6 +610,36 @@ static void endless_stat_reply_is_bounded(void **state)
 
 /* ---- the host-loop interface ------------------------------------------------------ */
 
+/* The host applies watch changes in order.  A socket opened and closed
+   between two reads of the changes was reported as (fd, events) then
+   (fd, 0): the host was asked to watch a closed fd (asyncio's add_reader
+   raises EBADF; a reused fd number would be someone else's).  Found by
+   fuzz_server. */
+static void watch_changes_never_name_a_closed_fd(void **state)
+{
+    (void)state;
+    cbffi_client *c = client_for("memcached://127.0.0.1:9"); /* refuses */
+    cbffi_client_set_timeout(c, CBFFI_TIMEOUT_CONNECT, 1000);
+    assert_int_equal(cbffi_get(c, "w", 1, CBFFI_GET_PLAIN, 0, 1), CBFFI_OK);
+    cbffi_io_flush(c);            /* connecting: (fd, WRITE) queued */
+    usleep(20000);
+    cbffi_io_tick(c);             /* the connect timed out: fd closed */
+    cbffi_watch w[8];
+    size_t n, seen = 0;
+    while ((n = cbffi_io_watches(c, w, 8)) > 0) {
+        for (size_t i = 0; i < n; i++) {
+            seen++;
+            if (w[i].events)
+                assert_true(fcntl(w[i].fd, F_GETFD) >= 0);
+        }
+    }
+    assert_true(seen <= 1); /* at most "stop watching", harmless */
+    cbffi_result r;
+    assert_int_equal(cbffi_harvest(c, &r, 1), 1);
+    assert_int_equal(r.rc, CBFFI_CONNECT_ERROR);
+    cbffi_client_destroy(c);
+}
+
 static void host_loop_interface(void **state)
 {
     (void)state;
@@ -673,6 +705,7 @@ int main(void)
         cmocka_unit_test(silent_server_times_out),
         cmocka_unit_test(endless_stat_reply_is_bounded),
         cmocka_unit_test(host_loop_interface),
+        cmocka_unit_test(watch_changes_never_name_a_closed_fd),
     };
     return cmocka_run_group_tests(tests, setup_all, teardown_all);
 }
