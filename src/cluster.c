@@ -654,7 +654,9 @@ void cb_cluster_on_conn_lost(cbffi_client *c, cb_conn *conn, cb_op *op,
     }
     if (op->done)
         return;
-    if (conn->retired ||
+    /* Never twice: a mutation that may have reached the server is not sent
+       again, not even to the new owner of a node that left the map. */
+    if ((conn->retired && (!sent || idempotent(op))) ||
         (conn->was_ready && (!sent || idempotent(op)) && op->retries < 8)) {
         op->retries++;
         cb_cluster_retry_at(c, op, conn->retired ? cb_now()

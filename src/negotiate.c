@@ -43,6 +43,11 @@ struct cb_nego {
     cb_scram scram;
     uint32_t opaque;        /* of the next handshake packet (see send_req) */
     uint8_t select_bucket;  /* HELLO accepted SELECT_BUCKET */
+    /* Requests sent and not answered yet, oldest first: a reply must answer
+       the oldest (the server executes in order), so that a hostile server
+       cannot skip a step, e.g. SCRAM's signature check. */
+    uint8_t sent[4];
+    uint8_t nsent;
 };
 
 /* Handshake packets take their opaques from a range of their own: the
@@ -65,6 +70,12 @@ static int send_req(cb_conn *conn, uint8_t opcode, const char *key,
     cb_req req = {.opcode = opcode, .key = key, .nkey = (uint16_t)nkey,
                   .value = value, .nvalue = (uint32_t)nvalue,
                   .opaque = conn->nego->opaque++};
+    cb_nego *n = conn->nego;
+    if (n->nsent == sizeof(n->sent)) {
+        cb_conn_fail(conn, CBFFI_EINTERNAL, "handshake queue full");
+        return -1;
+    }
+    n->sent[n->nsent++] = opcode;
     if (cb_conn_send_handshake(conn, &req) != 0) {
         cb_conn_fail(conn, CBFFI_CLIENT_ENOMEM, "out of memory");
         return -1;
@@ -277,9 +288,11 @@ static int on_config(cb_conn *conn, const cb_resp *r)
 
 int cb_nego_response(cb_conn *conn, const cb_resp *r)
 {
-    if (!conn->nego)
+    cb_nego *n = conn->nego;
+    if (!n || n->nsent == 0 || r->opcode != n->sent[0])
         return fail(conn, CBFFI_PROTOCOL_ERROR,
-                    "unexpected packet during the handshake", r);
+                    "a reply out of order during the handshake", r);
+    memmove(n->sent, n->sent + 1, --n->nsent);
     switch (r->opcode) {
     case CB_CMD_HELLO:
         return on_hello(conn, r);
