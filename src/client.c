@@ -702,7 +702,7 @@ void cb_expire(cbffi_client *c, uint64_t now)
 
 /* ---- scheduling ---------------------------------------------------------------- */
 
-static int check_key(cbffi_client *c, const char *key, size_t nkey)
+int cb_check_key(cbffi_client *c, const char *key, size_t nkey)
 {
     if (!key || nkey == 0) {
         cb_set_error(c, "empty key");
@@ -740,7 +740,7 @@ static int sched_key_dur(cbffi_client *c, int opkind, cb_req *req,
                          size_t nkey, uint64_t cookie, int persist_to,
                          int replicate_to)
 {
-    int rc = check_key(c, req->key, nkey);
+    int rc = cb_check_key(c, req->key, nkey);
     if (rc != CBFFI_OK)
         return rc;
     req->nkey = (uint16_t)nkey;
@@ -846,7 +846,7 @@ int cbffi_store_durable(cbffi_client *c, int op, const char *key, size_t nkey,
         cb_set_error(c, "cbffi_store: %d is not a store operation", op);
         return CBFFI_EINVAL;
     }
-    int rc = check_key(c, key, nkey);
+    int rc = cb_check_key(c, key, nkey);
     if (rc != CBFFI_OK)
         return rc;
     if (nvalue > c->max_value) {
@@ -903,7 +903,7 @@ int cbffi_counter(cbffi_client *c, const char *key, size_t nkey, int64_t delta,
                   uint64_t cookie)
 {
     char ext[20];
-    int rc = check_key(c, key, nkey);
+    int rc = cb_check_key(c, key, nkey);
     if (rc != CBFFI_OK)
         return rc;
     if (create && exptime == UINT32_MAX) {
@@ -921,7 +921,7 @@ int cbffi_touch(cbffi_client *c, const char *key, size_t nkey, uint32_t exptime,
                 uint64_t cookie)
 {
     char ext[4];
-    int rc = check_key(c, key, nkey);
+    int rc = cb_check_key(c, key, nkey);
     if (rc != CBFFI_OK)
         return rc;
     cb_req req = {.opcode = CB_CMD_TOUCH, .key = key, .nkey = (uint16_t)nkey,
@@ -933,7 +933,7 @@ int cbffi_touch(cbffi_client *c, const char *key, size_t nkey, uint32_t exptime,
 int cbffi_unlock(cbffi_client *c, const char *key, size_t nkey, uint64_t cas,
                  uint64_t cookie)
 {
-    int rc = check_key(c, key, nkey);
+    int rc = cb_check_key(c, key, nkey);
     if (rc != CBFFI_OK)
         return rc;
     if (c->type != CBFFI_TYPE_COUCHBASE ||
@@ -949,7 +949,7 @@ int cbffi_unlock(cbffi_client *c, const char *key, size_t nkey, uint64_t cas,
 int cbffi_get_replica(cbffi_client *c, const char *key, size_t nkey,
                       int index, uint64_t cookie)
 {
-    int rc = check_key(c, key, nkey);
+    int rc = cb_check_key(c, key, nkey);
     if (rc != CBFFI_OK)
         return rc;
     if (c->type != CBFFI_TYPE_COUCHBASE ||

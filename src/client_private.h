@@ -242,6 +242,9 @@ int cb_handle_response(cbffi_client *c, cb_conn *conn, cb_op *op,
 void cb_handle_silence(cbffi_client *c, cb_conn *conn, cb_op *op);
 void cb_expire(cbffi_client *c, uint64_t now);
 int cb_is_mutation(int op);
+/* A key must be 1..250 bytes: CBFFI_OK, CBFFI_EMPTY_KEY or CBFFI_EINVAL
+   (with the client's last error set). */
+int cb_check_key(cbffi_client *c, const char *key, size_t nkey);
 
 /* ---- conn.c: sockets and pipelining --------------------------------------- */
 /* A new idle conn for host:port (heap; free with cb_conn_free). */

@@ -270,20 +270,6 @@ static int check_vbucket_bucket(cbffi_client *c)
     return CBFFI_OK;
 }
 
-static int check_key(cbffi_client *c, const char *key, size_t nkey)
-{
-    if (!key || nkey == 0) {
-        cb_set_error(c, "empty key");
-        return CBFFI_EMPTY_KEY;
-    }
-    if (nkey > CB_MAX_KEY) {
-        cb_set_error(c, "key of %zu bytes is longer than %d bytes", nkey,
-                     CB_MAX_KEY);
-        return CBFFI_EINVAL;
-    }
-    return CBFFI_OK;
-}
-
 /* Check persist_to / replicate_to against the bucket's replicas. */
 int cb_dur_check(cbffi_client *c, int persist_to, int replicate_to)
 {
@@ -321,7 +307,7 @@ int cbffi_endure(cbffi_client *c, const char *key, size_t nkey, uint64_t cas,
                  int persist_to, int replicate_to, int check_removed,
                  uint64_t timeout_us, uint64_t interval_us, uint64_t cookie)
 {
-    int rc = check_key(c, key, nkey);
+    int rc = cb_check_key(c, key, nkey);
     if (rc == CBFFI_OK)
         rc = check_vbucket_bucket(c);
     if (rc == CBFFI_OK)
@@ -347,7 +333,7 @@ int cbffi_endure(cbffi_client *c, const char *key, size_t nkey, uint64_t cas,
 int cbffi_observe(cbffi_client *c, const char *key, size_t nkey,
                   int master_only, uint64_t cookie)
 {
-    int rc = check_key(c, key, nkey);
+    int rc = cb_check_key(c, key, nkey);
     if (rc == CBFFI_OK)
         rc = check_vbucket_bucket(c);
     if (rc != CBFFI_OK)
