@@ -78,7 +78,8 @@ cb_conn *cb_conn_new(cbffi_client *c, int index, const char *host,
     cb_hostport hp = {.host = conn->host, .port = port, .ipv6 = (uint8_t)ipv6};
     cb_hostport_format(&hp, conn->name, sizeof(conn->name));
     conn->next_opaque = 1;
-    conn->negotiate = c->type == CBFFI_TYPE_COUCHBASE;
+    conn->negotiate = c->type == CBFFI_TYPE_COUCHBASE ||
+                      (c->username && c->username[0]); /* memcached SASL */
     return conn;
 }
 
