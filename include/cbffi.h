@@ -100,6 +100,22 @@ typedef enum cbffi_rc {
     CBFFI_EMPTY_KEY = 0x35,           /* empty key */
     CBFFI_UNKNOWN_MEMCACHED_ERROR = 0x3d, /* a server status with no mapping */
     CBFFI_MUTATION_LOST = 0x3e,
+    /* sub-document (libcouchbase 2.x numbers; server statuses 0xc0..0xcc) */
+    CBFFI_SUBDOC_PATH_ENOENT = 0x3f,      /* the path does not exist */
+    CBFFI_SUBDOC_PATH_MISMATCH = 0x40,    /* the path contradicts the document */
+    CBFFI_SUBDOC_PATH_EINVAL = 0x41,      /* the path does not parse */
+    CBFFI_SUBDOC_PATH_E2BIG = 0x42,       /* the path is too long / deep */
+    CBFFI_SUBDOC_DOC_E2DEEP = 0x43,       /* the document is too deep */
+    CBFFI_SUBDOC_VALUE_CANTINSERT = 0x44, /* the value cannot go there */
+    CBFFI_SUBDOC_DOC_NOTJSON = 0x45,      /* the document is not JSON */
+    CBFFI_SUBDOC_NUM_ERANGE = 0x46,       /* the number is out of range */
+    CBFFI_SUBDOC_BAD_DELTA = 0x47,        /* invalid counter delta */
+    CBFFI_SUBDOC_PATH_EEXISTS = 0x48,     /* the path exists already */
+    CBFFI_SUBDOC_MULTI_FAILURE = 0x49,    /* one or more specs failed */
+    CBFFI_SUBDOC_VALUE_E2DEEP = 0x4a,     /* the value would be too deep */
+    CBFFI_EMPTY_PATH = 0x4c,              /* a path is required */
+    CBFFI_UNKNOWN_SDCMD = 0x4d,           /* not a sub-document command here */
+    CBFFI_ENO_COMMANDS = 0x4e,            /* no specs given */
     CBFFI_RC_MAX = 0x100
 } cbffi_rc;
 
@@ -144,7 +160,9 @@ typedef enum cbffi_op {
     CBFFI_OP_CONNECT = 15,
     CBFFI_OP_GET_REPLICA = 16,  /* Couchbase: read a replica copy */
     CBFFI_OP_OBSERVE = 17,      /* Couchbase: where and how a key is stored */
-    CBFFI_OP_ENDURE = 18        /* Couchbase: wait until persisted/replicated */
+    CBFFI_OP_ENDURE = 18,       /* Couchbase: wait until persisted/replicated */
+    CBFFI_OP_LOOKUP_IN = 19,    /* Couchbase: sub-document lookups */
+    CBFFI_OP_MUTATE_IN = 20     /* Couchbase: sub-document mutations */
 } cbffi_op;
 
 /* OBSERVE key states, reported in cbffi_result.flags (PROTOCOL.md 2.2). */
@@ -408,6 +426,102 @@ int cbffi_store_durable(cbffi_client *client, int op, const char *key,
 int cbffi_remove_durable(cbffi_client *client, const char *key, size_t nkey,
                          uint64_t cas, int persist_to, int replicate_to,
                          uint64_t cookie);
+
+/*
+ * Sub-document operations (couchbase:// vbucket buckets; docs/couchbase.md).
+ *
+ * One LOOKUP_IN or MUTATE_IN op carries 1..16 specs, each a command
+ * (cbffi_sdcmd), path flags (cbffi_sdspec_flags), a path and, for the
+ * mutations that take one, a JSON value (array commands: one value or a
+ * comma-separated list of them; counters: the delta as JSON text).
+ */
+typedef enum cbffi_sdcmd {
+    CBFFI_SDCMD_GET_DOC = 0x00,     /* lookup: the whole document; empty path */
+    CBFFI_SDCMD_SET_DOC = 0x01,     /* mutation: replace the whole body; empty path */
+    CBFFI_SDCMD_REMOVE_DOC = 0x04,  /* mutation: delete the document; empty path */
+    CBFFI_SDCMD_GET = 0xc5,
+    CBFFI_SDCMD_EXISTS = 0xc6,
+    CBFFI_SDCMD_DICT_ADD = 0xc7,        /* insert */
+    CBFFI_SDCMD_DICT_UPSERT = 0xc8,     /* upsert */
+    CBFFI_SDCMD_REMOVE = 0xc9,
+    CBFFI_SDCMD_REPLACE = 0xca,
+    CBFFI_SDCMD_ARRAY_ADD_LAST = 0xcb,  /* array append */
+    CBFFI_SDCMD_ARRAY_ADD_FIRST = 0xcc, /* array prepend */
+    CBFFI_SDCMD_ARRAY_INSERT = 0xcd,
+    CBFFI_SDCMD_ARRAY_ADD_UNIQUE = 0xce,
+    CBFFI_SDCMD_COUNTER = 0xcf,
+    CBFFI_SDCMD_GET_COUNT = 0xd2
+} cbffi_sdcmd;
+
+typedef enum cbffi_sdspec_flags {
+    CBFFI_SDSPEC_MKDIR_P = 0x01,    /* create missing parents (mutations) */
+    CBFFI_SDSPEC_XATTR = 0x04       /* the path names an extended attribute */
+} cbffi_sdspec_flags;
+
+typedef enum cbffi_sddoc_flags {
+    CBFFI_SDDOC_MKDOC = 0x01,       /* create the document if missing (upsert_doc) */
+    CBFFI_SDDOC_ADD = 0x02          /* create it, failing if it exists (insert_doc) */
+} cbffi_sddoc_flags;
+
+/*
+ * Schedule a LOOKUP_IN (op = CBFFI_OP_LOOKUP_IN) or MUTATE_IN
+ * (CBFFI_OP_MUTATE_IN) of n specs on `key`: spec i is cmds[i],
+ * pathflags[i] (NULL: all 0), the next npaths[i] bytes of `paths` (all paths
+ * back to back) and the next nvalues[i] bytes of `values` (NULL for a
+ * lookup: no values).  Mutations take docflags (cbffi_sddoc_flags), exptime,
+ * cas and persist_to / replicate_to (as cbffi_store_durable); lookups need
+ * them all 0.  Refused before anything is sent: memcached:// or a memcached
+ * bucket (CBFFI_NOT_SUPPORTED), n == 0 (CBFFI_ENO_COMMANDS) or > 16
+ * (CBFFI_EINVAL), a command of the other kind (CBFFI_UNKNOWN_SDCMD), an
+ * empty path where one is needed (CBFFI_EMPTY_PATH: every command but
+ * GET_DOC, SET_DOC, REMOVE_DOC, EXISTS, GET_COUNT and the array pushes /
+ * add-unique, which may work on the root), a path on a whole-document
+ * command, a path over 1024 bytes, a missing value, a value on REMOVE, MKDOC
+ * with ADD, ADD with a CAS (CBFFI_EINVAL).
+ *
+ * Lookups are retried after a lost connection like other reads; a mutation
+ * that may have reached the server never is.  One result, op as given:
+ *   rc CBFFI_OK: every spec succeeded; CBFFI_SUBDOC_MULTI_FAILURE: some
+ *   failed (lookups: each says which; mutations: nothing was changed, the one
+ *   entry names the first failing spec); otherwise a document-level error
+ *   (CBFFI_KEY_ENOENT, CBFFI_KEY_EEXISTS for a CAS mismatch or ADD on an
+ *   existing document, CBFFI_EINVAL, a timeout...).
+ *   value: with CBFFI_OK or CBFFI_SUBDOC_MULTI_FAILURE, the server's
+ *   multi-response body, already checked against the request: read it with
+ *   cbffi_subdoc_parse.  cas: the document's CAS (new CAS for a mutation).
+ */
+int cbffi_subdoc(cbffi_client *client, int op, const char *key, size_t nkey,
+                 size_t n, const uint8_t *cmds, const uint8_t *pathflags,
+                 const char *paths, const uint32_t *npaths,
+                 const char *values, const uint32_t *nvalues,
+                 uint32_t docflags, uint32_t exptime, uint64_t cas,
+                 int persist_to, int replicate_to, uint64_t cookie);
+
+/* One spec's outcome, read from a sub-document result by cbffi_subdoc_parse.
+   value points into the body given to it (lookups: GET's JSON, GET_COUNT's
+   decimal count; mutations: a counter's new value). */
+typedef struct cbffi_subdoc_entry {
+    const char *value;      /* NULL when nvalue is 0 */
+    uint32_t nvalue;
+    int32_t rc;             /* cbffi_rc of status (CBFFI_OK on success) */
+    uint16_t status;        /* the server's status for this spec */
+    uint8_t index;          /* the spec it answers (0-based) */
+    uint8_t reserved[1];
+} cbffi_subdoc_entry;
+
+/*
+ * A pure function (no client): split the value of a LOOKUP_IN / MUTATE_IN
+ * result of a request with n specs into entries, written to out[0..n) (out
+ * may be NULL to only check).  `rc` is the result's rc.  Lookups give n
+ * entries, in spec order.  Mutations: with CBFFI_OK one entry per spec that
+ * returned a value (counters), in increasing index order, all successes;
+ * with CBFFI_SUBDOC_MULTI_FAILURE exactly one, the first failing spec.
+ * Returns the number of entries, or -1 if the body is not a well-formed
+ * answer to n specs (a length past the end, too many or too few entries, an
+ * index out of range or out of order, trailing bytes, n == 0 or n > 16).
+ */
+int cbffi_subdoc_parse(int op, int rc, const char *body, size_t nbody,
+                       size_t n, cbffi_subdoc_entry *out);
 
 /* STAT `group` (NULL/0 for the default group) on every server; VERSION,
    FLUSH and NOOP on every server.  See cbffi_result.final. */

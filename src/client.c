@@ -479,7 +479,8 @@ size_t cbffi_harvest(cbffi_client *c, cbffi_result *out, size_t max)
 
 int cb_is_mutation(int op)
 {
-    return op >= CBFFI_OP_SET && op <= CBFFI_OP_COUNTER;
+    return (op >= CBFFI_OP_SET && op <= CBFFI_OP_COUNTER) ||
+           op == CBFFI_OP_MUTATE_IN;
 }
 
 /* Produce the final result of a single-key op from a response.  The op has
@@ -510,6 +511,12 @@ static int complete_keyop(cbffi_client *c, cb_conn *conn, cb_op *op,
     res.cas = r->cas;
     res.replica = op->replica;
     res.rc = cb_status_to_rc(r->status, cb_is_mutation(op->op));
+    if ((op->op == CBFFI_OP_LOOKUP_IN || op->op == CBFFI_OP_MUTATE_IN) &&
+        cb_subdoc_reply(op, r, res.rc) != 0) {
+        /* hostile or broken body; the framing is intact, the conn stays */
+        cb_op_fail(c, op, CBFFI_PROTOCOL_ERROR, conn->index);
+        return 0;
+    }
     const char *val = NULL;
     size_t nval = 0;
     if (res.rc == CBFFI_OK) {
@@ -532,8 +539,15 @@ static int complete_keyop(cbffi_client *c, cb_conn *conn, cb_op *op,
                 return -1;
             }
             res.u64 = cb_get64(r->value);
+        } else if (op->op == CBFFI_OP_LOOKUP_IN || op->op == CBFFI_OP_MUTATE_IN) {
+            val = r->value;
+            nval = r->nvalue;
         }
         if (op->dur) {
+            if (nval && cb_dur_keep_value(op, val, nval) != 0) {
+                cb_op_fail(c, op, CBFFI_CLIENT_ENOMEM, conn->index);
+                return 0;
+            }
             cb_dur_start(c, op, r->cas);
             return 0;
         }
@@ -723,7 +737,7 @@ int cb_check_key(cbffi_client *c, const char *key, size_t nkey)
 }
 
 /* couchbase://: encode into the op's own packet and route it. */
-static int sched_cluster(cbffi_client *c, cb_op *op, cb_req *req)
+int cb_sched_cluster(cbffi_client *c, cb_op *op, cb_req *req)
 {
     op->route = CB_ROUTE_CHAIN;
     op->vb_header = 1;
@@ -761,7 +775,7 @@ static int sched_key_dur(cbffi_client *c, int opkind, cb_req *req,
             cb_op_unref(c, op);
             return CBFFI_CLIENT_ENOMEM;
         }
-        return sched_cluster(c, op, req);
+        return cb_sched_cluster(c, op, req);
     }
     int s = route(c, req->key, req->nkey);
     if (s < 0) {
@@ -980,7 +994,7 @@ int cbffi_get_replica(cbffi_client *c, const char *key, size_t nkey,
     op->replica_any = index < 0;
     cb_req req = {.opcode = CB_CMD_GET_REPLICA, .key = key,
                   .nkey = (uint16_t)nkey};
-    return sched_cluster(c, op, &req);
+    return cb_sched_cluster(c, op, &req);
 }
 
 /* Give a child one reference, finish it with rc at once, and let it go. */

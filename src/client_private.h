@@ -86,6 +86,7 @@ struct cb_op {
     uint8_t vb_header;      /* write vb into the header (not for OBSERVE) */
     uint8_t dur_wait;       /* on the retry list for its next OBSERVE round */
     uint8_t await_refresh;  /* on the retry list until a config refresh ends */
+    uint8_t nspecs;         /* LOOKUP_IN / MUTATE_IN: the request's spec count */
     int16_t server;
 };
 
@@ -242,6 +243,14 @@ int cb_handle_response(cbffi_client *c, cb_conn *conn, cb_op *op,
 void cb_handle_silence(cbffi_client *c, cb_conn *conn, cb_op *op);
 void cb_expire(cbffi_client *c, uint64_t now);
 int cb_is_mutation(int op);
+/* couchbase://: encode req into op's kept packet, make op pending and route
+   it (CBFFI_OK, or CBFFI_CLIENT_ENOMEM with op released). */
+int cb_sched_cluster(cbffi_client *c, cb_op *op, cb_req *req);
+
+/* ---- subdoc.c: sub-document replies ---------------------------------------- */
+/* 0 if a LOOKUP_IN / MUTATE_IN reply with rc has a body fit for the op's
+   spec count (or is a document-level answer), -1 if it is malformed. */
+int cb_subdoc_reply(const cb_op *op, const cb_resp *r, int rc);
 /* A key must be 1..250 bytes: CBFFI_OK, CBFFI_EMPTY_KEY or CBFFI_EINVAL
    (with the client's last error set). */
 int cb_check_key(cbffi_client *c, const char *key, size_t nkey);
@@ -365,5 +374,7 @@ void cb_dur_probe_failed(cbffi_client *c, cb_op *probe, int rc);
 /* Start the next round of an op waiting on the retry list. */
 void cb_dur_next_round(cbffi_client *c, cb_op *op);
 void cb_dur_free(cb_dur *d);
+/* Keep the mutation reply's value for the final result (MUTATE_IN counters). */
+int cb_dur_keep_value(cb_op *op, const char *value, size_t n);
 
 #endif

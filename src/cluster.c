@@ -638,7 +638,8 @@ int cb_cluster_on_status(cbffi_client *c, cb_conn *conn, cb_op *op,
 static int idempotent(const cb_op *op)
 {
     return op->cmd == CB_CMD_GET || op->cmd == CB_CMD_GETQ ||
-           op->cmd == CB_CMD_GET_REPLICA || op->cmd == CB_CMD_OBSERVE;
+           op->cmd == CB_CMD_GET_REPLICA || op->cmd == CB_CMD_OBSERVE ||
+           op->cmd == CB_CMD_SUBDOC_MULTI_LOOKUP;
 }
 
 void cb_cluster_on_conn_lost(cbffi_client *c, cb_conn *conn, cb_op *op,
