@@ -11,7 +11,7 @@
  *   bootstrap conn (seed), retired conns waiting to be freed (graveyard), the
  *   connection string, the current cluster map, the op pool (every cb_op),
  *   the result queue and its data arena, and the watch-change queue.
- *   cb_conn owns its socket, its write buffers (handshake packets in hbuf,
+ *   cb_conn owns its host and name strings, its socket, its write buffers (handshake packets in hbuf,
  *   operation packets in wbuf), its read buffer, its resolved address list,
  *   its handshake state (nego) and its op queue (references to ops, each
  *   holding one op reference).
@@ -107,7 +107,8 @@ struct cb_conn {
     int index;              /* in client->conns; -1 for the seed */
     char *host;
     char port[8];
-    char name[280];         /* "host:port" */
+    char *name;             /* "host:port" ("[v6]:port"), the map's authority
+                               form: compared with it whole, never cut */
     int fd;
     cb_conn_state state;
     uint64_t connect_deadline;  /* covers connect and handshake */

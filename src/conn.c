@@ -76,7 +76,14 @@ cb_conn *cb_conn_new(cbffi_client *c, int index, const char *host,
     }
     snprintf(conn->port, sizeof(conn->port), "%u", (unsigned)port);
     cb_hostport hp = {.host = conn->host, .port = port, .ipv6 = (uint8_t)ipv6};
-    cb_hostport_format(&hp, conn->name, sizeof(conn->name));
+    size_t nname = strlen(host) + sizeof("[]:65535");
+    conn->name = malloc(nname);
+    if (!conn->name) {
+        free(conn->host);
+        free(conn);
+        return NULL;
+    }
+    cb_hostport_format(&hp, conn->name, nname);
     conn->next_opaque = 1;
     conn->negotiate = c->type == CBFFI_TYPE_COUCHBASE;
     return conn;
@@ -153,6 +160,7 @@ void cb_conn_free(cb_conn *conn)
     cb_buf_free(&conn->rbuf);
     free(conn->queue.items);
     free(conn->host);
+    free(conn->name);
     free(conn);
 }
 

@@ -35,7 +35,8 @@ typedef struct cb_http_req {
     req_kind kind;
     cb_op *op;              /* REQ_FLUSH: the op it completes (one reference) */
     cb_buf body;
-    char host[260];         /* the host asked, for $HOST */
+    char *host;             /* the host asked, for $HOST (whole: a cut name
+                               would become the servers' names) */
     int too_big;
 } cb_http_req;
 
@@ -108,6 +109,7 @@ static void end_request(cbffi_client *c, cb_http_req *q)
     curl_multi_remove_handle(h->multi, q->easy);
     curl_easy_cleanup(q->easy);
     cb_buf_free(&q->body);
+    free(q->host);
     free(q);
 }
 
@@ -352,10 +354,12 @@ int cb_http_start(cbffi_client *c, const char *host, int ipv6, uint16_t port)
         return rc;
     }
     q->kind = REQ_BOOTSTRAP;
-    snprintf(q->host, sizeof(q->host), "%s", host);
-    rc = start(c, q, url, 0, c->connect_timeout);
-    if (rc != CBFFI_OK)
+    q->host = strdup(host);
+    rc = q->host ? start(c, q, url, 0, c->connect_timeout) : CBFFI_CLIENT_ENOMEM;
+    if (rc != CBFFI_OK) {
+        free(q->host);
         free(q);
+    }
     return rc;
 }
 
@@ -391,9 +395,10 @@ int cb_http_flush(cbffi_client *c, uint64_t cookie)
     q->kind = REQ_FLUSH;
     q->op = op;
     op->refs = 1; /* the request's */
-    snprintf(q->host, sizeof(q->host), "%s", node->hostname);
-    rc = start(c, q, url, 1, FLUSH_TIMEOUT);
+    q->host = strdup(node->hostname);
+    rc = q->host ? start(c, q, url, 1, FLUSH_TIMEOUT) : CBFFI_CLIENT_ENOMEM;
     if (rc != CBFFI_OK) {
+        free(q->host);
         free(q);
         op->refs = 1;
         cb_op_unref(c, op);
