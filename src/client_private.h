@@ -248,6 +248,9 @@ int cb_is_mutation(int op);
 int cb_check_key(cbffi_client *c, const char *key, size_t nkey);
 
 /* ---- conn.c: sockets and pipelining --------------------------------------- */
+/* Bytes one readiness event (or one sync read) reads at most, give or take
+   one recv(): then back to the loop, the socket still readable. */
+enum { CB_READ_BUDGET = 256 * 1024 };
 /* A new idle conn for host:port (heap; free with cb_conn_free). */
 cb_conn *cb_conn_new(cbffi_client *c, int index, const char *host,
                      uint16_t port, int ipv6);

@@ -608,9 +608,10 @@ static size_t read_room(cb_conn *conn)
     return b->cap - b->len;
 }
 
-/* One recv(); returns 2 if it filled all the room (more may be waiting),
-   1 if bytes were decoded, 0 on EAGAIN, -1 if the connection failed. */
-static int read_once(cb_conn *conn, int flags)
+/* One recv(), counting the bytes into *got; returns 2 if it filled all the
+   room (more may be waiting), 1 if bytes were decoded, 0 on EAGAIN, -1 if
+   the connection failed. */
+static int read_once(cb_conn *conn, int flags, size_t *got)
 {
     size_t room = read_room(conn);
     if (room == 0) {
@@ -622,6 +623,7 @@ static int read_once(cb_conn *conn, int flags)
         n = recv(conn->fd, conn->rbuf.data + conn->rbuf.len, room, flags);
     } while (n < 0 && errno == EINTR);
     if (n > 0) {
+        *got += (size_t)n;
         conn->rbuf.len += (size_t)n;
         conn->last_read = cb_now();
         decode_all(conn);
@@ -640,6 +642,19 @@ static int read_once(cb_conn *conn, int flags)
     return -1;
 }
 
+/* Read again only while the buffer fills up (more may be waiting), and
+   then only up to CB_READ_BUDGET bytes: past it, back to the loop with the
+   socket still readable (level-triggered: reported again at once), so that
+   a peer streaming faster than we decode cannot keep the other connections
+   and every timeout waiting.  The common case is one recv() either way. */
+static void read_burst(cb_conn *conn, int flags)
+{
+    size_t got = 0;
+    int rc = read_once(conn, flags, &got);
+    while (rc == 2 && got < CB_READ_BUDGET)
+        rc = read_once(conn, MSG_DONTWAIT, &got);
+}
+
 void cb_conn_on_event(cb_conn *conn, uint32_t events)
 {
     if (conn->state == CB_CONN_CONNECTING) {
@@ -650,10 +665,8 @@ void cb_conn_on_event(cb_conn *conn, uint32_t events)
     } else if (conn->state >= CB_CONN_NEGOTIATING) {
         if (events & CBFFI_IO_WRITE)
             send_some(conn);
-        /* Level-triggered: read again only if the buffer filled up. */
         if ((events & CBFFI_IO_READ) && conn->state >= CB_CONN_NEGOTIATING)
-            while (read_once(conn, MSG_DONTWAIT) == 2)
-                ;
+            read_burst(conn, MSG_DONTWAIT);
     }
     cb_conn_update_watch(conn);
 }
@@ -674,9 +687,7 @@ static void set_rcvtimeo(cb_conn *conn, uint64_t timeout_us)
 void cb_conn_read_blocking(cb_conn *conn, uint64_t timeout_us)
 {
     set_rcvtimeo(conn, timeout_us);
-    if (read_once(conn, 0) == 2)
-        while (read_once(conn, MSG_DONTWAIT) == 2)
-            ;
+    read_burst(conn, 0);
     if (conn->state >= CB_CONN_NEGOTIATING)
         cb_conn_update_watch(conn);
 }
