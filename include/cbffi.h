@@ -224,8 +224,12 @@ typedef enum cbffi_timeout_kind {
                                      map (config_total_timeout); default 5 s */
     CBFFI_TIMEOUT_DURABILITY = 4, /* persist_to / replicate_to polling after
                                      a mutation; default 5 s */
-    CBFFI_TIMEOUT_DURABILITY_INTERVAL = 5  /* between OBSERVE rounds;
+    CBFFI_TIMEOUT_DURABILITY_INTERVAL = 5, /* between OBSERVE rounds;
                                               default 10 ms */
+    CBFFI_TIMEOUT_HTTP = 6        /* a REST request that is an operation
+                                     (cbffi_flush of a couchbase:// bucket)
+                                     (http_timeout); default 75 s, as
+                                     libcouchbase's */
 } cbffi_timeout_kind;
 
 /*
@@ -406,7 +410,10 @@ int cbffi_remove_durable(cbffi_client *client, const char *key, size_t nkey,
                          uint64_t cookie);
 
 /* STAT `group` (NULL/0 for the default group) on every server; VERSION,
-   FLUSH and NOOP on every server.  See cbffi_result.final. */
+   FLUSH and NOOP on every server.  See cbffi_result.final.  On a
+   couchbase:// bucket, flush is one REST request (doFlush) with the
+   CBFFI_TIMEOUT_HTTP timeout; with 16 REST requests in flight already it
+   returns CBFFI_EBUSY (nothing scheduled). */
 int cbffi_stats(cbffi_client *client, const char *group, size_t ngroup,
                 uint64_t cookie);
 int cbffi_version(cbffi_client *client, uint64_t cookie);

@@ -160,6 +160,7 @@ struct cbffi_client {
     uint64_t bootstrap_timeout;/* us, config_total_timeout */
     uint64_t dur_timeout;      /* us */
     uint64_t dur_interval;     /* us */
+    uint64_t http_timeout;     /* us, REST requests that are operations */
     uint32_t max_body;         /* response body cap */
     size_t max_value;          /* request value cap */
     char *username;            /* couchbase://: SASL user (bucket name if none) */
