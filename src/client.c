@@ -2,6 +2,7 @@
  * client.c - the client: creation, routing, scheduling, per-operation
  * timeouts, turning responses into results, and harvesting.
  */
+#include "bg.h"
 #include "client_private.h"
 #include "errors.h"
 
@@ -152,6 +153,7 @@ void cbffi_client_destroy(cbffi_client *c)
     for (int i = 0; i < c->nconns; i++)
         cb_conn_free(c->conns[i]);
     free(c->conns);
+    cb_bg_free(c); /* after every conn released its jobs */
     cb_ketama_free(&c->ketama);
     cb_connstr_free(&c->cs);
     free(c->username);
@@ -640,6 +642,12 @@ static int connect_overdue(const cb_conn *conn, uint64_t now)
 
 static void fail_overdue(cbffi_client *c, cb_conn *conn)
 {
+    if (conn->resolving) {
+        cb_conn_fail(conn, CBFFI_UNKNOWN_HOST,
+                     "host name lookup did not end within %.3f s",
+                     (double)c->connect_timeout / 1e6);
+        return;
+    }
     cb_conn_fail(conn, CBFFI_CONNECT_ERROR, "%s timed out after %.3f s",
                  conn->state == CB_CONN_CONNECTING ? "connect" : "handshake",
                  (double)c->connect_timeout / 1e6);

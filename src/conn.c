@@ -3,11 +3,19 @@
  * TCP_NODELAY, a write buffer of coalesced packets, a read buffer decoded
  * into whole responses, and a FIFO of in-flight ops matched by opaque.
  *
+ * Addresses: a numeric host is converted inline (AI_NUMERICHOST never
+ * touches the resolver); a name is looked up in a thread (bg.h), the conn
+ * CONNECTING without a socket meanwhile, so that a resolver that hangs
+ * holds nothing past the connect timeout.  A lookup that outlives its
+ * attempt is kept and waited for by the next one instead of starting
+ * another (one lookup thread per conn at most).
+ *
  * The socket is non-blocking while connecting and blocking afterwards: every
  * send/recv passes MSG_DONTWAIT except the sync fast path
  * (cb_conn_read_blocking), which blocks in recv() under SO_RCVTIMEO so that a
  * synchronous operation costs one send and one receive system call.
  */
+#include "bg.h"
 #include "client_private.h"
 
 #include <errno.h>
@@ -134,6 +142,7 @@ void cb_conn_close(cb_conn *conn)
 {
     close_socket(conn);
     conn->state = CB_CONN_IDLE;
+    conn->resolving = 0; /* the lookup, if any, runs on for the next attempt */
     cb_nego_free(conn);
     if (conn->ai)
         freeaddrinfo(conn->ai);
@@ -154,6 +163,8 @@ void cb_conn_free(cb_conn *conn)
     conn->fd = -1;
     if (conn->ai)
         freeaddrinfo(conn->ai);
+    cb_job_release(conn->client, conn->lookup);
+    conn->lookup = NULL;
     cb_nego_free(conn);
     cb_buf_free(&conn->hbuf);
     cb_buf_free(&conn->wbuf);
@@ -328,27 +339,88 @@ static void connect_failed(cb_conn *conn, int err)
                  strerror(err));
 }
 
-static void start_connect(cb_conn *conn)
+/* Connect to the first of conn->ai that takes it. */
+static void connect_addresses(cb_conn *conn)
 {
-    struct addrinfo hints;
-    memset(&hints, 0, sizeof(hints));
-    hints.ai_family = AF_UNSPEC;
-    hints.ai_socktype = SOCK_STREAM;
-    int gai = getaddrinfo(conn->host, conn->port, &hints, &conn->ai);
+    conn->ai_next = conn->ai;
+    int err = try_next_address(conn);
+    if (err)
+        connect_failed(conn, err);
+}
+
+/* The lookup finished while this attempt waited for it. */
+static void on_resolved(cb_conn *conn)
+{
+    struct addrinfo *ai = NULL;
+    int gai = cb_job_addrinfo(conn->lookup, &ai);
+    cb_job_release(conn->client, conn->lookup);
+    conn->lookup = NULL;
+    conn->resolving = 0;
     if (gai != 0) {
-        conn->ai = NULL;
         cb_conn_fail(conn, CBFFI_UNKNOWN_HOST, "cannot resolve host: %s",
                      gai_strerror(gai));
         return;
     }
-    conn->ai_next = conn->ai;
+    conn->ai = ai;
+    connect_addresses(conn);
+}
+
+static void start_connect(cb_conn *conn)
+{
+    cbffi_client *c = conn->client;
     cb_buf_shrink(&conn->wbuf, KEEP_BUF);
     cb_buf_shrink(&conn->rbuf, KEEP_BUF);
-    conn->connect_deadline = cb_now() + conn->client->connect_timeout;
+    conn->connect_deadline = cb_now() + c->connect_timeout;
     conn->state = CB_CONN_CONNECTING;
-    int err = try_next_address(conn);
-    if (err)
-        connect_failed(conn, err);
+    struct addrinfo hints;
+    memset(&hints, 0, sizeof(hints));
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_flags = AI_NUMERICHOST | AI_NUMERICSERV;
+    int gai = getaddrinfo(conn->host, conn->port, &hints, &conn->ai);
+    if (gai == 0) {
+        connect_addresses(conn);
+        return;
+    }
+    conn->ai = NULL;
+    if (gai != EAI_NONAME) {
+        cb_conn_fail(conn, CBFFI_UNKNOWN_HOST, "cannot resolve host: %s",
+                     gai_strerror(gai));
+        return;
+    }
+    /* A name: looked up in a thread (one still running from an attempt
+       that gave up is waited for again; one from before a fork() never
+       ends here). */
+    if (conn->lookup && cb_job_orphaned(conn->lookup)) {
+        cb_job_release(c, conn->lookup);
+        conn->lookup = NULL;
+    }
+    if (!conn->lookup) {
+        const char *why = "";
+        conn->lookup = cb_job_resolve(c, conn->host, conn->port, &why);
+        if (!conn->lookup) {
+            cb_conn_fail(conn, CBFFI_UNKNOWN_HOST, "cannot look up host: %s",
+                         why);
+            return;
+        }
+    }
+    conn->resolving = 1;
+    cb_bg_watch(c);
+    if (cb_job_done(conn->lookup))
+        on_resolved(conn);
+}
+
+void cb_conn_jobs(cb_conn *conn)
+{
+    if (conn->lookup && cb_job_done(conn->lookup)) {
+        if (conn->resolving) {
+            on_resolved(conn);
+        } else { /* its attempt gave up: a later one looks up afresh */
+            cb_job_release(conn->client, conn->lookup);
+            conn->lookup = NULL;
+        }
+    }
+    cb_conn_update_watch(conn);
 }
 
 static void on_connect_ready(cb_conn *conn)

@@ -24,3 +24,18 @@ def test_http_timeout_reaches_the_core(memcached):
         assert b._cntl(0x0F, value_type="timeout") == 75.0  # libcouchbase's default
     finally:
         b.close()
+
+
+@pytest.mark.parametrize("where", ["memcached://no-such-host.invalid",
+                                   "couchbase://no-such-host.invalid/default"])
+def test_a_name_that_does_not_resolve_is_a_typed_error(where):
+    # (.invalid never resolves; the lookup runs off the loop, bounded by the
+    # connect timeout even if the resolver hangs)
+    t0 = time.monotonic()
+    with pytest.raises(E.UnknownHostError):
+        b = Bucket(where + "?connect_timeout=1.5")
+        try:
+            b.get("k")
+        finally:
+            b.close()
+    assert time.monotonic() - t0 < 3.5

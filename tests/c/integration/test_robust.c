@@ -5,6 +5,8 @@
  *
  *   - a fake REST port (rest_*): answers each request after a delay, or
  *     never;
+ *   - a fake Couchbase data node (kv_*) for the handshake: SCRAM-SHA512 with
+ *     the iteration count the test chooses (the proof is never accepted);
  *   - getaddrinfo() is overridden for the whole process (libcurl's resolver
  *     thread included): names under .hang.test hang until released, names
  *     under .fail.test fail at once, names under .slow.test take 300 ms,
@@ -19,6 +21,7 @@
 
 #include "cbffi.h"
 #include "client_private.h"
+#include "sasl.h"
 #include "servers.h"
 
 #include <arpa/inet.h>
@@ -70,7 +73,9 @@ int getaddrinfo(const char *node, const char *service,
             return EAI_NONAME;
         if (ends_with(node, ".hang.test")) {
             hanging++;
-            while (!hang_released)
+            double t0 = now_s(); /* 5 s at most: a client that waits for it
+                                    still fails its test, and ends */
+            while (!hang_released && now_s() - t0 < 5)
                 usleep(1000);
             hanging--;
             return EAI_AGAIN;
@@ -191,6 +196,128 @@ static rest_server *rest_start(int delay_ms, const char *body)
 }
 
 static void rest_stop(rest_server *s)
+{
+    s->stop = 1;
+    pthread_join(s->thr, NULL);
+    close(s->lfd);
+    free(s);
+}
+
+/* ---- a fake data node: the handshake up to SCRAM's proof ------------------------ */
+
+typedef struct kv_server {
+    int lfd, port;
+    unsigned long iter;     /* i= in server-first */
+    atomic_int stop;
+    atomic_int steps;       /* SASL_STEPs received */
+    pthread_t thr;
+} kv_server;
+
+static void kv_reply(int fd, uint8_t opcode, uint16_t status, const unsigned char *opaque,
+                     const char *value, size_t nvalue)
+{
+    unsigned char h[24] = {0x81, opcode};
+    h[6] = (unsigned char)(status >> 8);
+    h[7] = (unsigned char)status;
+    h[8] = (unsigned char)(nvalue >> 24);
+    h[9] = (unsigned char)(nvalue >> 16);
+    h[10] = (unsigned char)(nvalue >> 8);
+    h[11] = (unsigned char)nvalue;
+    memcpy(h + 12, opaque, 4);
+    send(fd, h, sizeof h, MSG_NOSIGNAL);
+    if (nvalue)
+        send(fd, value, nvalue, MSG_NOSIGNAL);
+}
+
+static int read_full(kv_server *s, int fd, unsigned char *p, size_t n)
+{
+    size_t got = 0;
+    while (got < n && !s->stop) {
+        struct pollfd pf = {fd, POLLIN, 0};
+        if (poll(&pf, 1, 20) <= 0)
+            continue;
+        ssize_t k = recv(fd, p + got, n - got, 0);
+        if (k <= 0)
+            return -1;
+        got += (size_t)k;
+    }
+    return got == n ? 0 : -1;
+}
+
+static void kv_serve(kv_server *s, int fd)
+{
+    static unsigned char body[65536];
+    for (;;) {
+        unsigned char h[24];
+        if (read_full(s, fd, h, 24) != 0)
+            return;
+        size_t n = (size_t)h[8] << 24 | (size_t)h[9] << 16 | (size_t)h[10] << 8 | h[11];
+        size_t nkey = (size_t)h[2] << 8 | h[3], next = h[4];
+        if (n > sizeof body - 1 || read_full(s, fd, body, n) != 0)
+            return;
+        body[n] = 0;
+        const char *value = (const char *)body + next + nkey;
+        switch (h[1]) {
+        case 0x1f: /* HELLO: no features */
+            kv_reply(fd, 0x1f, 0, h + 12, NULL, 0);
+            break;
+        case 0x20: /* SASL_LIST_MECHS */
+            kv_reply(fd, 0x20, 0, h + 12, "SCRAM-SHA512", 12);
+            break;
+        case 0x21: { /* SASL_AUTH: client-first "n,,n=user,r=nonce" */
+            const char *r = strstr(value, ",r=");
+            char sf[512];
+            int k = snprintf(sf, sizeof sf, "r=%sfake,s=QSXCR+Q6sek8bf92,i=%lu",
+                             r ? r + 3 : "x", s->iter);
+            kv_reply(fd, 0x21, 0x21 /* AUTH_CONTINUE */, h + 12, sf, (size_t)k);
+            break;
+        }
+        case 0x22: /* SASL_STEP: the proof is never right */
+            s->steps++;
+            kv_reply(fd, 0x22, 0x20 /* AUTH_ERROR */, h + 12, NULL, 0);
+            break;
+        default:
+            kv_reply(fd, h[1], 0x81, h + 12, NULL, 0);
+        }
+    }
+}
+
+static void *kv_main(void *arg)
+{
+    kv_server *s = arg;
+    while (!s->stop) {
+        struct pollfd p = {s->lfd, POLLIN, 0};
+        if (poll(&p, 1, 20) <= 0)
+            continue;
+        int fd = accept(s->lfd, NULL, NULL);
+        if (fd < 0)
+            continue;
+        kv_serve(s, fd);
+        close(fd);
+    }
+    return NULL;
+}
+
+static kv_server *kv_start(unsigned long iter)
+{
+    kv_server *s = calloc(1, sizeof(*s));
+    struct sockaddr_in a = {.sin_family = AF_INET};
+    socklen_t len = sizeof(a);
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    s->iter = iter;
+    s->lfd = socket(AF_INET, SOCK_STREAM, 0);
+    if (bind(s->lfd, (struct sockaddr *)&a, sizeof(a)) != 0 || listen(s->lfd, 16) != 0 ||
+        getsockname(s->lfd, (struct sockaddr *)&a, &len) != 0) {
+        close(s->lfd);
+        free(s);
+        return NULL;
+    }
+    s->port = ntohs(a.sin_port);
+    pthread_create(&s->thr, NULL, kv_main, s);
+    return s;
+}
+
+static void kv_stop(kv_server *s)
 {
     s->stop = 1;
     pthread_join(s->thr, NULL);
@@ -345,6 +472,173 @@ static void rest_bootstrap_from_a_silent_server(void **state)
     rest_stop(s);
 }
 
+/* ---- SCRAM's iteration count (sasl.c, negotiate.c) ------------------------------ */
+
+/* i=10000000 was accepted: about 6 s of PBKDF2 on the loop, past any
+   timeout.  Above CB_SCRAM_MAX_ITER the handshake now fails at once. */
+static void scram_iteration_count_over_the_cap_is_refused(void **state)
+{
+    (void)state;
+    static const unsigned long counts[] = {10000000, CB_SCRAM_MAX_ITER + 1, 99999999999UL};
+    for (size_t i = 0; i < sizeof counts / sizeof counts[0]; i++) {
+        kv_server *s = kv_start(counts[i]);
+        assert_non_null(s);
+        cbffi_client *c = client_for("couchbase://127.0.0.1:%d/default?bootstrap_on=cccp",
+                                     s->port);
+        double t0 = now_s();
+        assert_int_equal(cbffi_connect(c, 0), CBFFI_OK);
+        cbffi_result r[2];
+        assert_int_equal(cbffi_wait(c, r, 2), 1);
+        double took = now_s() - t0;
+        if (r[0].rc != CBFFI_PROTOCOL_ERROR || took > 1.0)
+            fail_msg("i=%lu: rc 0x%x after %.3f s: %s", counts[i], r[0].rc, took,
+                     cbffi_client_last_error(c));
+        const char *e = cbffi_client_last_error(c);
+        if (!strstr(e, "iterations") || !strstr(e, "100000"))
+            fail_msg("i=%lu: unclear message: %s", counts[i], e);
+        assert_int_equal(s->steps, 0); /* nothing derived, no proof sent */
+        cbffi_client_destroy(c);
+        kv_stop(s);
+    }
+}
+
+/* ---- host name lookups (conn.c, bg.c) ----------------------------------------- */
+
+static cbffi_result wait_one(cbffi_client *c, double *took)
+{
+    cbffi_result r[2];
+    double t0 = now_s();
+    assert_int_equal(cbffi_wait(c, r, 2), 1);
+    *took = now_s() - t0;
+    return r[0];
+}
+
+/* A name that does not resolve is CBFFI_UNKNOWN_HOST, at once, for an
+   operation as for a bootstrap. */
+static void unresolvable_name_is_a_typed_error_at_once(void **state)
+{
+    (void)state;
+    double took;
+    cbffi_client *c = client_for("memcached://nowhere.fail.test:11211");
+    assert_int_equal(cbffi_get(c, "k", 1, CBFFI_GET_PLAIN, 0, 1), CBFFI_OK);
+    cbffi_result r = wait_one(c, &took);
+    assert_int_equal(r.rc, CBFFI_UNKNOWN_HOST);
+    assert_true(took < 0.5);
+    assert_non_null(strstr(cbffi_client_last_error(c), "resolve"));
+    cbffi_client_destroy(c);
+    c = client_for("couchbase://nowhere.fail.test/default?bootstrap_on=cccp");
+    assert_int_equal(cbffi_connect(c, 0), CBFFI_OK);
+    r = wait_one(c, &took);
+    assert_int_equal(r.rc, CBFFI_UNKNOWN_HOST);
+    assert_true(took < 0.5);
+    cbffi_client_destroy(c);
+}
+
+/* Numeric addresses never reach the resolver. */
+static void numeric_addresses_are_not_looked_up(void **state)
+{
+    (void)state;
+    int before = lookups;
+    static const char *hosts[] = {"127.0.0.1:9", "[::1]:9"};
+    for (int i = 0; i < 2; i++) {
+        cbffi_client *c = client_for("memcached://%s?connect_timeout=500ms", hosts[i]);
+        assert_int_equal(cbffi_get(c, "k", 1, CBFFI_GET_PLAIN, 0, 1), CBFFI_OK);
+        double took;
+        cbffi_result r = wait_one(c, &took);
+        assert_int_not_equal(r.rc, CBFFI_UNKNOWN_HOST);
+        cbffi_client_destroy(c);
+    }
+    assert_int_equal(lookups, before);
+}
+
+/* getaddrinfo() ran on the loop: a lookup that hangs held every operation
+   (and cbffi_io_flush) for as long as it hung. */
+static void hanging_lookup_ends_within_the_timeouts(void **state)
+{
+    (void)state;
+    double took;
+    /* the operation's own timeout */
+    cbffi_client *c = client_for("memcached://stuck.hang.test:11211?operation_timeout=200ms");
+    assert_int_equal(cbffi_get(c, "k", 1, CBFFI_GET_PLAIN, 0, 1), CBFFI_OK);
+    cbffi_result r = wait_one(c, &took);
+    assert_int_equal(r.rc, CBFFI_ETIMEDOUT);
+    if (took > 0.7)
+        fail_msg("the GET ended after %.3f s (timeout 0.2 s)", took);
+    cbffi_client_destroy(c); /* with the lookup still running */
+
+    /* the connect timeout first: the lookup is what is reported */
+    c = client_for("memcached://stuck.hang.test:11211?operation_timeout=2s&"
+                   "connect_timeout=150ms");
+    assert_int_equal(cbffi_get(c, "k", 1, CBFFI_GET_PLAIN, 0, 1), CBFFI_OK);
+    r = wait_one(c, &took);
+    assert_int_equal(r.rc, CBFFI_UNKNOWN_HOST);
+    assert_non_null(strstr(cbffi_client_last_error(c), "lookup"));
+    if (took > 0.65)
+        fail_msg("the GET ended after %.3f s (connect timeout 0.15 s)", took);
+    /* and the next attempt waits for the same lookup: no second thread */
+    int before = hanging;
+    assert_int_equal(cbffi_get(c, "k", 1, CBFFI_GET_PLAIN, 0, 2), CBFFI_OK);
+    r = wait_one(c, &took);
+    assert_int_equal(r.rc, CBFFI_UNKNOWN_HOST);
+    assert_int_equal(hanging, before);
+    cbffi_client_destroy(c);
+
+    /* the host-loop interface never blocks */
+    c = client_for("memcached://stuck.hang.test:11211");
+    assert_int_equal(cbffi_get(c, "k", 1, CBFFI_GET_PLAIN, 0, 1), CBFFI_OK);
+    double t0 = now_s();
+    cbffi_io_flush(c);
+    cbffi_io_tick(c);
+    assert_true(now_s() - t0 < 0.05);
+    assert_int_equal(cbffi_pending(c), 1);
+    cbffi_client_destroy(c);
+
+    /* a bootstrap through a hanging name: within the bootstrap timeout */
+    c = client_for("couchbase://stuck.hang.test/default?bootstrap_on=cccp&"
+                   "config_total_timeout=300ms");
+    assert_int_equal(cbffi_connect(c, 0), CBFFI_OK);
+    r = wait_one(c, &took);
+    assert_int_equal(r.rc, CBFFI_ETIMEDOUT);
+    if (took > 0.8)
+        fail_msg("the bootstrap ended after %.3f s (timeout 0.3 s)", took);
+    cbffi_client_destroy(c);
+    release_lookups();
+}
+
+/* A lookup slower than the operation timeout: the operation times out, the
+   lookup goes on, and the next operation uses its answer. */
+static void slow_lookup_is_used_when_it_ends(void **state)
+{
+    (void)state;
+    mc_server mc = {0};
+    assert_int_equal(mc_start(&mc), 0);
+    for (int gave_up = 0; gave_up < 2; gave_up++) {
+        cbffi_client *c = client_for("memcached://later.slow.test:%d?operation_timeout=100ms%s",
+                                     mc.port, gave_up ? "&connect_timeout=150ms" : "");
+        int before = lookups;
+        double took;
+        assert_int_equal(cbffi_get(c, "slow-k", 6, CBFFI_GET_PLAIN, 0, 1), CBFFI_OK);
+        cbffi_result r = wait_one(c, &took);
+        assert_int_equal(r.rc, CBFFI_ETIMEDOUT);
+        assert_true(took < 0.25);
+        if (gave_up) { /* the attempt ends at its connect timeout */
+            assert_int_equal(cbffi_get(c, "slow-k", 6, CBFFI_GET_PLAIN, 0, 1), CBFFI_OK);
+            r = wait_one(c, &took);
+            assert_true(r.rc == CBFFI_UNKNOWN_HOST || r.rc == CBFFI_ETIMEDOUT);
+        }
+        usleep(400000); /* the lookup has ended by now */
+        cbffi_client_set_timeout(c, CBFFI_TIMEOUT_OPERATION, 2000000);
+        assert_int_equal(cbffi_get(c, "slow-k", 6, CBFFI_GET_PLAIN, 0, 2), CBFFI_OK);
+        r = wait_one(c, &took);
+        if (r.rc != CBFFI_KEY_ENOENT)
+            fail_msg("gave_up=%d: rc 0x%x: %s", gave_up, r.rc, cbffi_client_last_error(c));
+        assert_true(took < 0.2);
+        assert_int_equal(lookups - before, 1);
+        cbffi_client_destroy(c);
+    }
+    mc_kill(&mc);
+}
+
 int main(void)
 {
     signal(SIGPIPE, SIG_IGN);
@@ -353,9 +647,15 @@ int main(void)
         cmocka_unit_test(rest_timeout_defaults),
         cmocka_unit_test(many_rest_requests_at_once),
         cmocka_unit_test(rest_bootstrap_from_a_silent_server),
+        cmocka_unit_test(scram_iteration_count_over_the_cap_is_refused),
+        cmocka_unit_test(unresolvable_name_is_a_typed_error_at_once),
+        cmocka_unit_test(numeric_addresses_are_not_looked_up),
+        cmocka_unit_test(hanging_lookup_ends_within_the_timeouts),
+        cmocka_unit_test(slow_lookup_is_used_when_it_ends),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     release_lookups();
+    usleep(200000); /* abandoned derivations end (leak checkers look at exit) */
     mc_kill_all();
     return rc;
 }
