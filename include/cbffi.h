@@ -453,8 +453,8 @@ size_t cbffi_ready(cbffi_client *client);
  *      then (and may reuse the number for a new socket in the same call): a
  *      loop that needs an open descriptor to unregister should register a
  *      dup() of each fd instead.  Besides sockets the set may hold one
- *      eventfd, the core's own (host name lookups run in threads and
- *      signal through it): watch it like the others.
+ *      eventfd, the core's own (host name lookups and SCRAM key derivation
+ *      run in threads and signal through it): watch it like the others.
  *   3. When the host sees fd readable/writable, call cbffi_io_event.
  *   4. Keep a timer for cbffi_io_deadline(); when it fires call
  *      cbffi_io_tick.  Read the deadline again after every cbffi_io_* call

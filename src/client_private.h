@@ -16,7 +16,7 @@
  *   cb_conn owns its host and name strings, its socket, its host name
  *   lookup job (lookup), its write buffers (handshake packets in hbuf,
  *   operation packets in wbuf), its read buffer, its resolved address list,
- *   its handshake state (nego) and its op
+ *   its handshake state (nego, which owns its key-derivation job) and its op
  *   queue (references to ops, each holding one op reference).
  *   cb_op is reference counted: the pending state (not yet completed) holds
  *   one reference, each conn queue slot holding it one, the retry and
@@ -285,7 +285,7 @@ void cb_conn_fail(cb_conn *conn, int rc, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 /* Close the socket without touching the queue (the caller empties it). */
 void cb_conn_close(cb_conn *conn);
-/* Hand conn's finished background jobs (lookup) on. */
+/* Hand conn's finished background jobs (lookup, key derivation) on. */
 void cb_conn_jobs(cb_conn *conn);
 /* Wait for the connection: CONNECT child ops. */
 void cb_conn_add_waiter(cb_conn *conn, cb_op *child);
@@ -313,6 +313,8 @@ void cb_nego_start(cb_conn *conn);
    failed. */
 int cb_nego_response(cb_conn *conn, const cb_resp *r);
 void cb_nego_free(cb_conn *conn);
+/* The handshake's key derivation finished (bg.c): go on. */
+void cb_nego_jobs(cb_conn *conn);
 
 /* ---- cluster.c: couchbase:// ---------------------------------------------- */
 int cb_cluster_setup(cbffi_client *c);

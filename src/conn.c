@@ -420,6 +420,8 @@ void cb_conn_jobs(cb_conn *conn)
             conn->lookup = NULL;
         }
     }
+    if (conn->nego)
+        cb_nego_jobs(conn);
     cb_conn_update_watch(conn);
 }
 

@@ -474,6 +474,18 @@ static void rest_bootstrap_from_a_silent_server(void **state)
 
 /* ---- SCRAM's iteration count (sasl.c, negotiate.c) ------------------------------ */
 
+/* How long PBKDF2-SHA512 at the cap takes here. */
+static double kdf_seconds(void)
+{
+    unsigned char key[64];
+    size_t n;
+    double t0 = now_s();
+    assert_int_equal(cb_scram_derive(CB_SASL_SCRAM_SHA512, "password", 8,
+                                     (const unsigned char *)"salt", 4,
+                                     CB_SCRAM_MAX_ITER, key, &n), CB_SASL_OK);
+    return now_s() - t0;
+}
+
 /* i=10000000 was accepted: about 6 s of PBKDF2 on the loop, past any
    timeout.  Above CB_SCRAM_MAX_ITER the handshake now fails at once. */
 static void scram_iteration_count_over_the_cap_is_refused(void **state)
@@ -500,6 +512,104 @@ static void scram_iteration_count_over_the_cap_is_refused(void **state)
         cbffi_client_destroy(c);
         kv_stop(s);
     }
+}
+
+/* At the cap, the derivation (tens of ms) ran on the loop: no other
+   connection was served, no timeout fired and the host loop's call did not
+   return meanwhile.  Now it runs in a thread: every call into the client
+   returns at once, and the handshake ends at its deadline all the same. */
+static void scram_derivation_leaves_the_loop_free(void **state)
+{
+    (void)state;
+    double kdf = kdf_seconds();
+    if (kdf < 0.02)
+        skip(); /* too fast a machine to tell */
+    kv_server *s = kv_start(CB_SCRAM_MAX_ITER);
+    assert_non_null(s);
+    /* the host-loop interface: how long does any one call take?  (Long
+       timeouts: under valgrind the derivation takes seconds.) */
+    cbffi_client *c = client_for("couchbase://127.0.0.1:%d/default?bootstrap_on=cccp&"
+                                 "connect_timeout=100s&config_total_timeout=100s",
+                                 s->port);
+    struct pollfd pf[16];
+    int npf = 0;
+    double worst = 0, t0 = now_s();
+    assert_int_equal(cbffi_connect(c, 0), CBFFI_OK);
+    size_t got = 0;
+    cbffi_result r[2];
+    for (int round = 0; got == 0 && now_s() - t0 < 100; round++) {
+        double a = now_s();
+        if (round == 0)
+            cbffi_io_flush(c);
+        cbffi_watch w[16];
+        size_t nw;
+        while ((nw = cbffi_io_watches(c, w, 16)) > 0) {
+            for (size_t i = 0; i < nw; i++) {
+                int j = 0;
+                while (j < npf && pf[j].fd != w[i].fd)
+                    j++;
+                if (!w[i].events) {
+                    if (j < npf)
+                        pf[j] = pf[--npf];
+                    continue;
+                }
+                if (j == npf)
+                    npf++;
+                pf[j].fd = w[i].fd;
+                pf[j].events = (short)(((w[i].events & CBFFI_IO_READ) ? POLLIN : 0) |
+                                       ((w[i].events & CBFFI_IO_WRITE) ? POLLOUT : 0));
+            }
+        }
+        int64_t dl = cbffi_io_deadline(c);
+        double b = now_s();
+        if (b - a > worst)
+            worst = b - a;
+        int k = poll(pf, (nfds_t)npf, dl < 0 ? 100 : (int)(dl / 1000) + 1);
+        a = now_s();
+        if (k <= 0) {
+            cbffi_io_tick(c);
+        } else {
+            int fds[16];
+            uint32_t ev[16];
+            int nr = 0;
+            for (int j = 0; j < npf; j++)
+                if (pf[j].revents) {
+                    fds[nr] = pf[j].fd;
+                    ev[nr++] = ((pf[j].revents & (POLLIN | POLLHUP | POLLERR)) ? CBFFI_IO_READ : 0) |
+                               ((pf[j].revents & (POLLOUT | POLLHUP | POLLERR)) ? CBFFI_IO_WRITE : 0);
+                }
+            for (int j = 0; j < nr; j++)
+                cbffi_io_event(c, fds[j], ev[j]);
+        }
+        got = cbffi_harvest(c, r, 2);
+        b = now_s();
+        if (b - a > worst)
+            worst = b - a;
+    }
+    assert_int_equal(got, 1);
+    assert_int_equal(s->steps, 1);                 /* the proof went out */
+    assert_int_equal(r[0].rc, CBFFI_AUTH_ERROR);   /* and was refused */
+    if (worst > kdf / 2)
+        fail_msg("a call into the client took %.1f ms (PBKDF2 at the cap: %.1f ms)",
+                 worst * 1e3, kdf * 1e3);
+    cbffi_client_destroy(c);
+
+    /* the bootstrap deadline falls in the middle of the derivation */
+    char cs[256];
+    snprintf(cs, sizeof cs,
+             "couchbase://127.0.0.1:%d/default?bootstrap_on=cccp&config_total_timeout=%dms",
+             s->port, (int)(kdf * 1e3 / 3) + 1);
+    c = client_for("%s", cs);
+    t0 = now_s();
+    assert_int_equal(cbffi_connect(c, 0), CBFFI_OK);
+    assert_int_equal(cbffi_wait(c, r, 2), 1);
+    double took = now_s() - t0;
+    assert_int_equal(r[0].rc, CBFFI_ETIMEDOUT);
+    if (took > kdf * 0.8)
+        fail_msg("bootstrap (timeout %.1f ms) ended after %.1f ms, PBKDF2 takes %.1f ms",
+                 kdf * 1e3 / 3, took * 1e3, kdf * 1e3);
+    cbffi_client_destroy(c); /* the derivation is abandoned mid-way */
+    kv_stop(s);
 }
 
 /* ---- host name lookups (conn.c, bg.c) ----------------------------------------- */
@@ -648,6 +758,7 @@ int main(void)
         cmocka_unit_test(many_rest_requests_at_once),
         cmocka_unit_test(rest_bootstrap_from_a_silent_server),
         cmocka_unit_test(scram_iteration_count_over_the_cap_is_refused),
+        cmocka_unit_test(scram_derivation_leaves_the_loop_free),
         cmocka_unit_test(unresolvable_name_is_a_typed_error_at_once),
         cmocka_unit_test(numeric_addresses_are_not_looked_up),
         cmocka_unit_test(hanging_lookup_ends_within_the_timeouts),
