@@ -699,9 +699,12 @@ static void hanging_lookup_ends_within_the_timeouts(void **state)
     double t0 = now_s();
     cbffi_io_flush(c);
     cbffi_io_tick(c);
-    assert_true(now_s() - t0 < 0.05);
-    assert_int_equal(cbffi_pending(c), 1);
+    took = now_s() - t0;
+    size_t pending = cbffi_pending(c);
     cbffi_client_destroy(c);
+    if (took > 1.0) /* the lookup hangs for 5 s (valgrind: thread start ~0.1 s) */
+        fail_msg("cbffi_io_flush + tick took %.3f s", took);
+    assert_int_equal(pending, 1);
 
     /* a bootstrap through a hanging name: within the bootstrap timeout */
     c = client_for("couchbase://stuck.hang.test/default?bootstrap_on=cccp&"
