@@ -242,8 +242,12 @@ typedef enum cbffi_timeout_kind {
                                      map (config_total_timeout); default 5 s */
     CBFFI_TIMEOUT_DURABILITY = 4, /* persist_to / replicate_to polling after
                                      a mutation; default 5 s */
-    CBFFI_TIMEOUT_DURABILITY_INTERVAL = 5  /* between OBSERVE rounds;
+    CBFFI_TIMEOUT_DURABILITY_INTERVAL = 5, /* between OBSERVE rounds;
                                               default 10 ms */
+    CBFFI_TIMEOUT_HTTP = 6        /* a REST request that is an operation
+                                     (cbffi_flush of a couchbase:// bucket)
+                                     (http_timeout); default 75 s, as
+                                     libcouchbase's */
 } cbffi_timeout_kind;
 
 /*
@@ -524,7 +528,10 @@ int cbffi_subdoc_parse(int op, int rc, const char *body, size_t nbody,
                        size_t n, cbffi_subdoc_entry *out);
 
 /* STAT `group` (NULL/0 for the default group) on every server; VERSION,
-   FLUSH and NOOP on every server.  See cbffi_result.final. */
+   FLUSH and NOOP on every server.  See cbffi_result.final.  On a
+   couchbase:// bucket, flush is one REST request (doFlush) with the
+   CBFFI_TIMEOUT_HTTP timeout; with 16 REST requests in flight already it
+   returns CBFFI_EBUSY (nothing scheduled). */
 int cbffi_stats(cbffi_client *client, const char *group, size_t ngroup,
                 uint64_t cookie);
 int cbffi_version(cbffi_client *client, uint64_t cookie);
@@ -563,7 +570,9 @@ size_t cbffi_ready(cbffi_client *client);
  *      means "stop watching fd".  The core has already closed that fd by
  *      then (and may reuse the number for a new socket in the same call): a
  *      loop that needs an open descriptor to unregister should register a
- *      dup() of each fd instead.
+ *      dup() of each fd instead.  Besides sockets the set may hold one
+ *      eventfd, the core's own (host name lookups and SCRAM key derivation
+ *      run in threads and signal through it): watch it like the others.
  *   3. When the host sees fd readable/writable, call cbffi_io_event.
  *   4. Keep a timer for cbffi_io_deadline(); when it fires call
  *      cbffi_io_tick.  Read the deadline again after every cbffi_io_* call

@@ -2,6 +2,7 @@
  * client.c - the client: creation, routing, scheduling, per-operation
  * timeouts, turning responses into results, and harvesting.
  */
+#include "bg.h"
 #include "client_private.h"
 #include "errors.h"
 
@@ -16,6 +17,7 @@ enum {
     DEFAULT_CONNECT_TIMEOUT = 2000000, /* 2 s */
     DEFAULT_DUR_TIMEOUT = 5000000,     /* 5 s */
     DEFAULT_DUR_INTERVAL = 10000,      /* 10 ms */
+    DEFAULT_HTTP_TIMEOUT = 75000000,   /* 75 s, libcouchbase's http_timeout */
     MAX_VALUE = 20 * 1024 * 1024,
     MAX_BODY = 64 * 1024 * 1024
 };
@@ -83,6 +85,8 @@ static int setup(cbffi_client *c, const char *connstr, const char *user,
         c->op_timeout = c->cs.operation_timeout_us;
     if (c->cs.connect_timeout_us)
         c->connect_timeout = c->cs.connect_timeout_us;
+    if (c->cs.http_timeout_us)
+        c->http_timeout = c->cs.http_timeout_us;
     if ((rc = copy_cred(&c->username, user, c->cs.username)) != CBFFI_OK ||
         (rc = copy_cred(&c->password, pass, c->cs.password)) != CBFFI_OK)
         return rc;
@@ -130,6 +134,7 @@ int cbffi_client_create(cbffi_client **out, const char *connstr,
     c->connect_timeout = DEFAULT_CONNECT_TIMEOUT;
     c->dur_timeout = DEFAULT_DUR_TIMEOUT;
     c->dur_interval = DEFAULT_DUR_INTERVAL;
+    c->http_timeout = DEFAULT_HTTP_TIMEOUT;
     c->next_retry = UINT64_MAX;
     c->max_value = MAX_VALUE;
     c->max_body = MAX_BODY;
@@ -154,6 +159,7 @@ void cbffi_client_destroy(cbffi_client *c)
     for (int i = 0; i < c->nconns; i++)
         cb_conn_free(c->conns[i]);
     free(c->conns);
+    cb_bg_free(c); /* after every conn released its jobs */
     cb_ketama_free(&c->ketama);
     cb_connstr_free(&c->cs);
     free(c->username);
@@ -185,6 +191,7 @@ static uint64_t *timeout_slot(cbffi_client *c, int kind)
     case CBFFI_TIMEOUT_BOOTSTRAP: return &c->bootstrap_timeout;
     case CBFFI_TIMEOUT_DURABILITY: return &c->dur_timeout;
     case CBFFI_TIMEOUT_DURABILITY_INTERVAL: return &c->dur_interval;
+    case CBFFI_TIMEOUT_HTTP: return &c->http_timeout;
     default: return NULL;
     }
 }
@@ -655,6 +662,12 @@ static int connect_overdue(const cb_conn *conn, uint64_t now)
 
 static void fail_overdue(cbffi_client *c, cb_conn *conn)
 {
+    if (conn->resolving) {
+        cb_conn_fail(conn, CBFFI_UNKNOWN_HOST,
+                     "host name lookup did not end within %.3f s",
+                     (double)c->connect_timeout / 1e6);
+        return;
+    }
     cb_conn_fail(conn, CBFFI_CONNECT_ERROR, "%s timed out after %.3f s",
                  conn->state == CB_CONN_CONNECTING ? "connect" : "handshake",
                  (double)c->connect_timeout / 1e6);

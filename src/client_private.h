@@ -10,11 +10,14 @@
  *   so that a config change can reorder them without moving them), the
  *   bootstrap conn (seed), retired conns waiting to be freed (graveyard), the
  *   connection string, the current cluster map, the op pool (every cb_op),
- *   the result queue and its data arena, and the watch-change queue.
- *   cb_conn owns its socket, its write buffers (handshake packets in hbuf,
+ *   the result queue and its data arena, the watch-change queue, and its
+ *   reference on the background-job eventfd (bg, shared with the job
+ *   threads still running, see bg.h).
+ *   cb_conn owns its host and name strings, its socket, its host name
+ *   lookup job (lookup), its write buffers (handshake packets in hbuf,
  *   operation packets in wbuf), its read buffer, its resolved address list,
- *   its handshake state (nego) and its op queue (references to ops, each
- *   holding one op reference).
+ *   its handshake state (nego, which owns its key-derivation job) and its op
+ *   queue (references to ops, each holding one op reference).
  *   cb_op is reference counted: the pending state (not yet completed) holds
  *   one reference, each conn queue slot holding it one, the retry and
  *   wait-for-config lists one each, and each child of a parent op one on
@@ -36,6 +39,8 @@
 #include "ketama.h"
 
 struct addrinfo;
+typedef struct cb_bg cb_bg;
+typedef struct cb_job cb_job;
 typedef struct cb_op cb_op;
 typedef struct cb_conn cb_conn;
 typedef struct cb_nego cb_nego;
@@ -108,12 +113,16 @@ struct cb_conn {
     int index;              /* in client->conns; -1 for the seed */
     char *host;
     char port[8];
-    char name[280];         /* "host:port" */
+    char *name;             /* "host:port" ("[v6]:port"), the map's authority
+                               form: compared with it whole, never cut */
     int fd;
     cb_conn_state state;
     uint64_t connect_deadline;  /* covers connect and handshake */
     uint64_t last_read;     /* monotonic us of the last bytes received */
     struct addrinfo *ai, *ai_next;
+    cb_job *lookup;         /* host name lookup running (bg.c), or NULL; kept
+                               when an attempt gives up, for the next one */
+    uint8_t resolving;      /* CONNECTING, waiting for lookup (fd < 0) */
     cb_buf hbuf;            /* handshake packets not yet sent */
     cb_buf wbuf;            /* encoded packets; [off, len) not yet sent */
     cb_buf rbuf;            /* received bytes not yet decoded */
@@ -160,6 +169,7 @@ struct cbffi_client {
     uint64_t bootstrap_timeout;/* us, config_total_timeout */
     uint64_t dur_timeout;      /* us */
     uint64_t dur_interval;     /* us */
+    uint64_t http_timeout;     /* us, REST requests that are operations */
     uint32_t max_body;         /* response body cap */
     size_t max_value;          /* request value cap */
     char *username;            /* couchbase://: SASL user (bucket name if none) */
@@ -181,6 +191,9 @@ struct cbffi_client {
     int refresh_wanted;        /* a refresh was asked for too soon */
     cb_conn *graveyard;        /* retired conns, freed at the next io call */
     cb_http *http;             /* REST bootstrap (libcurl), NULL until used */
+    cb_bg *bg;                 /* background jobs' eventfd (bg.c), NULL until
+                                  the first job */
+    unsigned njobs;            /* jobs started and not released */
 
     cb_op pending;             /* sentinel of the pending list */
     size_t npending;
@@ -256,6 +269,9 @@ int cb_subdoc_reply(const cb_op *op, const cb_resp *r, int rc);
 int cb_check_key(cbffi_client *c, const char *key, size_t nkey);
 
 /* ---- conn.c: sockets and pipelining --------------------------------------- */
+/* Bytes one readiness event (or one sync read) reads at most, give or take
+   one recv(): then back to the loop, the socket still readable. */
+enum { CB_READ_BUDGET = 256 * 1024 };
 /* A new idle conn for host:port (heap; free with cb_conn_free). */
 cb_conn *cb_conn_new(cbffi_client *c, int index, const char *host,
                      uint16_t port, int ipv6);
@@ -278,6 +294,8 @@ void cb_conn_fail(cb_conn *conn, int rc, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 /* Close the socket without touching the queue (the caller empties it). */
 void cb_conn_close(cb_conn *conn);
+/* Hand conn's finished background jobs (lookup, key derivation) on. */
+void cb_conn_jobs(cb_conn *conn);
 /* Wait for the connection: CONNECT child ops. */
 void cb_conn_add_waiter(cb_conn *conn, cb_op *child);
 /* Events this conn wants from the host loop. */
@@ -304,6 +322,8 @@ void cb_nego_start(cb_conn *conn);
    failed. */
 int cb_nego_response(cb_conn *conn, const cb_resp *r);
 void cb_nego_free(cb_conn *conn);
+/* The handshake's key derivation finished (bg.c): go on. */
+void cb_nego_jobs(cb_conn *conn);
 
 /* ---- cluster.c: couchbase:// ---------------------------------------------- */
 int cb_cluster_setup(cbffi_client *c);

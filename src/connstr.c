@@ -291,6 +291,8 @@ static int set_option(cb_connstr *cs, const char *k, const char *v, char *err,
         dur = &cs->connect_timeout_us;
     else if (strcmp(k, "config_total_timeout") == 0)
         dur = &cs->config_total_timeout_us;
+    else if (strcmp(k, "http_timeout") == 0)
+        dur = &cs->http_timeout_us;
     if (dur) {
         if (cb_parse_duration(v, dur) != 0)
             return fail(err, nerr, CBFFI_EINVAL,

@@ -50,6 +50,7 @@ typedef struct cb_connstr {
     uint64_t operation_timeout_us;  /* 0 = default */
     uint64_t connect_timeout_us;    /* 0 = default */
     uint64_t config_total_timeout_us; /* 0 = default */
+    uint64_t http_timeout_us;       /* 0 = default */
     cb_bootstrap bootstrap_on;
 } cb_connstr;
 

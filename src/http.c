@@ -10,8 +10,18 @@
  * host); 401 means wrong credentials, 404 an unknown bucket.  Afterwards
  * the KV conns refresh the map over CCCP.
  *
+ * Timeouts: a bootstrap attempt has the connect timeout (as a CCCP
+ * attempt: connect + handshake + map), within the bootstrap op's own
+ * deadline; a flush is an operation with the REST timeout
+ * (CBFFI_TIMEOUT_HTTP), both as its pending deadline and as libcurl's.
+ * At most MAX_REQS requests are in flight: past that cb_http_flush refuses
+ * with CBFFI_EBUSY.  The sockets libcurl asks to watch are all kept track
+ * of (a growable list): a socket the host watches but whose readiness we
+ * dropped would stall its transfer until its timeout.
+ *
  * Ownership: cb_http belongs to the client (client->http); it owns the curl
- * multi and easy handles, the URL and the reply body.
+ * multi and easy handles, the watched-socket list, and each request's URL,
+ * host and reply body.
  */
 #include "client_private.h"
 
@@ -24,7 +34,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-enum { MAX_SOCKS = 16, FLUSH_TIMEOUT = 30000000 /* 30 s */ };
+enum { MAX_REQS = 16 };
 
 typedef enum { REQ_BOOTSTRAP = 1, REQ_FLUSH = 2 } req_kind;
 
@@ -35,7 +45,8 @@ typedef struct cb_http_req {
     req_kind kind;
     cb_op *op;              /* REQ_FLUSH: the op it completes (one reference) */
     cb_buf body;
-    char host[260];         /* the host asked, for $HOST */
+    char *host;             /* the host asked, for $HOST (whole: a cut name
+                               would become the servers' names) */
     int too_big;
 } cb_http_req;
 
@@ -43,22 +54,40 @@ struct cb_http {
     CURLM *multi;
     cb_http_req *reqs;
     uint64_t timer;         /* libcurl's deadline, UINT64_MAX = none */
-    int fds[MAX_SOCKS];     /* sockets libcurl asked us to watch */
-    int nfds;
+    int *fds;               /* sockets libcurl asked us to watch */
+    int nfds, capfds;
+    int nreqs;
 };
-static void watch(cbffi_client *c, int fd, uint32_t events)
+
+/* Track fd (events != 0) or forget it; -1 if out of memory (nothing
+   changed). */
+static int watch(cbffi_client *c, int fd, uint32_t events)
 {
     cb_http *h = c->http;
-    int i = 0;
+    int i = 0, added = 0;
     while (i < h->nfds && h->fds[i] != fd)
         i++;
     if (events == 0) {
         if (i < h->nfds)
             h->fds[i] = h->fds[--h->nfds];
-    } else if (i == h->nfds && h->nfds < MAX_SOCKS) {
+    } else if (i == h->nfds) {
+        if (h->nfds == h->capfds) {
+            int cap = h->capfds ? 2 * h->capfds : 8;
+            int *fds = realloc(h->fds, (size_t)cap * sizeof(*fds));
+            if (!fds)
+                return -1;
+            h->fds = fds;
+            h->capfds = cap;
+        }
         h->fds[h->nfds++] = fd;
+        added = 1;
     }
-    (void)cb_watch_push(c, fd, events); /* out of memory: libcurl's timer still runs */
+    if (cb_watch_push(c, fd, events) != 0 && events) {
+        if (added) /* the host never hears of it: fail the transfer */
+            h->nfds--;
+        return -1;
+    }
+    return 0;
 }
 
 static int on_socket(CURL *easy, curl_socket_t s, int what, void *userp,
@@ -72,8 +101,8 @@ static int on_socket(CURL *easy, curl_socket_t s, int what, void *userp,
         ev |= CBFFI_IO_READ;
     if (what == CURL_POLL_OUT || what == CURL_POLL_INOUT)
         ev |= CBFFI_IO_WRITE;
-    watch(c, (int)s, what == CURL_POLL_REMOVE ? 0 : ev);
-    return 0;
+    /* -1: libcurl fails the transfer using s (CURLE_ABORTED_BY_CALLBACK) */
+    return watch(c, (int)s, what == CURL_POLL_REMOVE ? 0 : ev);
 }
 
 static int on_timer(CURLM *multi, long timeout_ms, void *userp)
@@ -103,11 +132,14 @@ static void end_request(cbffi_client *c, cb_http_req *q)
     cb_http_req **pp = &h->reqs;
     while (*pp && *pp != q)
         pp = &(*pp)->next;
-    if (*pp)
+    if (*pp) {
         *pp = q->next;
+        h->nreqs--;
+    }
     curl_multi_remove_handle(h->multi, q->easy);
     curl_easy_cleanup(q->easy);
     cb_buf_free(&q->body);
+    free(q->host);
     free(q);
 }
 
@@ -124,6 +156,7 @@ void cb_http_free(cbffi_client *c)
     }
     curl_multi_cleanup(h->multi);
     curl_global_cleanup();
+    free(h->fds);
     free(h);
     c->http = NULL;
 }
@@ -313,6 +346,7 @@ static int start(cbffi_client *c, cb_http_req *q, const char *url, int post,
     q->easy = e;
     q->next = c->http->reqs;
     c->http->reqs = q;
+    c->http->nreqs++;
     return CBFFI_OK;
 }
 
@@ -352,10 +386,12 @@ int cb_http_start(cbffi_client *c, const char *host, int ipv6, uint16_t port)
         return rc;
     }
     q->kind = REQ_BOOTSTRAP;
-    snprintf(q->host, sizeof(q->host), "%s", host);
-    rc = start(c, q, url, 0, c->connect_timeout);
-    if (rc != CBFFI_OK)
+    q->host = strdup(host);
+    rc = q->host ? start(c, q, url, 0, c->connect_timeout) : CBFFI_CLIENT_ENOMEM;
+    if (rc != CBFFI_OK) {
+        free(q->host);
         free(q);
+    }
     return rc;
 }
 
@@ -371,6 +407,10 @@ int cb_http_flush(cbffi_client *c, uint64_t cookie)
     }
     if (setup_multi(c) != 0)
         return CBFFI_CLIENT_ENOMEM;
+    if (c->http->nreqs >= MAX_REQS) {
+        cb_set_error(c, "%d REST requests are in flight already", MAX_REQS);
+        return CBFFI_EBUSY;
+    }
     cb_http_req *q = calloc(1, sizeof(*q));
     char url[700];
     if (!q)
@@ -391,14 +431,15 @@ int cb_http_flush(cbffi_client *c, uint64_t cookie)
     q->kind = REQ_FLUSH;
     q->op = op;
     op->refs = 1; /* the request's */
-    snprintf(q->host, sizeof(q->host), "%s", node->hostname);
-    rc = start(c, q, url, 1, FLUSH_TIMEOUT);
+    q->host = strdup(node->hostname);
+    rc = q->host ? start(c, q, url, 1, c->http_timeout) : CBFFI_CLIENT_ENOMEM;
     if (rc != CBFFI_OK) {
+        free(q->host);
         free(q);
         op->refs = 1;
         cb_op_unref(c, op);
         return rc;
     }
-    cb_pending_add(c, op, FLUSH_TIMEOUT);
+    cb_pending_add(c, op, c->http_timeout);
     return CBFFI_OK;
 }

@@ -299,7 +299,10 @@ class Bucket(object):
             elif name == "durability_interval":
                 lib.cbffi_client_set_timeout(self._c, _DUR_INTERVAL,
                                              max(int(seconds * 1e6), 1))
-            else:  # views/N1QL/HTTP: kept for their properties (no such requests here)
+            elif name == "http_timeout":  # REST requests that are operations (flush)
+                lib.cbffi_client_set_timeout(self._c, lib.CBFFI_TIMEOUT_HTTP,
+                                             max(int(seconds * 1e6), 1))
+            else:  # views/N1QL: kept for their properties (no such requests here)
                 self._http_timeouts[name] = seconds
 
     # ---- lifecycle ------------------------------------------------------------------
@@ -376,9 +379,9 @@ class Bucket(object):
         return None
 
     # libcouchbase's lcb_cntl codes of the timeouts: a libcbffi timeout kind, or the
-    # name of a timeout kept for its property (views/N1QL/HTTP: no such requests here)
+    # name of a timeout kept for its property (views/N1QL: no such requests here)
     _CNTL_TIMEOUTS = {0x00: _OP_TIMEOUT, 0x01: "views_timeout", 0x0D: _DUR_TIMEOUT,
-                      0x0E: _DUR_INTERVAL, 0x0F: "http_timeout",
+                      0x0E: _DUR_INTERVAL, 0x0F: lib.CBFFI_TIMEOUT_HTTP,
                       0x12: lib.CBFFI_TIMEOUT_BOOTSTRAP, 0x3D: "n1ql_timeout"}
 
     def _cntl(self, op, value=None, value_type="int"):

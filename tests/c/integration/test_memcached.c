@@ -16,6 +16,8 @@
 
 #include <signal.h>
 #include <stdio.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
 #include <stdlib.h>
 #include <string.h>
 #include <fcntl.h>
@@ -679,6 +681,121 @@ static void endless_stat_reply_is_bounded(void **state)
     fake_stop(f);
 }
 
+/* A server streaming faster than the client decodes (an endless STAT reply
+   whose operation already timed out, so nothing piles up): the read loop
+   went on recv()ing for as long as each read filled the buffer, so until
+   the flood stopped (FLOOD_SECONDS) no other connection was served and no
+   timeout fired, through poll() as through the blocking sync path. */
+static void flooded_connection_starves_nothing(void **state)
+{
+    (void)state;
+    int pflood, psilent;
+    fake_server *flood = fake_start(FAKE_STAT_FLOOD, &pflood);
+    fake_server *silent = fake_start(FAKE_SILENT, &psilent);
+    assert_non_null(flood);
+    assert_non_null(silent);
+    for (int sole = 0; sole < 2; sole++) {
+        cbffi_client *c = sole ? client_for("memcached://127.0.0.1:%d", pflood)
+                               : client_for("memcached://127.0.0.1:%d,127.0.0.1:%d",
+                                            pflood, psilent);
+        c->max_body = UINT32_MAX; /* or the STAT cap ends the flood at once */
+        /* The STAT times out before its reply comes: the flood is dropped. */
+        cbffi_client_set_timeout(c, CBFFI_TIMEOUT_OPERATION, 1000);
+        assert_int_equal(cbffi_stats(c, NULL, 0, 1), CBFFI_OK);
+        cbffi_io_flush(c);
+        usleep(5000);
+        cbffi_io_tick(c);
+        cbffi_result r[4];
+        assert_int_equal(cbffi_harvest(c, r, 4), 1);
+        assert_int_equal(r[0].rc, CBFFI_ETIMEDOUT);
+        /* A GET on the other server (sole: on the flooded one, behind the
+           STAT): it must end at its own timeout. */
+        char key[16];
+        int target = sole ? 0 : 1;
+        for (int i = 0;; i++) {
+            snprintf(key, sizeof key, "k%d", i);
+            if (cbffi_client_server_for_key(c, key, strlen(key)) == target)
+                break;
+        }
+        cbffi_client_set_timeout(c, CBFFI_TIMEOUT_OPERATION, 200000);
+        assert_int_equal(cbffi_get(c, key, strlen(key), CBFFI_GET_PLAIN, 0, 2), CBFFI_OK);
+        double t0 = now_s();
+        assert_int_equal(cbffi_wait(c, r, 4), 1);
+        double took = now_s() - t0;
+        assert_int_equal(r[0].rc, CBFFI_ETIMEDOUT);
+        if (took > 0.7)
+            fail_msg("%s: the GET ended after %.3f s (timeout 0.2 s)",
+                     sole ? "sync path" : "poll loop", took);
+        cbffi_client_destroy(c);
+    }
+    fake_stop(flood);
+    fake_stop(silent);
+}
+
+/* The same, deterministically: with more than the read budget waiting in
+   the socket, one readiness event (and one blocking sync read) consumes
+   about the budget and leaves the rest for the next turn of the loop;
+   before, it read for as long as each recv() filled the buffer. */
+static void one_readiness_event_reads_a_bounded_amount(void **state)
+{
+    (void)state;
+    int pflood;
+    fake_server *flood = fake_start(FAKE_STAT_FLOOD, &pflood);
+    assert_non_null(flood);
+    for (int blocking = 0; blocking < 2; blocking++) {
+        cbffi_client *c = client_for("memcached://127.0.0.1:%d", pflood);
+        c->max_body = UINT32_MAX;
+        cbffi_client_set_timeout(c, CBFFI_TIMEOUT_OPERATION, 1000);
+        assert_int_equal(cbffi_stats(c, NULL, 0, 1), CBFFI_OK);
+        cbffi_io_flush(c);
+        cb_conn *conn = c->conns[0];
+        int big = 8 << 20;
+        setsockopt(conn->fd, SOL_SOCKET, SO_RCVBUF, &big, sizeof big);
+        usleep(5000);
+        cbffi_io_tick(c);                 /* the STAT parent times out */
+        cbffi_result r[2];
+        assert_int_equal(cbffi_harvest(c, r, 2), 1);
+        struct pollfd p = {conn->fd, POLLOUT, 0};
+        assert_int_equal(poll(&p, 1, 2000), 1);
+        cbffi_io_event(c, conn->fd, CBFFI_IO_WRITE); /* connected: STAT sent */
+        if (conn->state != CB_CONN_CONNECTED)
+            fail_msg("not connected: %s", cbffi_client_last_error(c));
+        cb_op *child = conn->queue.items[conn->queue.head];
+        /* let the flood pile up in the socket */
+        const int want = 2 * CB_READ_BUDGET + 65536;
+        int avail = 0;
+        for (int i = 0; i < 200 && avail < want; i++) {
+            usleep(5000);
+            ioctl(conn->fd, FIONREAD, &avail);
+        }
+        if (avail < CB_READ_BUDGET + 65536) {
+            cbffi_client_destroy(c);
+            fake_stop(flood);
+            skip(); /* a receive buffer too small to tell */
+        }
+        uint32_t before = child->stat_bytes;
+        double t0 = now_s();
+        if (blocking)
+            cb_conn_read_blocking(conn, 1000000);
+        else
+            cbffi_io_event(c, conn->fd, CBFFI_IO_READ);
+        if (conn->state != CB_CONN_CONNECTED) /* read on until the flood ended */
+            fail_msg("%s returned after %.3f s: %s", blocking ? "the sync read"
+                     : "one event", now_s() - t0, cbffi_client_last_error(c));
+        size_t per = sizeof(cb_result_rec) + 2; /* key "k", value "v" */
+        size_t read = (size_t)(child->stat_bytes - before) / per * 26;
+        if (read > CB_READ_BUDGET + 65536)
+            fail_msg("%s read %zu bytes in one go (budget %d, %d were waiting)",
+                     blocking ? "the sync read" : "one event", read,
+                     CB_READ_BUDGET, avail);
+        assert_true(read >= 16384);
+        ioctl(conn->fd, FIONREAD, &avail);
+        assert_true(avail > 0);           /* left for the next turn */
+        cbffi_client_destroy(c);
+    }
+    fake_stop(flood);
+}
+
 /* ---- the host-loop interface ------------------------------------------------------ */
 
 /* The host applies watch changes in order.  A socket opened and closed
@@ -776,6 +893,8 @@ int main(void)
         cmocka_unit_test(truncated_reply_then_close_is_a_network_error),
         cmocka_unit_test(silent_server_times_out),
         cmocka_unit_test(endless_stat_reply_is_bounded),
+        cmocka_unit_test(flooded_connection_starves_nothing),
+        cmocka_unit_test(one_readiness_event_reads_a_bounded_amount),
         cmocka_unit_test(host_loop_interface),
         cmocka_unit_test(watch_changes_never_name_a_closed_fd),
     };
