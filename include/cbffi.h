@@ -235,7 +235,11 @@ typedef enum cbffi_timeout_kind {
 /*
  * Create a client for `connstr` (see docs; e.g.
  * "memcached://host1:11211,[::1]:11212?operation_timeout=500ms").
- * username/password may be NULL.  Nothing is connected yet.
+ * username/password may be NULL.  Nothing is connected yet.  On
+ * couchbase:// the username defaults to the bucket name (classic
+ * credentials).  On memcached:// a username turns on SASL on every
+ * connection (SCRAM if the server offers it, else PLAIN: memcached's SASL);
+ * without one, no SASL is attempted.
  *
  * On success returns CBFFI_OK and stores a new client in *out (owned by the
  * caller, free it with cbffi_client_destroy).  On failure returns

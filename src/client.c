@@ -94,6 +94,12 @@ static int setup(cbffi_client *c, const char *connstr, const char *user,
         return cb_cluster_setup(c);
     }
     c->type = CBFFI_TYPE_MEMCACHED;
+    if (c->password && c->password[0] && !(c->username && c->username[0])) {
+        if (errbuf && nerr)
+            snprintf(errbuf, nerr, "a password without a username: "
+                     "memcached:// SASL needs both");
+        return CBFFI_EINVAL;
+    }
     c->conns = calloc(c->cs.nhosts, sizeof(*c->conns));
     if (!c->conns)
         return CBFFI_CLIENT_ENOMEM;

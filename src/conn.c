@@ -85,7 +85,8 @@ cb_conn *cb_conn_new(cbffi_client *c, int index, const char *host,
     }
     cb_hostport_format(&hp, conn->name, nname);
     conn->next_opaque = 1;
-    conn->negotiate = c->type == CBFFI_TYPE_COUCHBASE;
+    conn->negotiate = c->type == CBFFI_TYPE_COUCHBASE ||
+                      (c->username && c->username[0]); /* memcached SASL */
     return conn;
 }
 

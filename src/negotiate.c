@@ -7,6 +7,11 @@
  *   SELECT_BUCKET            (if HELLO accepted SELECT_BUCKET)
  *   GET_CLUSTER_CONFIG       (bootstrap connections only)
  *
+ * On memcached:// with a username, the handshake is SASL alone
+ * (SASL_LIST_MECHS, then AUTH[/STEP]): SCRAM when offered (cyrus spells it
+ * "SCRAM-SHA-256"), else PLAIN, memcached's usual mechanism; a server
+ * without SASL (UNKNOWN_COMMAND) is used without it.
+ *
  * Packets go through the conn's handshake buffer, which is sent before any
  * operation: operations scheduled meanwhile wait in wbuf and go out once
  * the conn is ready.  Responses arrive in order (nothing else is on the
@@ -40,6 +45,8 @@ static const uint16_t FEATURES[] = {FEAT_TCPNODELAY, FEAT_MUTATION_SEQNO,
 
 struct cb_nego {
     cb_sasl_mech mech;
+    const char *mech_name;  /* as the server spells it (static storage) */
+    uint8_t verified;       /* SCRAM's server signature checked */
     cb_scram scram;
     uint32_t opaque;        /* of the next handshake packet (see send_req) */
     uint8_t select_bucket;  /* HELLO accepted SELECT_BUCKET */
@@ -91,6 +98,12 @@ void cb_nego_start(cb_conn *conn)
         return;
     }
     conn->nego->opaque = NEGO_OPAQUE_BASE;
+    if (conn->client->type == CBFFI_TYPE_MEMCACHED) {
+        /* memcached:// with credentials: SASL only (memcached has no HELLO,
+           buckets or cluster maps). */
+        send_req(conn, CB_CMD_SASL_LIST_MECHS, NULL, 0, NULL, 0);
+        return;
+    }
     char feats[sizeof(FEATURES)];
     for (size_t i = 0; i < sizeof(FEATURES) / sizeof(FEATURES[0]); i++)
         cb_put16(feats + 2 * i, FEATURES[i]);
@@ -159,6 +172,9 @@ static int on_mechs(cb_conn *conn, const cb_resp *r)
         return fail(conn, CBFFI_AUTH_ERROR, "SASL_LIST_MECHS failed", r);
     int rc = cb_sasl_select(r->value, r->nvalue, c->cs.sasl_mech_force,
                             &n->mech);
+    if (rc == CB_SASL_ENOMECH && c->type == CBFFI_TYPE_MEMCACHED &&
+        cb_sasl_select(r->value, r->nvalue, "PLAIN", &n->mech) == CB_SASL_OK)
+        rc = CB_SASL_OK; /* memcached's SASL is PLAIN in practice (cyrus) */
     if (rc == CB_SASL_EINVAL)
         return fail(conn, CBFFI_EINVAL, "sasl_mech_force names no mechanism "
                     "this client knows", NULL);
@@ -170,7 +186,8 @@ static int on_mechs(cb_conn *conn, const cb_resp *r)
                                            : "");
         return -1;
     }
-    const char *name = cb_sasl_mech_name(n->mech);
+    const char *name = n->mech_name =
+        cb_sasl_wire_name(r->value, r->nvalue, n->mech);
     if (n->mech == CB_SASL_PLAIN) {
         cb_buf v = {0};
         if (cb_sasl_plain(&v, c->username, c->password) != CB_SASL_OK) {
@@ -196,7 +213,7 @@ static int on_mechs(cb_conn *conn, const cb_resp *r)
 static int on_auth(cb_conn *conn, const cb_resp *r)
 {
     cb_nego *n = conn->nego;
-    const char *name = cb_sasl_mech_name(n->mech);
+    const char *name = n->mech_name;
     if (r->status == CB_ST_SUCCESS && n->mech == CB_SASL_PLAIN)
         return after_auth(conn);
     if (r->status == CB_ST_AUTH_CONTINUE && n->mech != CB_SASL_PLAIN) {
@@ -218,13 +235,26 @@ static int on_auth(cb_conn *conn, const cb_resp *r)
                 "authentication failed: wrong username or password", r);
 }
 
+/* Couchbase ends SCRAM with SUCCESS carrying server-final (v=...); cyrus
+   SASL (memcached -S) sends server-final with AUTH_CONTINUE and says
+   SUCCESS to one more, empty, STEP.  Either way the signature is checked
+   before anything else is sent. */
 static int on_step(cb_conn *conn, const cb_resp *r)
 {
     cb_nego *n = conn->nego;
+    if (r->status == CB_ST_AUTH_CONTINUE && !n->verified) {
+        if (cb_scram_verify(&n->scram, r->value, r->nvalue) != CB_SASL_OK)
+            return fail(conn, CBFFI_AUTH_ERROR, cb_scram_error(&n->scram),
+                        NULL);
+        n->verified = 1;
+        return send_req(conn, CB_CMD_SASL_STEP, n->mech_name,
+                        strlen(n->mech_name), NULL, 0);
+    }
     if (r->status != CB_ST_SUCCESS)
         return fail(conn, CBFFI_AUTH_ERROR,
                     "authentication failed: wrong username or password", r);
-    if (cb_scram_verify(&n->scram, r->value, r->nvalue) != CB_SASL_OK)
+    if (!n->verified &&
+        cb_scram_verify(&n->scram, r->value, r->nvalue) != CB_SASL_OK)
         return fail(conn, CBFFI_AUTH_ERROR, cb_scram_error(&n->scram), NULL);
     return after_auth(conn);
 }

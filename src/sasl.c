@@ -16,15 +16,21 @@
 
 /* ---- mechanisms --------------------------------------------------------- */
 
-/* In order of preference; PLAIN is never chosen unless forced. */
+/* In order of preference; PLAIN is never chosen unless forced.  Each SCRAM
+   has two spellings: Couchbase's ("SCRAM-SHA512", the one
+   cb_sasl_mech_name returns) and IANA's ("SCRAM-SHA-512", what cyrus SASL,
+   hence memcached -S, offers). */
 static const struct {
     const char *name;
     cb_sasl_mech mech;
     int automatic;
 } mechs[] = {
     {"SCRAM-SHA512", CB_SASL_SCRAM_SHA512, 1},
+    {"SCRAM-SHA-512", CB_SASL_SCRAM_SHA512, 1},
     {"SCRAM-SHA256", CB_SASL_SCRAM_SHA256, 1},
+    {"SCRAM-SHA-256", CB_SASL_SCRAM_SHA256, 1},
     {"SCRAM-SHA1", CB_SASL_SCRAM_SHA1, 1},
+    {"SCRAM-SHA-1", CB_SASL_SCRAM_SHA1, 1},
     {"PLAIN", CB_SASL_PLAIN, 0},
 };
 enum { NMECHS = sizeof mechs / sizeof mechs[0] };
@@ -51,8 +57,9 @@ static int is_space(char c)
     return c == ' ' || c == '\t' || c == '\r' || c == '\n';
 }
 
-/* Is m among the names in offered[0..n)? */
-static int offered_has(const char *offered, size_t n, cb_sasl_mech m)
+/* The table's spelling of m as found among the names in offered[0..n), or
+   NULL if m is not offered. */
+static const char *offered_name(const char *offered, size_t n, cb_sasl_mech m)
 {
     size_t i = 0;
     while (i < n) {
@@ -61,10 +68,23 @@ static int offered_has(const char *offered, size_t n, cb_sasl_mech m)
         size_t start = i;
         while (i < n && !is_space(offered[i]))
             i++;
-        if (i > start && cb_sasl_mech_from_name(offered + start, i - start) == m)
-            return 1;
+        for (size_t j = 0; i > start && j < NMECHS; j++)
+            if (mechs[j].mech == m && strlen(mechs[j].name) == i - start &&
+                strncasecmp(mechs[j].name, offered + start, i - start) == 0)
+                return mechs[j].name;
     }
-    return 0;
+    return NULL;
+}
+
+static int offered_has(const char *offered, size_t n, cb_sasl_mech m)
+{
+    return offered_name(offered, n, m) != NULL;
+}
+
+const char *cb_sasl_wire_name(const char *offered, size_t n, cb_sasl_mech m)
+{
+    const char *name = offered ? offered_name(offered, n, m) : NULL;
+    return name ? name : cb_sasl_mech_name(m);
 }
 
 int cb_sasl_select(const char *offered, size_t n, const char *force,

@@ -60,7 +60,13 @@ enum {
 /* The wire name of a mechanism ("SCRAM-SHA512", ...), "" for NONE. */
 const char *cb_sasl_mech_name(cb_sasl_mech m);
 
-/* The mechanism named name[0..n) (case-insensitive), or CB_SASL_NONE. */
+/* The spelling of m to send in SASL_AUTH / STEP: the one `offered` (n
+   bytes, as LIST_MECHS returns) uses, else cb_sasl_mech_name(m).  Static
+   storage. */
+const char *cb_sasl_wire_name(const char *offered, size_t n, cb_sasl_mech m);
+
+/* The mechanism named name[0..n) (case-insensitive; "SCRAM-SHA512" and
+   "SCRAM-SHA-512" alike), or CB_SASL_NONE. */
 cb_sasl_mech cb_sasl_mech_from_name(const char *name, size_t n);
 
 /*

@@ -93,6 +93,41 @@ async function main () {
       const g = await coll.get(key, { withExpiry: false })
       if (g.content.name !== 'replaced') return 'content changed by touch'
     })
+    await check('append_prepend', async () => {
+      const raw = new couchbase.RawStringTranscoder()
+      const bkey = tag + '-bin'
+      await coll.upsert(bkey, 'mid', { transcoder: raw })
+      await coll.binary().append(bkey, '>')
+      await coll.binary().prepend(bkey, '<')
+      const g = await coll.get(bkey, { transcoder: raw })
+      await coll.remove(bkey)
+      if (g.content !== '<mid>') return 'content ' + JSON.stringify(g.content)
+    })
+    await check('get_and_touch', async () => {
+      const r = await coll.getAndTouch(key, 3600)
+      if (r.content.name !== 'replaced') return 'content ' + JSON.stringify(r.content)
+    })
+    await check('legacy_durability', async () => {
+      // persistTo / replicateTo: the SDK polls OBSERVE on the active and the replicas
+      const r = await coll.upsert(key, { name: 'replaced', durable: true },
+        { durabilityPersistTo: 1, durabilityReplicateTo: 1, timeout: 5000 })
+      if (!r.cas) return 'no cas'
+      const g = await coll.get(key)
+      if (g.content.durable !== true) return 'content ' + JSON.stringify(g.content)
+      await coll.upsert(key, { name: 'replaced' })
+    })
+    // more replicas than the bucket has: the SDK must refuse, not wait for the timeout
+    await expectError('legacy_durability_impossible', couchbase.DurabilityImpossibleError,
+      () => coll.upsert(key, { name: 'replaced' }, { durabilityReplicateTo: 3, timeout: 3000 }))
+    await check('get_all_replicas', async () => {
+      for (let i = 0; i < 50; i++) {
+        const rs = await coll.getAllReplicas(key)
+        const fresh = rs.filter((r) => r.content && r.content.name === 'replaced')
+        if (fresh.length >= 2 && rs.some((r) => !r.isReplica)) return
+        await new Promise((resolve) => setTimeout(resolve, 20))
+      }
+      return 'the active and a replica never both answered with the document'
+    })
     await check('get_any_replica', async () => {
       // replication is asynchronous: give it a moment
       for (let i = 0; i < 50; i++) {

@@ -23,6 +23,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <time.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 static mc_server mc1, mc2, mc3;
@@ -487,6 +488,76 @@ static void server_restarted_client_recovers(void **state)
     mc_kill(&s);
 }
 
+/* ---- SASL: memcached -S (cyrus) offering PLAIN, or SCRAM only ---------------- */
+
+/* A cyrus configuration in a fresh directory that offers `mechs` and knows
+   sasl_user; memcached (as nobody when we are root) must be able to read it. */
+static void sasl_dir(char *dir, size_t n, const char *mechs)
+{
+    snprintf(dir, n, "/tmp/cbffi-sasl-XXXXXX");
+    assert_non_null(mkdtemp(dir));
+    assert_int_equal(chmod(dir, 0755), 0);
+    char path[300], cmd[700];
+    snprintf(path, sizeof path, "%s/memcached.conf", dir);
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fprintf(f, "mech_list: %s\nsasldb_path: %s/sasldb2\n", mechs, dir);
+    fclose(f);
+    snprintf(cmd, sizeof cmd,
+             "printf 'pw-of-sasl' | SASL_CONF_PATH=%s saslpasswd2 -p -a memcached "
+             "-c -f %s/sasldb2 sasl_user && chmod 644 %s/sasldb2", dir, dir, dir);
+    if (system(cmd) != 0)
+        fail_msg("saslpasswd2 failed (scripts/install-deps.sh installs sasl2-bin)");
+}
+
+static void sasl_rmdir(const char *dir)
+{
+    char cmd[400];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    assert_int_equal(system(cmd), 0);
+}
+
+static void sasl_plain_and_scram(void **state)
+{
+    (void)state;
+    const char *mechs[] = {"plain", "scram-sha-256", "scram-sha-1 scram-sha-512"};
+    for (size_t i = 0; i < sizeof mechs / sizeof mechs[0]; i++) {
+        char dir[64], cs[128], err[256];
+        sasl_dir(dir, sizeof dir, mechs[i]);
+        static mc_server s;
+        s = (mc_server){0};
+        strcpy(s.extra, "-S");
+        setenv("SASL_CONF_PATH", dir, 1); /* inherited by the forked server */
+        assert_int_equal(mc_start(&s), 0);
+        unsetenv("SASL_CONF_PATH");
+        snprintf(cs, sizeof cs, "memcached://127.0.0.1:%d", s.port);
+
+        cbffi_client *c = NULL;
+        assert_int_equal(cbffi_client_create(&c, cs, "sasl_user", "pw-of-sasl",
+                                             err, sizeof err), CBFFI_OK);
+        assert_int_equal(do_store(c, CBFFI_OP_SET, "sasl:k", "v1", 0).rc,
+                         CBFFI_OK);
+        char buf[16];
+        assert_int_equal(do_get(c, "sasl:k", buf, sizeof buf).rc, CBFFI_OK);
+        assert_string_equal(buf, "v1");
+        cbffi_client_destroy(c);
+
+        c = NULL;
+        assert_int_equal(cbffi_client_create(&c, cs, "sasl_user", "wrong", err,
+                                             sizeof err), CBFFI_OK);
+        if (do_store(c, CBFFI_OP_SET, "sasl:k", "v2", 0).rc != CBFFI_AUTH_ERROR)
+            fail_msg("%s: a wrong password must be an auth error", mechs[i]);
+        cbffi_client_destroy(c);
+
+        c = client_for("%s", cs); /* no credentials: the server refuses */
+        assert_int_equal(do_store(c, CBFFI_OP_SET, "sasl:k", "v3", 0).rc,
+                         CBFFI_AUTH_ERROR);
+        cbffi_client_destroy(c);
+        mc_kill(&s);
+        sasl_rmdir(dir);
+    }
+}
+
 static void value_over_item_size_is_e2big_and_connection_survives(void **state)
 {
     (void)state;
@@ -815,6 +886,7 @@ int main(void)
         cmocka_unit_test(three_server_cluster),
         cmocka_unit_test(server_killed_mid_batch),
         cmocka_unit_test(server_restarted_client_recovers),
+        cmocka_unit_test(sasl_plain_and_scram),
         cmocka_unit_test(value_over_item_size_is_e2big_and_connection_survives),
         cmocka_unit_test(stopped_server_times_out_within_the_timeout),
         cmocka_unit_test(garbage_is_a_protocol_error),

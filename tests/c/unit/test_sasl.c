@@ -261,6 +261,13 @@ static void mechanism_selection(void **state)
         {"SCRAM-SHA512", "PLAIN", CB_SASL_EUNAVAIL, CB_SASL_NONE},
         {"SCRAM-SHA512", "SCRAM-SHA256", CB_SASL_EUNAVAIL, CB_SASL_NONE},
         {"SCRAM-SHA512 CRAM-MD5", "CRAM-MD5", CB_SASL_EINVAL, CB_SASL_NONE},
+        /* cyrus SASL (memcached -S) spells them the IANA way */
+        {"PLAIN SCRAM-SHA-1 SCRAM-SHA-256 SCRAM-SHA-512", NULL, 0,
+         CB_SASL_SCRAM_SHA512},
+        {"PLAIN SCRAM-SHA-1", NULL, 0, CB_SASL_SCRAM_SHA1},
+        {"SCRAM-SHA-256 SCRAM-SHA-1", "SCRAM-SHA256", 0, CB_SASL_SCRAM_SHA256},
+        {"SCRAM-SHA-256", "scram-sha-256", 0, CB_SASL_SCRAM_SHA256},
+        {"SCRAM-SHA-", NULL, CB_SASL_ENOMECH, CB_SASL_NONE},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         cb_sasl_mech m = (cb_sasl_mech)99;
@@ -275,6 +282,16 @@ static void mechanism_selection(void **state)
     assert_int_equal(m, CB_SASL_SCRAM_SHA1);
     assert_string_equal(cb_sasl_mech_name(CB_SASL_SCRAM_SHA256), "SCRAM-SHA256");
     assert_string_equal(cb_sasl_mech_name(CB_SASL_NONE), "");
+    /* AUTH names the mechanism as the server offered it */
+    const char *cy = "PLAIN SCRAM-SHA-1 SCRAM-SHA-256";
+    assert_string_equal(cb_sasl_wire_name(cy, strlen(cy), CB_SASL_SCRAM_SHA256),
+                        "SCRAM-SHA-256");
+    const char *cb = "SCRAM-SHA512 SCRAM-SHA1";
+    assert_string_equal(cb_sasl_wire_name(cb, strlen(cb), CB_SASL_SCRAM_SHA1),
+                        "SCRAM-SHA1");
+    assert_string_equal(cb_sasl_wire_name(NULL, 0, CB_SASL_SCRAM_SHA512),
+                        "SCRAM-SHA512");
+    assert_string_equal(cb_sasl_wire_name(cy, strlen(cy), CB_SASL_PLAIN), "PLAIN");
 }
 
 static void plain_encoding(void **state)
