@@ -19,9 +19,14 @@
  * of (a growable list): a socket the host watches but whose readiness we
  * dropped would stall its transfer until its timeout.
  *
+ * Service requests (cb_http_service, for query.c): a POST of a body that
+ * libcurl copies, with a Content-Type and no "Expect: 100-continue", that
+ * is an operation: its status and body (at most max_bytes) complete the
+ * op in one result; transport failures get their own typed rc.
+ *
  * Ownership: cb_http belongs to the client (client->http); it owns the curl
  * multi and easy handles, the watched-socket list, and each request's URL,
- * host and reply body.
+ * host, header list and reply body.
  */
 #include "client_private.h"
 
