@@ -99,6 +99,8 @@ typedef enum cbffi_rc {
     CBFFI_ECONNRESET = 0x2e,
     CBFFI_EMPTY_KEY = 0x35,           /* empty key */
     CBFFI_UNKNOWN_MEMCACHED_ERROR = 0x3d, /* a server status with no mapping */
+    CBFFI_HTTP_ERROR = 0x3b,          /* an HTTP service answered a non-2xx
+                                         status (cbffi_result.status) */
     CBFFI_MUTATION_LOST = 0x3e,
     /* sub-document (libcouchbase 2.x numbers; server statuses 0xc0..0xcc) */
     CBFFI_SUBDOC_PATH_ENOENT = 0x3f,      /* the path does not exist */
@@ -162,7 +164,8 @@ typedef enum cbffi_op {
     CBFFI_OP_OBSERVE = 17,      /* Couchbase: where and how a key is stored */
     CBFFI_OP_ENDURE = 18,       /* Couchbase: wait until persisted/replicated */
     CBFFI_OP_LOOKUP_IN = 19,    /* Couchbase: sub-document lookups */
-    CBFFI_OP_MUTATE_IN = 20     /* Couchbase: sub-document mutations */
+    CBFFI_OP_MUTATE_IN = 20,    /* Couchbase: sub-document mutations */
+    CBFFI_OP_QUERY = 21         /* Couchbase: a N1QL request (cbffi_query) */
 } cbffi_op;
 
 /* OBSERVE key states, reported in cbffi_result.flags (PROTOCOL.md 2.2). */
@@ -199,7 +202,8 @@ typedef struct cbffi_result {
     uint32_t nvalue;
     uint32_t flags;         /* GET: the item's flags */
     int32_t rc;             /* cbffi_rc */
-    uint16_t status;        /* the raw server status (0 if no reply) */
+    uint16_t status;        /* the raw server status (0 if no reply);
+                               QUERY: the HTTP status */
     uint8_t op;             /* cbffi_op */
     uint8_t datatype;       /* the reply's datatype byte */
     int16_t server;         /* index of the server involved, -1 if none */
@@ -244,10 +248,14 @@ typedef enum cbffi_timeout_kind {
                                      a mutation; default 5 s */
     CBFFI_TIMEOUT_DURABILITY_INTERVAL = 5, /* between OBSERVE rounds;
                                               default 10 ms */
-    CBFFI_TIMEOUT_HTTP = 6        /* a REST request that is an operation
+    CBFFI_TIMEOUT_HTTP = 6,       /* a REST request that is an operation
                                      (cbffi_flush of a couchbase:// bucket)
                                      (http_timeout); default 75 s, as
                                      libcouchbase's */
+    CBFFI_TIMEOUT_QUERY = 7       /* a N1QL request (cbffi_query), from
+                                     scheduling to the whole response
+                                     (query_timeout, or 2.x's n1ql_timeout);
+                                     default 75 s, as libcouchbase's */
 } cbffi_timeout_kind;
 
 /*
@@ -537,6 +545,41 @@ int cbffi_stats(cbffi_client *client, const char *group, size_t ngroup,
 int cbffi_version(cbffi_client *client, uint64_t cookie);
 int cbffi_flush(cbffi_client *client, uint64_t cookie);
 int cbffi_noop(cbffi_client *client, uint64_t cookie);
+
+/*
+ * N1QL: POST `body` (a JSON object: "statement", "args", "$name",
+ * "scan_consistency", ... as the query service takes it; sent as it is,
+ * Content-Type application/json) to /query/service on a node whose
+ * nodesExt lists a "n1ql" port, the nodes taken in turn (round-robin), with
+ * Basic auth of the client's username and password.  couchbase:// only.
+ *
+ * timeout_us bounds the whole request, from now to the last byte of the
+ * response (0: CBFFI_TIMEOUT_QUERY).  The response is read whole, up to
+ * the client's limit (connection-string option http_max_response, bytes;
+ * default 64 MiB).
+ *
+ * One result, op = CBFFI_OP_QUERY, server = -1:
+ *   status = the HTTP status (0 if none arrived), value = the response
+ *   body as received (not checked to be JSON);
+ *   rc = CBFFI_OK for a 2xx status (a N1QL error can still be in the
+ *   body's "errors"), CBFFI_AUTH_ERROR for 401/403, CBFFI_HTTP_ERROR for
+ *   any other status (the body holds the server's "errors");
+ *   or, with no response (value empty): CBFFI_ETIMEDOUT (the timeout
+ *   passed: a silent or slow server), CBFFI_NETWORK_ERROR (the connection
+ *   closed or failed before the whole response), CBFFI_PROTOCOL_ERROR
+ *   (not HTTP), CBFFI_CONNECT_ERROR / CBFFI_UNKNOWN_HOST, CBFFI_E2BIG (the
+ *   response is larger than http_max_response), CBFFI_NOT_SUPPORTED (the
+ *   cluster map that arrived lists no node with the query service).
+ * Before the first cluster map the request waits for it, as KV operations
+ * do (and fails with the bootstrap's rc).
+ *
+ * Returns 0, or: CBFFI_NOT_SUPPORTED (memcached://; or the map is known
+ * and no node runs the query service: cbffi_client_last_error says so),
+ * CBFFI_EINVAL (empty body), CBFFI_E2BIG (body over 20 MiB), CBFFI_EBUSY
+ * (64 N1QL requests in flight already), CBFFI_CLIENT_ENOMEM.
+ */
+int cbffi_query(cbffi_client *client, const char *body, size_t nbody,
+                uint64_t timeout_us, uint64_t cookie);
 
 /* ------------------------------------------------------------------------ */
 /* Driving: the built-in loop, and harvesting                               */

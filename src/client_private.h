@@ -170,6 +170,9 @@ struct cbffi_client {
     uint64_t dur_timeout;      /* us */
     uint64_t dur_interval;     /* us */
     uint64_t http_timeout;     /* us, REST requests that are operations */
+    uint64_t query_timeout;    /* us, N1QL requests (query.c) */
+    size_t http_max_response;  /* bytes: a service response's cap (query.c) */
+    uint32_t query_rr;         /* round-robin over the query nodes */
     uint32_t max_body;         /* response body cap */
     size_t max_value;          /* request value cap */
     char *username;            /* couchbase://: SASL user (bucket name if none) */
@@ -377,6 +380,21 @@ uint64_t cb_http_timer(const cbffi_client *c);
 void cb_http_on_event(cbffi_client *c, int fd, uint32_t events);
 void cb_http_tick(cbffi_client *c, uint64_t now);
 void cb_http_free(cbffi_client *c);
+/* A request to a cluster service that is an operation: POST body (copied)
+   to url with content type ctype and Basic auth, within timeout_us; the
+   response (at most max_bytes) completes op with rc, the HTTP status and
+   the body (the request holds one op reference).  host is the node's, for
+   messages.  Returns CBFFI_OK or CBFFI_CLIENT_ENOMEM (op untouched). */
+int cb_http_service(cbffi_client *c, cb_op *op, const char *url,
+                    const char *host, const char *body, size_t nbody,
+                    const char *ctype, uint64_t timeout_us, size_t max_bytes);
+/* N1QL requests of op kind CBFFI_OP_QUERY in flight (their own limit). */
+int cb_http_service_count(const cbffi_client *c);
+
+/* ---- query.c: N1QL ----------------------------------------------------------- */
+/* A CBFFI_OP_QUERY op (body in op->pkt) once a map is known: pick a query
+   node and start its HTTP request, or fail it. */
+void cb_query_dispatch(cbffi_client *c, cb_op *op);
 
 /* ---- durability.c: OBSERVE and endure -------------------------------------- */
 /* An endure probe or observe child answered. */

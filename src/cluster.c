@@ -460,6 +460,10 @@ void cb_cluster_dispatch(cbffi_client *c, cb_op *op)
         bootstrap_begin(c);
         return;
     }
+    if (op->op == CBFFI_OP_QUERY) { /* an HTTP request: query.c */
+        cb_query_dispatch(c, op);
+        return;
+    }
     int s = server_for(c, op);
     if (s < 0 && op->parent) {
         fail_child(c, op, CBFFI_NO_MATCHING_SERVER);

@@ -59,6 +59,7 @@ static const struct rc_info rc_table[] = {
     [CBFFI_ECONNRESET] = {"Connection reset by the server", NET | TMP},
     [CBFFI_EMPTY_KEY] = {"An empty key was passed", IN},
     [CBFFI_UNKNOWN_MEMCACHED_ERROR] = {"Unknown server status", SRV},
+    [CBFFI_HTTP_ERROR] = {"HTTP request failed: see the HTTP status and body", IN | SRV},
     [CBFFI_MUTATION_LOST] = {"The mutation was lost in a failover", 0},
     [CBFFI_SUBDOC_PATH_ENOENT] = {"Sub-document path does not exist", DAT | SRV},
     [CBFFI_SUBDOC_PATH_MISMATCH] = {"Sub-document path does not match the document's structure", DAT | SRV},

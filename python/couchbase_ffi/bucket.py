@@ -302,7 +302,10 @@ class Bucket(object):
             elif name == "http_timeout":  # REST requests that are operations (flush)
                 lib.cbffi_client_set_timeout(self._c, lib.CBFFI_TIMEOUT_HTTP,
                                              max(int(seconds * 1e6), 1))
-            else:  # views/N1QL: kept for their properties (no such requests here)
+            elif name == "n1ql_timeout":  # N1QL requests (cbffi_query)
+                lib.cbffi_client_set_timeout(self._c, lib.CBFFI_TIMEOUT_QUERY,
+                                             max(int(seconds * 1e6), 1))
+            else:  # views: kept for its property (no view requests here)
                 self._http_timeouts[name] = seconds
 
     # ---- lifecycle ------------------------------------------------------------------
@@ -366,7 +369,8 @@ class Bucket(object):
         if key in _connstr.IGNORED_OPTIONS:
             return None
         kinds = {"operation_timeout": _OP_TIMEOUT, "durability_timeout": _DUR_TIMEOUT,
-                 "durability_interval": _DUR_INTERVAL}
+                 "durability_interval": _DUR_INTERVAL, "n1ql_timeout": lib.CBFFI_TIMEOUT_QUERY,
+                 "query_timeout": lib.CBFFI_TIMEOUT_QUERY}
         if key not in kinds:
             raise E.NotSupportedError("setting %r is not supported by this client" % (key,))
         try:
@@ -382,7 +386,7 @@ class Bucket(object):
     # name of a timeout kept for its property (views/N1QL: no such requests here)
     _CNTL_TIMEOUTS = {0x00: _OP_TIMEOUT, 0x01: "views_timeout", 0x0D: _DUR_TIMEOUT,
                       0x0E: _DUR_INTERVAL, 0x0F: lib.CBFFI_TIMEOUT_HTTP,
-                      0x12: lib.CBFFI_TIMEOUT_BOOTSTRAP, 0x3D: "n1ql_timeout"}
+                      0x12: lib.CBFFI_TIMEOUT_BOOTSTRAP, 0x3D: lib.CBFFI_TIMEOUT_QUERY}
 
     def _cntl(self, op, value=None, value_type="int"):
         """2.x's ``lcb_cntl`` for the timeouts: LCB_CNTL_OP_TIMEOUT (0x00),
@@ -525,12 +529,30 @@ class Bucket(object):
 
     @property
     def n1ql_timeout(self):
-        """2.x's N1QL timeout, in seconds (kept; this client runs no N1QL)."""
-        return self._http_timeouts.get("n1ql_timeout", 75.0)
+        """The N1QL timeout in seconds (default 75, as libcouchbase; connection-string
+        ``n1ql_timeout`` or ``query_timeout``); a N1QLQuery.timeout can only lower it."""
+        return lib.cbffi_client_get_timeout(self._live(), lib.CBFFI_TIMEOUT_QUERY) / 1e6
 
     @n1ql_timeout.setter
     def n1ql_timeout(self, value):
-        self._http_timeouts["n1ql_timeout"] = _positive_seconds(value)
+        usec = int(_positive_seconds(value) * 1e6)
+        lib.cbffi_client_set_timeout(self._live(), lib.CBFFI_TIMEOUT_QUERY, max(usec, 1))
+
+    # ---- N1QL (couchbase_ffi.n1ql) ---------------------------------------------------
+    def n1ql_query(self, query, *args, **kwargs):
+        """A N1QLRequest for ``query`` (a statement or a N1QLQuery); iterate it for the
+        rows.  ``itercls=`` another request class; other arguments go to it
+        (``row_factory``, ``meta_lookahead``).  See couchbase_ffi.n1ql.  memcached://
+        has no query service: NotSupportedError at once."""
+        if self._memcached:
+            raise E.NotSupportedError("N1QL (n1ql_query) needs a couchbase:// cluster; "
+                                      "memcached:// has no query service")
+        from couchbase_ffi import n1ql
+        return n1ql.n1ql_query(self, query, *args, **kwargs)
+
+    def _n1ql_run(self, body, timeout_us):
+        from couchbase_ffi import n1ql
+        return n1ql.run_sync(self, body, timeout_us)
 
     @property
     def lockmode(self):
@@ -1716,7 +1738,7 @@ for _old, _new in (("set", "upsert"), ("add", "insert"), ("delete", "remove")):
 # 2.x Bucket methods outside key-value access, which this client does not have:
 # they raise NotSupportedError (a CouchbaseError) rather than AttributeError.
 _UNSUPPORTED = {
-    "n1ql_query": "N1QL queries", "query": "view queries", "search": "full-text search",
+    "query": "view queries", "search": "full-text search",
     "analytics_query": "analytics queries", "bucket_manager": "the bucket manager",
     "design_get": "design documents", "design_create": "design documents",
     "design_publish": "design documents", "design_delete": "design documents",

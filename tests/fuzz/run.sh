@@ -21,7 +21,7 @@ clang -std=c11 -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer,address,undefined \
   -fno-sanitize-recover=undefined -Iinclude -Isrc tests/fuzz/fuzz_subdoc.c \
   src/buf.c src/codec.c src/errors.c src/connstr.c src/ketama.c src/sasl.c \
   src/clustermap.c src/conn.c src/negotiate.c src/cluster.c src/durability.c \
-  src/http.c src/client.c src/io.c src/sync.c src/subdoc.c src/bg.c \
+  src/http.c src/query.c src/client.c src/io.c src/sync.c src/subdoc.c src/bg.c \
   -lcrypto -ljson-c -lz -lcurl -lpthread -ldl -o "$out/fuzz_subdoc"
 mkdir -p "$out/corpus_subdoc"
 cp -n tests/fuzz/corpus/subdoc/* "$out/corpus_subdoc/" 2>/dev/null || true
@@ -35,7 +35,7 @@ clang -std=c11 -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer,address,undefined \
   -fno-sanitize-recover=undefined -Iinclude -Isrc tests/fuzz/fuzz_server.c \
   src/buf.c src/codec.c src/errors.c src/connstr.c src/ketama.c src/sasl.c \
   src/clustermap.c src/conn.c src/negotiate.c src/cluster.c src/durability.c \
-  src/http.c src/client.c src/io.c src/sync.c src/subdoc.c src/bg.c \
+  src/http.c src/query.c src/client.c src/io.c src/sync.c src/subdoc.c src/bg.c \
   -Wl,--export-dynamic-symbol=connect -Wl,--export-dynamic-symbol=getaddrinfo \
   -lcrypto -ljson-c -lz -lcurl -lpthread -ldl -o "$out/fuzz_server"
 mkdir -p "$out/corpus_server"
