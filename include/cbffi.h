@@ -98,6 +98,12 @@ typedef enum cbffi_rc {
     CBFFI_ESOCKSHUTDOWN = 0x2d,
     CBFFI_ECONNRESET = 0x2e,
     CBFFI_EMPTY_KEY = 0x35,           /* empty key */
+    CBFFI_SSL_ERROR = 0x36,           /* TLS failed: a handshake failure, a
+                                         server that does not speak TLS, an
+                                         unreadable CA file */
+    CBFFI_SSL_CANTVERIFY = 0x37,      /* TLS: the server's certificate (its
+                                         chain or its name) cannot be
+                                         verified */
     CBFFI_UNKNOWN_MEMCACHED_ERROR = 0x3d, /* a server status with no mapping */
     CBFFI_HTTP_ERROR = 0x3b,          /* an HTTP service answered a non-2xx
                                          status (cbffi_result.status) */
@@ -261,6 +267,17 @@ typedef enum cbffi_timeout_kind {
 /*
  * Create a client for `connstr` (see docs; e.g.
  * "memcached://host1:11211,[::1]:11212?operation_timeout=500ms").
+ *
+ * TLS: "couchbases://" (default KV port 11207, REST 18091; the map's
+ * kvSSL / mgmtSSL / n1qlSSL ports), or ssl=on on any scheme
+ * ("memcached://h:11211?ssl=on&truststorepath=ca.pem").  The servers'
+ * certificates are verified against truststorepath= (or certpath=, the
+ * libcouchbase 2.x name), else the system's trust store, and must name the
+ * host (or IP address) connected to; ssl=no_verify skips every check
+ * (UNSAFE: anyone on the path can pose as the server).  TLS failures end
+ * connections (and the operations waiting on them) with CBFFI_SSL_ERROR or
+ * CBFFI_SSL_CANTVERIFY; a TLS handshake that does not finish within the
+ * connect timeout with CBFFI_ETIMEDOUT.
  * username/password may be NULL.  Nothing is connected yet.  On
  * couchbase:// the username defaults to the bucket name (classic
  * credentials).  On memcached:// a username turns on SASL on every
@@ -269,8 +286,8 @@ typedef enum cbffi_timeout_kind {
  *
  * On success returns CBFFI_OK and stores a new client in *out (owned by the
  * caller, free it with cbffi_client_destroy).  On failure returns
- * CBFFI_EINVAL, CBFFI_INVALID_HOST_FORMAT, CBFFI_NOT_SUPPORTED or
- * CBFFI_CLIENT_ENOMEM, leaves *out NULL, and writes a NUL-terminated message
+ * CBFFI_EINVAL, CBFFI_INVALID_HOST_FORMAT, CBFFI_NOT_SUPPORTED,
+ * CBFFI_SSL_ERROR (the CA file cannot be loaded) or CBFFI_CLIENT_ENOMEM, leaves *out NULL, and writes a NUL-terminated message
  * naming what is wrong into errbuf (errbuf may be NULL; nerrbuf is its size).
  */
 int cbffi_client_create(cbffi_client **out, const char *connstr,

@@ -9,6 +9,7 @@ PKGS=(
   libssl-dev zlib1g-dev libjson-c-dev libcurl4-openssl-dev
   # C tests
   libcmocka-dev valgrind memcached
+  openssl                           # the openssl CLI: tests/tls/make_certs.sh (TLS tests)
   sasl2-bin libsasl2-modules        # memcached -S for the SASL tests (saslpasswd2, PLAIN, SCRAM)
   clang libclang-rt-14-dev          # libFuzzer targets (tests/fuzz)
   # python, both interpreters, cffi

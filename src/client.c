@@ -5,6 +5,7 @@
 #include "bg.h"
 #include "client_private.h"
 #include "errors.h"
+#include "tls.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -95,6 +96,10 @@ static int setup(cbffi_client *c, const char *connstr, const char *user,
     if ((rc = copy_cred(&c->username, user, c->cs.username)) != CBFFI_OK ||
         (rc = copy_cred(&c->password, pass, c->cs.password)) != CBFFI_OK)
         return rc;
+    if (c->cs.tls &&
+        (rc = cb_tls_ctx_new(&c->tls, c->cs.tls, c->cs.ca_file, errbuf, nerr)) !=
+            CBFFI_OK)
+        return rc;
     if (c->cs.scheme != CB_SCHEME_MEMCACHED) {
         c->type = CBFFI_TYPE_COUCHBASE;
         return cb_cluster_setup(c);
@@ -167,6 +172,7 @@ void cbffi_client_destroy(cbffi_client *c)
         cb_conn_free(c->conns[i]);
     free(c->conns);
     cb_bg_free(c); /* after every conn released its jobs */
+    cb_tls_ctx_free(c->tls); /* after every conn freed its session */
     cb_ketama_free(&c->ketama);
     cb_connstr_free(&c->cs);
     free(c->username);
@@ -673,6 +679,12 @@ static void fail_overdue(cbffi_client *c, cb_conn *conn)
     if (conn->resolving) {
         cb_conn_fail(conn, CBFFI_UNKNOWN_HOST,
                      "host name lookup did not end within %.3f s",
+                     (double)c->connect_timeout / 1e6);
+        return;
+    }
+    if (conn->tls_hs) {
+        cb_conn_fail(conn, CBFFI_ETIMEDOUT, "TLS handshake did not finish "
+                     "within %.3f s (does the server speak TLS on this port?)",
                      (double)c->connect_timeout / 1e6);
         return;
     }

@@ -9,15 +9,17 @@
  *   cbffi_client owns its conns array and every cb_conn in it (heap objects,
  *   so that a config change can reorder them without moving them), the
  *   bootstrap conn (seed), retired conns waiting to be freed (graveyard), the
- *   connection string, the current cluster map, the op pool (every cb_op),
+ *   connection string, the current cluster map, its TLS context (tls, see
+ *   tls.h), the op pool (every cb_op),
  *   the result queue and its data arena, the watch-change queue, and its
  *   reference on the background-job eventfd (bg, shared with the job
  *   threads still running, see bg.h).
  *   cb_conn owns its host and name strings, its socket, its host name
  *   lookup job (lookup), its write buffers (handshake packets in hbuf,
  *   operation packets in wbuf), its read buffer, its resolved address list,
- *   its handshake state (nego, which owns its key-derivation job) and its op
- *   queue (references to ops, each holding one op reference).
+ *   its handshake state (nego, which owns its key-derivation job), its TLS
+ *   session (tls, see tls.h) and its op queue (references to ops, each
+ *   holding one op reference).
  *   cb_op is reference counted: the pending state (not yet completed) holds
  *   one reference, each conn queue slot holding it one, the retry and
  *   wait-for-config lists one each, and each child of a parent op one on
@@ -46,6 +48,8 @@ typedef struct cb_conn cb_conn;
 typedef struct cb_nego cb_nego;
 typedef struct cb_dur cb_dur;
 typedef struct cb_http cb_http;
+typedef struct cb_tls cb_tls;
+typedef struct cb_tls_ctx cb_tls_ctx;
 
 /* Internal op kinds (never reported in a cbffi_result). */
 enum {
@@ -133,6 +137,10 @@ struct cb_conn {
     cb_op *tail_quiet;      /* last queued packet if it is a quiet get */
     size_t tail_off;        /* its offset in wbuf */
     cb_nego *nego;          /* handshake in progress, NULL otherwise */
+    cb_tls *tls;            /* TLS session (tls.c), NULL on plain conns */
+    uint32_t tls_want;      /* TLS: events OpenSSL waits for beyond the
+                               plain ones (the handshake's; WRITE for a
+                               read that must write first); 0 on plain */
     uint32_t next_opaque;
     uint32_t watched;       /* events the host was last told */
     uint64_t rcvtimeo;      /* SO_RCVTIMEO in force (us), 0 = none */
@@ -142,6 +150,8 @@ struct cb_conn {
     uint8_t was_ready;      /* reached CB_CONN_CONNECTED on this socket */
     uint8_t xerror;         /* HELLO accepted XERROR */
     uint8_t retired;        /* left the cluster; in the graveyard */
+    uint8_t tls_hs;         /* TCP up, TLS handshake running (CONNECTING) */
+    uint8_t tls_wr;         /* TLS: a write waits for readability */
     cb_conn *dnext;         /* flush list */
     cb_conn *gnext;         /* graveyard */
 };
@@ -196,6 +206,9 @@ struct cbffi_client {
     cb_http *http;             /* REST bootstrap (libcurl), NULL until used */
     cb_bg *bg;                 /* background jobs' eventfd (bg.c), NULL until
                                   the first job */
+    cb_tls_ctx *tls;           /* TLS settings (tls.c), NULL without TLS */
+    uint8_t tls_more;          /* a TLS conn holds bytes no event announces:
+                                  the deadline is 0 until a tick reads them */
     unsigned njobs;            /* jobs started and not released */
 
     cb_op pending;             /* sentinel of the pending list */

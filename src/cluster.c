@@ -142,12 +142,13 @@ static void drain_waitq(cbffi_client *c, int rc)
 }
 
 /* The KV and REST ports of a connection-string host (PROTOCOL.md 8.3: in
-   couchbase://h:8091 the port is the REST one). */
+   couchbase://h:8091 the port is the REST one; with TLS 11207 and 18091). */
 static uint16_t kv_port(const cbffi_client *c, const cb_hostport *h)
 {
+    uint16_t rest = c->cs.tls ? 18091 : 8091;
     if (c->cs.scheme == CB_SCHEME_HTTP || h->proto == CB_SCHEME_HTTP ||
-        (h->port == 8091 && !h->proto))
-        return 11210;
+        (h->port == rest && !h->proto))
+        return c->cs.tls ? 11207 : 11210;
     return h->port;
 }
 
@@ -155,7 +156,7 @@ static uint16_t rest_port(const cbffi_client *c, const cb_hostport *h)
 {
     if (c->cs.scheme == CB_SCHEME_HTTP || h->proto == CB_SCHEME_HTTP)
         return h->port;
-    return 8091;
+    return c->cs.tls ? 18091 : 8091;
 }
 
 /* Which bootstrap attempts run: CCCP over every host, then HTTP over every
@@ -231,6 +232,7 @@ int cb_cluster_connect(cbffi_client *c, uint64_t cookie)
 static int fatal_for_bootstrap(int rc)
 {
     return rc == CBFFI_AUTH_ERROR || rc == CBFFI_BUCKET_ENOENT ||
+           rc == CBFFI_SSL_CANTVERIFY ||
            rc == CBFFI_SASLMECH_UNAVAILABLE || rc == CBFFI_EINVAL ||
            rc == CBFFI_CLIENT_ENOMEM || rc == CBFFI_NOT_SUPPORTED;
 }
@@ -373,6 +375,8 @@ int cb_cluster_apply_json(cbffi_client *c, const char *json, size_t n,
     cb_clustermap m;
     char err[200];
     int rc = cb_clustermap_parse(&m, json, n, host, err, sizeof(err));
+    if (rc == CB_CM_OK && c->cs.tls)
+        rc = cb_clustermap_use_tls(&m, err, sizeof(err));
     if (rc != CB_CM_OK) {
         cb_set_error(c, "%s", rc == CB_CM_ENOMEM ? "out of memory" : err);
         return -1;

@@ -625,3 +625,29 @@ uint32_t cb_vbucket_of(const void *key, size_t nkey, uint32_t nvbuckets)
     uLong crc = crc32_z(0L, (const Bytef *)key, (z_size_t)nkey);
     return (uint32_t)(((crc >> 16) & 0x7fff) % nvbuckets);
 }
+
+/* ---- TLS ports ---------------------------------------------------------- */
+
+int cb_clustermap_use_tls(cb_clustermap *m, char *err, size_t nerr)
+{
+    for (uint32_t i = 0; i < m->nservers; i++) {
+        cb_cm_server *sv = &m->servers[i];
+        const cb_cm_node_ext *ne = NULL;
+        for (uint32_t j = 0; j < m->nnodes_ext && !ne; j++)
+            if (m->nodes_ext[j].hostname &&
+                m->nodes_ext[j].ports[CB_SVC_KV] == sv->port &&
+                strcmp(m->nodes_ext[j].hostname, sv->host) == 0)
+                ne = &m->nodes_ext[j];
+        if (!ne || !ne->ports[CB_SVC_KV_SSL]) {
+            if (err && nerr)
+                snprintf(err, nerr, "TLS: the map gives data server %.100s no "
+                         "kvSSL port (nodesExt)", sv->authority);
+            return CB_CM_EINPUT;
+        }
+        sv->port = ne->ports[CB_SVC_KV_SSL];
+        size_t n = strlen(sv->host) + 10; /* as make_server sized it */
+        snprintf(sv->authority, n, sv->ipv6 ? "[%s]:%u" : "%s:%u", sv->host,
+                 (unsigned)sv->port);
+    }
+    return CB_CM_OK;
+}

@@ -111,6 +111,12 @@ typedef struct cb_clustermap {
 int cb_clustermap_parse(cb_clustermap *out, const char *json, size_t n,
                         const char *source_host, char *err, size_t nerr);
 
+/* TLS: give every data server its nodesExt kvSSL port instead of its plain
+   one (the nodesExt entry with the same host and kv port).  Returns
+   CB_CM_OK, CB_CM_EINPUT (a server without kvSSL: why in err; m unchanged
+   otherwise usable) or CB_CM_ENOMEM. */
+int cb_clustermap_use_tls(cb_clustermap *m, char *err, size_t nerr);
+
 /* Release everything *m owns and zero it. */
 void cb_clustermap_free(cb_clustermap *m);
 

@@ -14,9 +14,18 @@
  * send/recv passes MSG_DONTWAIT except the sync fast path
  * (cb_conn_read_blocking), which blocks in recv() under SO_RCVTIMEO so that a
  * synchronous operation costs one send and one receive system call.
+ *
+ * TLS (tls.c) hooks in at three places, each one test of conn->tls (NULL
+ * on a plain conn) off the plain path's way: after the TCP connect the
+ * handshake runs while the conn is still CONNECTING (conn->tls_hs); send
+ * and recv become cb_tls_write / cb_tls_read, which never block either;
+ * the sync fast path polls before reading, OpenSSL holding bytes of its
+ * own.  OpenSSL's wants are conn->tls_want (events) and conn->tls_wr (a
+ * write that waits for a read), folded into the watch set here.
  */
 #include "bg.h"
 #include "client_private.h"
+#include "tls.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -134,6 +143,8 @@ static void close_socket(cb_conn *conn)
         conn->watched = 0;
         cb_watch_push(conn->client, conn->fd, 0);
     }
+    if (conn->tls)
+        cb_tls_free(conn);
     close(conn->fd);
     conn->fd = -1;
     conn->rcvtimeo = 0;
@@ -159,6 +170,7 @@ void cb_conn_free(cb_conn *conn)
 {
     if (!conn)
         return;
+    cb_tls_free(conn);
     if (conn->fd >= 0)
         close(conn->fd);
     conn->fd = -1;
@@ -182,12 +194,12 @@ uint32_t cb_conn_wanted(const cb_conn *conn)
 {
     switch (conn->state) {
     case CB_CONN_CONNECTING:
-        return CBFFI_IO_WRITE;
+        return conn->tls_hs ? conn->tls_want : CBFFI_IO_WRITE;
     case CB_CONN_NEGOTIATING:
-        return CBFFI_IO_READ |
+        return CBFFI_IO_READ | conn->tls_want |
                (cb_buf_size(&conn->hbuf) ? CBFFI_IO_WRITE : 0u);
     case CB_CONN_CONNECTED:
-        return CBFFI_IO_READ |
+        return CBFFI_IO_READ | conn->tls_want |
                (cb_buf_size(&conn->wbuf) ? CBFFI_IO_WRITE : 0u);
     default:
         return 0;
@@ -290,6 +302,24 @@ void cb_conn_ready(cb_conn *conn)
         cb_conn_mark_dirty(conn);
 }
 
+/* The transport is up (TCP, and TLS on a TLS conn): the handshake. */
+static void on_transport(cb_conn *conn)
+{
+    if (conn->negotiate) {
+        conn->state = CB_CONN_NEGOTIATING;
+        cb_nego_start(conn);
+    } else {
+        cb_conn_ready(conn);
+    }
+}
+
+/* Drive the TLS handshake of a TCP-connected conn. */
+static void tls_step(cb_conn *conn)
+{
+    if (cb_tls_handshake(conn) == 1)
+        on_transport(conn);
+}
+
 static void on_connected(cb_conn *conn)
 {
     int one = 1;
@@ -301,12 +331,13 @@ static void on_connected(cb_conn *conn)
     if (conn->ai)
         freeaddrinfo(conn->ai);
     conn->ai = conn->ai_next = NULL;
-    if (conn->negotiate) {
-        conn->state = CB_CONN_NEGOTIATING;
-        cb_nego_start(conn);
-    } else {
-        cb_conn_ready(conn);
+    if (conn->client->tls) {
+        cb_tls_start(conn);
+        if (conn->tls_hs)
+            tls_step(conn);
+        return;
     }
+    on_transport(conn);
 }
 
 /* Try the remaining addresses until one connects or is in progress.
@@ -466,8 +497,10 @@ static void seal_tail(cb_conn *conn)
 static int send_buf(cb_conn *conn, cb_buf *b, uint64_t *counter)
 {
     while (cb_buf_size(b)) {
-        ssize_t n = send(conn->fd, cb_buf_head(b), cb_buf_size(b),
-                         MSG_DONTWAIT | MSG_NOSIGNAL);
+        ssize_t n = conn->tls
+                        ? cb_tls_write(conn, cb_buf_head(b), cb_buf_size(b))
+                        : send(conn->fd, cb_buf_head(b), cb_buf_size(b),
+                               MSG_DONTWAIT | MSG_NOSIGNAL);
         if (n > 0) {
             cb_buf_consume(b, (size_t)n);
             if (counter)
@@ -479,7 +512,7 @@ static int send_buf(cb_conn *conn, cb_buf *b, uint64_t *counter)
         if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
             break;
         cb_conn_fail(conn, CBFFI_NETWORK_ERROR, "send failed: %s",
-                     strerror(errno));
+                     conn->tls ? cb_tls_error(conn) : strerror(errno));
         return -1;
     }
     if (cb_buf_size(b) == 0)
@@ -650,7 +683,12 @@ static void decode_all(cb_conn *conn)
         if (n == CB_DECODE_NEED_MORE)
             break;
         if (n == CB_DECODE_BAD) {
-            cb_conn_fail(conn, CBFFI_PROTOCOL_ERROR, "%s", why);
+            const unsigned char *h = (const unsigned char *)cb_buf_head(b);
+            if (!conn->tls && (h[0] == 0x15 || h[0] == 0x16) && h[1] == 0x03)
+                cb_conn_fail(conn, CBFFI_SSL_ERROR, "the server answered "
+                             "with TLS: use couchbases:// or ssl=on");
+            else
+                cb_conn_fail(conn, CBFFI_PROTOCOL_ERROR, "%s", why);
             return;
         }
         if (dispatch(conn, &r) < 0)
@@ -695,7 +733,9 @@ static int read_once(cb_conn *conn, int flags, size_t *got)
     }
     ssize_t n;
     do {
-        n = recv(conn->fd, conn->rbuf.data + conn->rbuf.len, room, flags);
+        n = conn->tls ? cb_tls_read(conn, conn->rbuf.data + conn->rbuf.len, room)
+                      : recv(conn->fd, conn->rbuf.data + conn->rbuf.len, room,
+                             flags);
     } while (n < 0 && errno == EINTR);
     if (n > 0) {
         *got += (size_t)n;
@@ -704,7 +744,9 @@ static int read_once(cb_conn *conn, int flags, size_t *got)
         decode_all(conn);
         if (conn->state < CB_CONN_NEGOTIATING)
             return -1;
-        return (size_t)n == room ? 2 : 1;
+        if ((size_t)n == room)
+            return 2;
+        return conn->tls && cb_tls_pending(conn) ? 2 : 1;
     }
     if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
         return 0;
@@ -713,7 +755,7 @@ static int read_once(cb_conn *conn, int flags, size_t *got)
                      "the server closed the connection");
     else
         cb_conn_fail(conn, CBFFI_NETWORK_ERROR, "receive failed: %s",
-                     strerror(errno));
+                     conn->tls ? cb_tls_error(conn) : strerror(errno));
     return -1;
 }
 
@@ -728,16 +770,28 @@ static void read_burst(cb_conn *conn, int flags)
     int rc = read_once(conn, flags, &got);
     while (rc == 2 && got < CB_READ_BUDGET)
         rc = read_once(conn, MSG_DONTWAIT, &got);
+    if (rc == 2 && conn->tls)
+        cb_tls_note_more(conn);
 }
 
 void cb_conn_on_event(cb_conn *conn, uint32_t events)
 {
     if (conn->state == CB_CONN_CONNECTING) {
-        if (events & (CBFFI_IO_WRITE | CBFFI_IO_READ))
+        if (conn->tls_hs)
+            tls_step(conn);
+        else if (events & (CBFFI_IO_WRITE | CBFFI_IO_READ))
             on_connect_ready(conn);
         if (conn->state >= CB_CONN_NEGOTIATING)
             send_some(conn);
     } else if (conn->state >= CB_CONN_NEGOTIATING) {
+        if (conn->tls) {
+            /* OpenSSL's cross wants: a read that needed the socket
+               writable, a write that needed it readable */
+            if ((events & CBFFI_IO_WRITE) && (conn->tls_want & CBFFI_IO_WRITE))
+                events |= CBFFI_IO_READ;
+            if ((events & CBFFI_IO_READ) && conn->tls_wr)
+                events |= CBFFI_IO_WRITE;
+        }
         if (events & CBFFI_IO_WRITE)
             send_some(conn);
         if ((events & CBFFI_IO_READ) && conn->state >= CB_CONN_NEGOTIATING)
@@ -761,6 +815,13 @@ static void set_rcvtimeo(cb_conn *conn, uint64_t timeout_us)
 
 void cb_conn_read_blocking(cb_conn *conn, uint64_t timeout_us)
 {
+    if (conn->tls) {
+        if (cb_tls_wait_readable(conn, timeout_us))
+            read_burst(conn, MSG_DONTWAIT);
+        if (conn->state >= CB_CONN_NEGOTIATING)
+            cb_conn_update_watch(conn);
+        return;
+    }
     set_rcvtimeo(conn, timeout_us);
     read_burst(conn, 0);
     if (conn->state >= CB_CONN_NEGOTIATING)

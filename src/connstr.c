@@ -121,7 +121,8 @@ static int valid_v6_char(int c)
     return isxdigit(c) || c == ':' || c == '.' || c == '%';
 }
 
-static int parse_port(const char *s, size_t n, uint16_t *port, uint8_t *proto)
+static int parse_port(const char *s, size_t n, uint16_t *port, uint8_t *proto,
+                      uint8_t *tls)
 {
     size_t i = 0;
     unsigned long v = 0;
@@ -136,6 +137,7 @@ static int parse_port(const char *s, size_t n, uint16_t *port, uint8_t *proto)
     if (i == 0 || v == 0)
         return -1;
     *proto = 0;
+    *tls = 0;
     if (i < n) {
         if (s[i] != '=')
             return -1;
@@ -145,6 +147,10 @@ static int parse_port(const char *s, size_t n, uint16_t *port, uint8_t *proto)
             *proto = CB_SCHEME_HTTP;
         else if (pn == 3 && strncasecmp(p, "MCD", 3) == 0)
             *proto = CB_SCHEME_COUCHBASE;
+        else if (pn == 5 && strncasecmp(p, "HTTPS", 5) == 0)
+            *proto = CB_SCHEME_HTTP, *tls = 1;
+        else if (pn == 4 && strncasecmp(p, "MCDS", 4) == 0)
+            *proto = CB_SCHEME_COUCHBASE, *tls = 1;
         else if (pn == 8 && strncasecmp(p, "MCCOMPAT", 8) == 0)
             *proto = CB_SCHEME_MEMCACHED;
         else
@@ -220,7 +226,7 @@ static int parse_host(const char *s, size_t n, cb_scheme scheme,
         return fail(err, nerr, CBFFI_INVALID_HOST_FORMAT, "host name too long");
     h->port = default_port(scheme);
     if (ps) {
-        if (parse_port(ps, pn, &h->port, &h->proto) != 0)
+        if (parse_port(ps, pn, &h->port, &h->proto, &h->tls_suffix) != 0)
             return fail(err, nerr, CBFFI_INVALID_HOST_FORMAT,
                         "invalid port '%.*s' (expected 1-65535)", (int)pn, ps);
         h->port_given = 1;
@@ -318,6 +324,32 @@ static int set_option(cb_connstr *cs, const char *k, const char *v, char *err,
         return set_string(&cs->password, v);
     if (strcmp(k, "sasl_mech_force") == 0)
         return set_string(&cs->sasl_mech_force, v);
+    if (strcmp(k, "ssl") == 0) {
+        if (strcmp(v, "on") == 0)
+            cs->tls = CB_TLS_ON;
+        else if (strcmp(v, "off") == 0)
+            cs->tls = CB_TLS_OFF;
+        else if (strcmp(v, "no_verify") == 0)
+            cs->tls = CB_TLS_NO_VERIFY;
+        else
+            return fail(err, nerr, CBFFI_EINVAL,
+                        "option ssl: '%s' is not one of on, off, no_verify", v);
+        cs->tls_given = 1;
+        return CBFFI_OK;
+    }
+    /* libcouchbase 2.x: certpath is the CA that signed the servers'
+       certificates; 3.x: truststorepath (certpath is then the client's
+       own).  Either names the CA file here; truststorepath wins. */
+    if (strcmp(k, "truststorepath") == 0) {
+        cs->truststore_given = 1;
+        return set_string(&cs->ca_file, v);
+    }
+    if (strcmp(k, "certpath") == 0)
+        return cs->truststore_given ? CBFFI_OK : set_string(&cs->ca_file, v);
+    if (strcmp(k, "keypath") == 0)
+        return fail(err, nerr, CBFFI_NOT_SUPPORTED,
+                    "option keypath: client certificates are not supported "
+                    "(authenticate with a username and password)");
     if (strcmp(k, "bootstrap_on") == 0) {
         if (strcmp(v, "all") == 0)
             cs->bootstrap_on = CB_BOOTSTRAP_ALL;
@@ -366,12 +398,49 @@ static int parse_query(const char *s, cb_connstr *cs, char *err, size_t nerr)
     return CBFFI_OK;
 }
 
+/* ---- TLS ------------------------------------------------------------------ */
+
+/* The TLS mode from the scheme and ssl=, then the ports that depend on it:
+   default ports become the TLS ones, and a port's =MCDS / =HTTPS (=MCD /
+   =HTTP) must agree with the mode. */
+static int settle_tls(cb_connstr *cs, char *err, size_t nerr)
+{
+    if (cs->tls_scheme) {
+        if (cs->tls_given && cs->tls == CB_TLS_OFF)
+            return fail(err, nerr, CBFFI_EINVAL,
+                        "couchbases:// means TLS: ssl=off contradicts it "
+                        "(use couchbase://)");
+        if (!cs->tls_given)
+            cs->tls = CB_TLS_ON;
+    }
+    if (!cs->tls && cs->ca_file)
+        return fail(err, nerr, CBFFI_EINVAL,
+                    "truststorepath/certpath need TLS (couchbases:// or ssl=on)");
+    for (size_t i = 0; i < cs->nhosts; i++) {
+        cb_hostport *h = &cs->hosts[i];
+        if (h->proto && cs->scheme != CB_SCHEME_MEMCACHED &&
+            h->tls_suffix != (cs->tls != CB_TLS_OFF))
+            return fail(err, nerr, CBFFI_EINVAL,
+                        "host '%s': port %u=%s%s %s TLS", h->host,
+                        (unsigned)h->port,
+                        h->proto == CB_SCHEME_HTTP ? "HTTP" : "MCD",
+                        h->tls_suffix ? "S" : "",
+                        h->tls_suffix ? "needs couchbases:// or ssl=on for"
+                                      : "is a plain port: it cannot be used with");
+        if (cs->tls && !h->port_given)
+            h->port = cs->scheme == CB_SCHEME_COUCHBASE ? 11207
+                      : cs->scheme == CB_SCHEME_HTTP ? 18091 : h->port;
+    }
+    return CBFFI_OK;
+}
+
 /* ---- top level ------------------------------------------------------------ */
 
 struct scheme_name { const char *prefix; cb_scheme scheme; };
 static const struct scheme_name schemes[] = {
     {"memcached://", CB_SCHEME_MEMCACHED},
     {"couchbase://", CB_SCHEME_COUCHBASE},
+    {"couchbases://", CB_SCHEME_COUCHBASE},
     {"http://", CB_SCHEME_HTTP},
 };
 
@@ -381,6 +450,7 @@ static int parse_scheme(const char **s, cb_connstr *cs, char *err, size_t nerr)
         size_t n = strlen(schemes[i].prefix);
         if (strncasecmp(*s, schemes[i].prefix, n) == 0) {
             cs->scheme = schemes[i].scheme;
+            cs->tls_scheme = strncasecmp(*s, "couchbases://", n) == 0;
             *s += n;
             return CBFFI_OK;
         }
@@ -388,8 +458,8 @@ static int parse_scheme(const char **s, cb_connstr *cs, char *err, size_t nerr)
     const char *sep = strstr(*s, "://");
     if (sep)
         return fail(err, nerr, CBFFI_EINVAL,
-                    "unsupported scheme '%.*s' (use memcached://, couchbase:// "
-                    "or http://)", (int)(sep - *s), *s);
+                    "unsupported scheme '%.*s' (use memcached://, couchbase://, "
+                    "couchbases:// or http://)", (int)(sep - *s), *s);
     return fail(err, nerr, CBFFI_EINVAL,
                 "missing scheme: the connection string must start with "
                 "memcached://, couchbase:// or http://");
@@ -432,7 +502,9 @@ static int parse_all(const char *s, cb_connstr *cs, char *err, size_t nerr)
     }
     if (*s == '?')
         rc = parse_query(s + 1, cs, err, nerr);
-    return rc;
+    if (rc != CBFFI_OK)
+        return rc;
+    return settle_tls(cs, err, nerr);
 }
 
 int cb_connstr_parse(const char *s, cb_connstr *out, char *err, size_t nerr)
@@ -459,6 +531,7 @@ void cb_connstr_free(cb_connstr *cs)
     free(cs->username);
     free(cs->password);
     free(cs->sasl_mech_force);
+    free(cs->ca_file);
     memset(cs, 0, sizeof(*cs));
 }
 

@@ -3,11 +3,15 @@
  *
  *   memcached://host[:port][,host[:port]...][?key=value&...]
  *   couchbase://host[:port][,...][/bucket][?key=value&...]
+ *   couchbases://host[:port][,...][/bucket][?...]     (couchbase:// over TLS)
  *   http://host[:port][,...][/bucket][?...]           (legacy REST bootstrap)
  *
  * Hosts are separated by ',' or ';'; IPv6 addresses go in brackets; hosts,
  * bucket and option values are percent-decoded.  Default ports: memcached
- * 11211, couchbase 11210, http 8091.  An empty host list means localhost.
+ * 11211, couchbase 11210, http 8091; with TLS (couchbases://, or ssl=on /
+ * no_verify) couchbase 11207 and http 18091 (memcached stays 11211).  A
+ * port's "=MCDS" / "=HTTPS" suffix needs TLS on, "=MCD" / "=HTTP" off.  An
+ * empty host list means localhost.
  * Durations take seconds ("2.5") or Go-style units ("2.5s", "500ms", "1m30s").
  *
  * Ownership: cb_connstr_parse fills a cb_connstr whose strings and host array
@@ -31,12 +35,23 @@ typedef enum {
     CB_BOOTSTRAP_HTTP = 2
 } cb_bootstrap;
 
+/* TLS: ssl=off (or not given on couchbase://, memcached://, http://),
+   ssl=on (couchbases://), ssl=no_verify (TLS without checking the server's
+   certificate: unsafe, for tests). */
+typedef enum {
+    CB_TLS_OFF = 0,
+    CB_TLS_ON = 1,
+    CB_TLS_NO_VERIFY = 2
+} cb_tls_mode;
+
 typedef struct cb_hostport {
     char *host;      /* without brackets */
     uint16_t port;
     uint8_t ipv6;    /* written in brackets */
     uint8_t port_given;
-    uint8_t proto;   /* 0 = the scheme's, else a cb_scheme from "=HTTP"/"=MCD" */
+    uint8_t proto;   /* 0 = the scheme's, else a cb_scheme from "=HTTP"/"=MCD"
+                        ("=HTTPS"/"=MCDS": the same, with tls_suffix) */
+    uint8_t tls_suffix; /* 1: "=HTTPS"/"=MCDS", 0: "=HTTP"/"=MCD", or none */
 } cb_hostport;
 
 typedef struct cb_connstr {
@@ -54,6 +69,12 @@ typedef struct cb_connstr {
     uint64_t query_timeout_us;      /* 0 = default (query_timeout, n1ql_timeout) */
     uint64_t http_max_response;     /* bytes, 0 = default (http_max_response) */
     cb_bootstrap bootstrap_on;
+    cb_tls_mode tls;                /* couchbases:// or ssl= */
+    char *ca_file;                  /* truststorepath, else certpath; NULL:
+                                       the system's trust store */
+    uint8_t tls_scheme;             /* the scheme was couchbases:// */
+    uint8_t tls_given;              /* ssl= was given */
+    uint8_t truststore_given;       /* truststorepath= was given */
 } cb_connstr;
 
 /*

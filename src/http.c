@@ -24,6 +24,13 @@
  * is an operation: its status and body (at most max_bytes) complete the
  * op in one result; transport failures get their own typed rc.
  *
+ * TLS (couchbases:// or ssl=on): https only, to the map's mgmtSSL port
+ * (flush) and the REST host's 18091 by default (bootstrap), with the KV
+ * conns' settings: the same CA file (truststorepath / certpath, else
+ * libcurl's default store), TLS 1.2 or later, no checks at all with
+ * ssl=no_verify.  A certificate that fails verification is
+ * CBFFI_SSL_CANTVERIFY, any other TLS failure CBFFI_SSL_ERROR.
+ *
  * Ownership: cb_http belongs to the client (client->http); it owns the curl
  * multi and easy handles, the watched-socket list, and each request's URL,
  * host, header list and reply body.
@@ -199,6 +206,40 @@ uint64_t cb_http_timer(const cbffi_client *c)
     return cb_http_active(c) ? c->http->timer : UINT64_MAX;
 }
 
+/* The transport settings every request shares: http or https, and TLS's. */
+static void transport_opts(cbffi_client *c, CURL *e)
+{
+    curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, c->cs.tls ? "https" : "http");
+    if (!c->cs.tls)
+        return;
+    curl_easy_setopt(e, CURLOPT_SSLVERSION, (long)CURL_SSLVERSION_TLSv1_2);
+    if (c->cs.tls == CB_TLS_NO_VERIFY) {
+        curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 0L);
+        curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 0L);
+    } else if (c->cs.ca_file) {
+        curl_easy_setopt(e, CURLOPT_CAINFO, c->cs.ca_file);
+    }
+}
+
+/* A TLS failure's rc, or 0 if code is not one. */
+static int tls_rc(CURLcode code)
+{
+    switch (code) {
+    case CURLE_PEER_FAILED_VERIFICATION:
+        return CBFFI_SSL_CANTVERIFY;
+    case CURLE_SSL_CONNECT_ERROR:
+    case CURLE_SSL_CERTPROBLEM:
+    case CURLE_SSL_CIPHER:
+    case CURLE_SSL_CACERT_BADFILE:
+    case CURLE_SSL_ISSUER_ERROR:
+    case CURLE_SSL_CRL_BADFILE:
+    case CURLE_USE_SSL_FAILED:
+        return CBFFI_SSL_ERROR;
+    default:
+        return 0;
+    }
+}
+
 /* The rc for a finished transfer, before looking at the body. */
 static int transfer_rc(cbffi_client *c, cb_http_req *q, CURLcode code, long status)
 {
@@ -210,6 +251,11 @@ static int transfer_rc(cbffi_client *c, cb_http_req *q, CURLcode code, long stat
     if (code == CURLE_COULDNT_RESOLVE_HOST) {
         cb_set_error(c, "%s: cannot resolve host", q->host);
         return CBFFI_UNKNOWN_HOST;
+    }
+    if (tls_rc(code)) {
+        cb_set_error(c, "%s: %s failed: %s", q->host, what,
+                     curl_easy_strerror(code));
+        return tls_rc(code);
     }
     if (code != CURLE_OK) {
         cb_set_error(c, "%s: %s failed: %s", q->host, what,
@@ -344,7 +390,7 @@ static int start(cbffi_client *c, cb_http_req *q, const char *url, int post,
     long timeout_ms = (long)(timeout_us / 1000u);
     curl_easy_setopt(e, CURLOPT_URL, url);
     curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http");
+    transport_opts(c, e);
     curl_easy_setopt(e, CURLOPT_HTTPAUTH, (long)CURLAUTH_BASIC);
     curl_easy_setopt(e, CURLOPT_USERNAME, c->username);
     curl_easy_setopt(e, CURLOPT_PASSWORD, c->password);
@@ -374,8 +420,8 @@ static int format_url(cbffi_client *c, char *url, size_t n, const char *host,
     char *b = curl_easy_escape(NULL, bucket, 0);
     if (!b)
         return CBFFI_CLIENT_ENOMEM;
-    int len = snprintf(url, n, "http://%s%s%s:%u", ipv6 ? "[" : "", host,
-                       ipv6 ? "]" : "", (unsigned)port);
+    int len = snprintf(url, n, "%s://%s%s%s:%u", c->cs.tls ? "https" : "http",
+                       ipv6 ? "[" : "", host, ipv6 ? "]" : "", (unsigned)port);
     int len2 = len >= 0 && (size_t)len < n
                    ? snprintf(url + len, n - (size_t)len, fmt, b) : -1;
     curl_free(b);
@@ -413,8 +459,9 @@ int cb_http_start(cbffi_client *c, const char *host, int ipv6, uint16_t port)
 int cb_http_flush(cbffi_client *c, uint64_t cookie)
 {
     const cb_cm_node_ext *node = NULL;
+    cb_cm_service mgmt = c->cs.tls ? CB_SVC_MGMT_SSL : CB_SVC_MGMT;
     for (uint32_t i = 0; i < c->map.nnodes_ext && !node; i++)
-        if (c->map.nodes_ext[i].ports[CB_SVC_MGMT])
+        if (c->map.nodes_ext[i].ports[mgmt])
             node = &c->map.nodes_ext[i];
     if (!node || !node->hostname) {
         cb_set_error(c, "flush needs the REST port, and the map lists none");
@@ -431,7 +478,7 @@ int cb_http_flush(cbffi_client *c, uint64_t cookie)
     if (!q)
         return CBFFI_CLIENT_ENOMEM;
     int rc = format_url(c, url, sizeof url, node->hostname, node->ipv6,
-                        node->ports[CB_SVC_MGMT],
+                        node->ports[mgmt],
                         "/pools/default/buckets/%s/controller/doFlush",
                         c->cs.bucket);
     if (rc != CBFFI_OK) {
@@ -473,6 +520,10 @@ int cb_http_service_count(const cbffi_client *c)
 /* A service request ended: its rc from libcurl's outcome and the status. */
 static int service_rc(cbffi_client *c, cb_http_req *q, CURLcode code, long status)
 {
+    if (tls_rc(code)) {
+        cb_set_error(c, "%s: %s", q->host, curl_easy_strerror(code));
+        return tls_rc(code);
+    }
     switch (code) {
     case CURLE_OK:
         break;
@@ -565,7 +616,7 @@ int cb_http_service(cbffi_client *c, cb_op *op, const char *url,
     long timeout_ms = (long)(timeout_us / 1000u);
     curl_easy_setopt(e, CURLOPT_URL, url);
     curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http");
+    transport_opts(c, e);
     curl_easy_setopt(e, CURLOPT_HTTPAUTH, (long)CURLAUTH_BASIC);
     curl_easy_setopt(e, CURLOPT_USERNAME, c->username ? c->username : "");
     curl_easy_setopt(e, CURLOPT_PASSWORD, c->password ? c->password : "");

@@ -11,6 +11,7 @@
  */
 #include "bg.h"
 #include "client_private.h"
+#include "tls.h"
 
 #include <errno.h>
 #include <poll.h>
@@ -78,6 +79,8 @@ int cbffi_io_tick(cbffi_client *c)
     uint64_t now = cb_now();
     if (c->njobs)
         cb_bg_poll(c); /* in case the host is late with the eventfd */
+    if (c->tls_more)
+        cb_tls_drain(c); /* bytes OpenSSL holds: no event announces them */
     cb_expire(c, now);
     if (c->http)
         cb_http_tick(c, now);
@@ -93,6 +96,8 @@ static int handshaking(const cb_conn *conn)
 
 int64_t cbffi_io_deadline(cbffi_client *c)
 {
+    if (c->tls_more)
+        return 0;
     uint64_t dl = c->npending ? c->next_deadline : UINT64_MAX;
     for (int i = 0; i < c->nconns; i++)
         if (handshaking(c->conns[i]) && c->conns[i]->connect_deadline < dl)

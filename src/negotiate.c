@@ -3,7 +3,8 @@
  * (PROTOCOL.md 2.2 HELLO, 6 SASL), in the order libcouchbase uses:
  *
  *   HELLO + SASL_LIST_MECHS  (pipelined)
- *   SASL_AUTH [+ SASL_STEP]  (SCRAM-SHA512 > 256 > 1; PLAIN only if forced)
+ *   SASL_AUTH [+ SASL_STEP]  (SCRAM-SHA512 > 256 > 1; PLAIN only if forced;
+ *                             over TLS see below)
  *   SELECT_BUCKET            (if HELLO accepted SELECT_BUCKET)
  *   GET_CLUSTER_CONFIG       (bootstrap connections only)
  *
@@ -11,6 +12,14 @@
  * (SASL_LIST_MECHS, then AUTH[/STEP]): SCRAM when offered (cyrus spells it
  * "SCRAM-SHA-256"), else PLAIN, memcached's usual mechanism; a server
  * without SASL (UNKNOWN_COMMAND) is used without it.
+ *
+ * Over TLS (couchbases://, ssl=on) PLAIN needs no forcing, as in
+ * libcouchbase and the current SDKs (the Java and C++ cores, and so the
+ * Node.js SDK, authenticate with PLAIN over TLS): TLS protects the password,
+ * PLAIN skips SCRAM's key derivation and works with LDAP / PAM users.  With
+ * a verified server (ssl=on) PLAIN is preferred when offered; with
+ * ssl=no_verify the server may be anyone, so SCRAM (which never hands the
+ * password over) stays preferred and PLAIN is the fallback.
  *
  * Packets go through the conn's handshake buffer, which is sent before any
  * operation: operations scheduled meanwhile wait in wbuf and go out once
@@ -182,11 +191,19 @@ static int on_mechs(cb_conn *conn, const cb_resp *r)
         return after_auth(conn); /* no SASL on this server */
     if (r->status != CB_ST_SUCCESS)
         return fail(conn, CBFFI_AUTH_ERROR, "SASL_LIST_MECHS failed", r);
-    int rc = cb_sasl_select(r->value, r->nvalue, c->cs.sasl_mech_force,
-                            &n->mech);
-    if (rc == CB_SASL_ENOMECH && c->type == CBFFI_TYPE_MEMCACHED &&
+    int forced = c->cs.sasl_mech_force && c->cs.sasl_mech_force[0];
+    int rc = CB_SASL_ENOMECH;
+    if (!forced && c->cs.tls == CB_TLS_ON &&
         cb_sasl_select(r->value, r->nvalue, "PLAIN", &n->mech) == CB_SASL_OK)
-        rc = CB_SASL_OK; /* memcached's SASL is PLAIN in practice (cyrus) */
+        rc = CB_SASL_OK; /* verified TLS: PLAIN first, as the SDKs */
+    else
+        rc = cb_sasl_select(r->value, r->nvalue, c->cs.sasl_mech_force,
+                            &n->mech);
+    if (rc == CB_SASL_ENOMECH &&
+        (c->type == CBFFI_TYPE_MEMCACHED || c->cs.tls) &&
+        cb_sasl_select(r->value, r->nvalue, "PLAIN", &n->mech) == CB_SASL_OK)
+        rc = CB_SASL_OK; /* memcached's SASL is PLAIN in practice (cyrus);
+                            over TLS PLAIN is allowed */
     if (rc == CB_SASL_EINVAL)
         return fail(conn, CBFFI_EINVAL, "sasl_mech_force names no mechanism "
                     "this client knows", NULL);

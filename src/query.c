@@ -1,7 +1,8 @@
 /*
  * query.c - N1QL: cbffi_query schedules one POST /query/service to a node
- * whose nodesExt entry has a "n1ql" port (PROTOCOL.md 5.2, 8.2), the query
- * nodes taken in turn.  The request itself is an http.c service request on
+ * whose nodesExt entry has a "n1ql" port (PROTOCOL.md 5.2, 8.2; with TLS
+ * the "n1qlSSL" port, over https), the query nodes taken in turn.  The
+ * request itself is an http.c service request on
  * the same host loop as everything else; its response (HTTP status and
  * body) is the op's one result.
  *
@@ -27,19 +28,25 @@ enum {
     QUERY_MAX_BODY = 20 * 1024 * 1024
 };
 
+/* The query service's port: n1qlSSL over TLS (https), else n1ql. */
+static cb_cm_service query_svc(const cbffi_client *c)
+{
+    return c->cs.tls ? CB_SVC_N1QL_SSL : CB_SVC_N1QL;
+}
+
 /* The next query node (round-robin), or NULL if the map lists none. */
 static const cb_cm_node_ext *pick_node(cbffi_client *c)
 {
     uint32_t n = 0;
     for (uint32_t i = 0; i < c->map.nnodes_ext; i++)
-        if (c->map.nodes_ext[i].ports[CB_SVC_N1QL] && c->map.nodes_ext[i].hostname)
+        if (c->map.nodes_ext[i].ports[query_svc(c)] && c->map.nodes_ext[i].hostname)
             n++;
     if (n == 0)
         return NULL;
     uint32_t want = c->query_rr++ % n;
     for (uint32_t i = 0; i < c->map.nnodes_ext; i++) {
         const cb_cm_node_ext *ne = &c->map.nodes_ext[i];
-        if (ne->ports[CB_SVC_N1QL] && ne->hostname && want-- == 0)
+        if (ne->ports[query_svc(c)] && ne->hostname && want-- == 0)
             return ne;
     }
     return NULL;
@@ -48,7 +55,8 @@ static const cb_cm_node_ext *pick_node(cbffi_client *c)
 static int no_query_node(cbffi_client *c)
 {
     cb_set_error(c, "no node of the cluster runs the query service "
-                    "(no \"n1ql\" port in the map's nodesExt)");
+                    "(no \"%s\" port in the map's nodesExt)",
+                 c->cs.tls ? "n1qlSSL" : "n1ql");
     return CBFFI_NOT_SUPPORTED;
 }
 
@@ -67,9 +75,10 @@ void cb_query_dispatch(cbffi_client *c, cb_op *op)
         return;
     }
     char url[700];
-    int len = snprintf(url, sizeof url, "http://%s%s%s:%u/query/service",
+    int len = snprintf(url, sizeof url, "%s://%s%s%s:%u/query/service",
+                       c->cs.tls ? "https" : "http",
                        ne->ipv6 ? "[" : "", ne->hostname, ne->ipv6 ? "]" : "",
-                       (unsigned)ne->ports[CB_SVC_N1QL]);
+                       (unsigned)ne->ports[query_svc(c)]);
     if (len < 0 || (size_t)len >= sizeof url) {
         cb_set_error(c, "query node name '%.40s...' too long", ne->hostname);
         cb_op_fail(c, op, CBFFI_NOT_SUPPORTED, -1);
@@ -105,7 +114,7 @@ int cbffi_query(cbffi_client *c, const char *body, size_t nbody,
     if (c->have_map) {
         uint32_t n = 0;
         for (uint32_t i = 0; i < c->map.nnodes_ext; i++)
-            n += c->map.nodes_ext[i].ports[CB_SVC_N1QL] && c->map.nodes_ext[i].hostname;
+            n += c->map.nodes_ext[i].ports[query_svc(c)] && c->map.nodes_ext[i].hostname;
         if (n == 0)
             return no_query_node(c);
         if (cb_http_service_count(c) >= QUERY_MAX_INFLIGHT) {

@@ -515,8 +515,8 @@ class Bucket(object):
 
     @property
     def is_ssl(self):
-        """False: this client has no SSL transport (couchbases:// is refused)."""
-        return False
+        """True on a TLS connection (couchbases://, or ssl=on / no_verify)."""
+        return _connstr.is_tls(self._connstr)
 
     @property
     def views_timeout(self):

@@ -16,7 +16,7 @@ from urllib.parse import urlparse, parse_qs, urlencode
 
 # libcouchbase 2.x connection-string options this client accepts and ignores:
 # tuning, logging, tracing and metadata that change nothing a caller can observe
-# here (no SSL options: a couchbases:// string is refused by the parser).
+# here (the TLS options, ssl= / truststorepath= / certpath=, go to the core).
 IGNORED_OPTIONS = frozenset((
     "detailed_errcodes", "client_string", "fetch_mutation_tokens", "enable_mutation_tokens",
     "dur_mutation_tokens", "compression", "compression_min_size", "compression_min_ratio",
@@ -34,6 +34,17 @@ IGNORED_OPTIONS = frozenset((
 # Options the Bucket applies itself (a timeout kind of libcbffi, or an attribute).
 BUCKET_OPTIONS = frozenset(("durability_timeout", "durability_interval", "views_timeout",
                             "n1ql_timeout", "http_timeout"))
+
+
+def is_tls(connstr):
+    """Whether the connection string asks for TLS: couchbases://, or ssl=on / no_verify."""
+    if isinstance(connstr, ConnectionString):
+        connstr = connstr.encode()
+    p = ConnectionString.parse(connstr)
+    ssl = p.get_option("ssl")
+    if ssl is not None:
+        return ssl in ("on", "no_verify")
+    return p.scheme.lower() == "couchbases"
 
 
 def for_client(connstr):

@@ -324,6 +324,19 @@ class BadHandleError(CouchbaseInputError):
     rc = 0x1C
 
 
+class SSLError(CouchbaseNetworkError, CouchbaseFatalError):
+    """TLS failed: the handshake (e.g. a server that does not speak TLS on the
+    port), or an unreadable CA file (libcouchbase 2.x LCB_SSL_ERROR)."""
+    rc = 0x36
+
+
+class SSLCertificateError(SSLError):
+    """TLS: the server's certificate (its chain, or the host name / address it
+    is for) cannot be verified against the trust store (libcouchbase 2.x
+    LCB_SSL_CANTVERIFY)."""
+    rc = 0x37
+
+
 class ObjectDestroyedError(ClientTemporaryFailError):
     """The Bucket was closed (your fault).
 
@@ -412,7 +425,8 @@ _BY_RC = {cls.rc: cls for cls in (
     NotFoundError, DlopenFailedError, DlsymFailedError, NetworkError, NotMyVbucketError,
     NotStoredError, NotSupportedError, UnknownCommandError, UnknownHostError,
     ProtocolError, TimeoutError, ConnectError, BucketNotFoundError, ClientNoMemoryError,
-    ClientTemporaryFailError, BadHandleError, SubdocPathNotFoundError, SubdocPathMismatchError,
+    ClientTemporaryFailError, BadHandleError, SSLError, SSLCertificateError,
+    SubdocPathNotFoundError, SubdocPathMismatchError,
     SubdocPathInvalidError, DocumentTooDeepError, SubdocCantInsertValueError,
     DocumentNotJsonError, SubdocNumberTooBigError, SubdocBadDeltaError, SubdocPathExistsError,
     SubdocMultipleErrors, SubdocValueTooDeepError, SubdocEmptyPathError)}

@@ -81,3 +81,21 @@ def test_sdk_survives_failover_and_vbucket_moves(push):
                  "move_vbuckets", "read_after_move"):
         assert "OK " + name in lines, "check %s failed:\n%s" % (name, detail)
     assert state["nodes"][1]["failed_over"] is True and rev >= 3
+
+
+def test_sdk_validates_the_mock_tls(tmp_path):
+    """couchbases:// with the SDK's trust store set to the test CA: the official client validates
+    the mock's certificate (chain and IP address), bootstraps over the TLS KV ports (kvSSL) and
+    works; with an unrelated CA it refuses the mock."""
+    from tlshelp import Certs
+    certs = Certs(tmp_path)
+    with MockCluster(nodes=3, buckets=[BucketSpec("default", replicas=1)], tls=certs.server,
+                     persist_delay=0.001, replicate_delay=0.001) as cluster:
+        proc, lines = run_script("sdk_tls.js", cluster.tls_connstr("default"), "Administrator",
+                                 "password", "default", certs.ca, certs.other_ca)
+    detail = "\n".join(lines) + "\n--- stderr ---\n" + proc.stderr[-4000:]
+    for name in ("connect_tls", "upsert", "get", "many_keys_across_nodes", "get_after_remove",
+                 "wrong_ca_refused"):
+        assert "OK " + name in lines, "check %s failed:\n%s" % (name, detail)
+    assert lines[-1] == "DONE 6/6", detail
+    assert proc.returncode == 0, detail

@@ -48,6 +48,9 @@ def build_parser():
     p.add_argument("--replicate-delay", type=float, default=0.002, help="seconds before replicas get a mutation")
     p.add_argument("--query-nodes", default=None, metavar="I,J,...",
                    help="the nodes that run the query service (default: every node; '' = none)")
+    p.add_argument("--tls-cert", default=None, metavar="PEM",
+                   help="server certificate (chain): also serve TLS ports (kvSSL, mgmtSSL, n1qlSSL)")
+    p.add_argument("--tls-key", default=None, metavar="PEM", help="the certificate's private key")
     p.add_argument("--json", action="store_true", help="print one JSON line with ports and connection strings")
     p.add_argument("--debug", action="store_true", help="log protocol details (unknown opcodes, HELLO) to stderr")
     return p
@@ -69,7 +72,8 @@ def main(argv=None):
         return 2
     cluster = MockCluster(nodes=args.nodes, buckets=specs, users=users, kv_base_port=args.kv_base_port,
                           rest_port=args.rest_port, persist_delay=args.persist_delay,
-                          replicate_delay=args.replicate_delay, query_nodes=query_nodes)
+                          replicate_delay=args.replicate_delay, query_nodes=query_nodes,
+                          tls=(args.tls_cert, args.tls_key or args.tls_cert) if args.tls_cert else None)
     cluster.start()
     done = threading.Event()
 
@@ -82,6 +86,11 @@ def main(argv=None):
             "buckets": dict((s.name, {"type": s.type, "connstr": cluster.connstr(s.name),
                                       "http_connstr": cluster.http_connstr(s.name)}) for s in specs),
             "users": sorted(users)}
+    if args.tls_cert:
+        info.update(kv_ssl_ports=cluster.kv_ssl_ports, rest_ssl_port=cluster.rest_ssl_port,
+                    query_ssl_ports=cluster.query_ssl_ports)
+        for s in specs:
+            info["buckets"][s.name]["tls_connstr"] = cluster.tls_connstr(s.name)
     if args.json:
         print(json.dumps(info), flush=True)
     else:

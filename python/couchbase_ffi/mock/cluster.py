@@ -6,6 +6,7 @@ waits for the result (the same code serves ``POST /mock/<action>``).
 """
 import asyncio
 import base64
+import ssl
 import threading
 from urllib.parse import urlencode
 
@@ -19,6 +20,17 @@ from couchbase_ffi.mock.state import (
     COUCHBASE, INF, LOCK_DEFAULT, LOCK_MAX, BucketSpec, ClusterState, as_bytes)
 
 _CALL_TIMEOUT = 30.0
+
+
+def _server_context(tls):
+    """An ssl.SSLContext for the mock's TLS ports from ``tls`` (a context, or (cert, key))."""
+    if tls is None or isinstance(tls, ssl.SSLContext):
+        return tls
+    certfile, keyfile = tls
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    ctx.load_cert_chain(certfile, keyfile)
+    return ctx
 
 
 def _status_of(status):
@@ -100,12 +112,15 @@ class MockCluster(object):
     ``float('inf')`` = never), ``lock_default`` / ``lock_max`` (GET_LOCKED timeouts),
     ``host`` (listen address, default 127.0.0.1), ``refuse_features`` (HELLO feature codes to
     refuse although implemented, e.g. ``[Feature.CLUSTERMAP_CHANGE_NOTIFICATION]`` so that clients
-    learn of changes only through NOT_MY_VBUCKET and polling).
+    learn of changes only through NOT_MY_VBUCKET and polling), ``tls`` (``(certfile, keyfile)``
+    or an ``ssl.SSLContext``: every node also gets a TLS KV port, REST and the query service
+    also serve https, advertised in nodesExt as kvSSL / mgmtSSL / n1qlSSL; ``tls_connstr()``).
     """
 
     def __init__(self, nodes=4, buckets=None, users=None, kv_ports=None, kv_base_port=None, rest_port=0,
                  persist_delay=0.005, replicate_delay=0.002, lock_default=LOCK_DEFAULT,
-                 lock_max=LOCK_MAX, host="127.0.0.1", refuse_features=(), query_nodes=None):
+                 lock_max=LOCK_MAX, host="127.0.0.1", refuse_features=(), query_nodes=None,
+                 tls=None):
         if nodes < 1:
             raise ValueError("nodes must be >= 1")
         if buckets is None:
@@ -152,6 +167,7 @@ class MockCluster(object):
         self._faults = Faults()
         self._kv = []
         self._rest = None
+        self._ssl = _server_context(tls)
 
     # -- lifecycle ----------------------------------------------------------------------------
     def start(self):
@@ -203,15 +219,18 @@ class MockCluster(object):
         for kv in self._kv:
             kv.lock_default, kv.lock_max = self._locks
             kv.features = kv.features - self._refuse
+            kv.ssl = self._ssl
             await kv.start()
             node = self._state.nodes[kv.node]
             node.kv_port = kv.server.sockets[0].getsockname()[1]
         self._query = QueryService(self._state)
         for i in self._query_nodes:
             qs = QueryServer(self._state, self._query, i, self.host)
+            qs.ssl = self._ssl
             await qs.start()
             self._qservers.append(qs)
         self._rest = RestServer(self._state, self.control, self.host)
+        self._rest.ssl = self._ssl
         await self._rest.start(self._rest_wanted)
         self._state.listeners.append(self._push_all)
 
@@ -272,6 +291,33 @@ class MockCluster(object):
         """``couchbase://127.0.0.1:p0,...,127.0.0.1:pN/bucket?k=v`` (every node's KV port)."""
         hosts = ",".join("%s:%d" % (self.host, p) for p in self.kv_ports)
         s = "couchbase://%s/%s" % (hosts, bucket)
+        if options:
+            s += "?" + urlencode(sorted(options.items()))
+        return s
+
+    @property
+    def kv_ssl_ports(self):
+        """The TLS KV port of each node (``tls=`` given), by node index; [] without TLS."""
+        return [n.kv_ssl_port for n in self._started().nodes] if self._ssl else []
+
+    @property
+    def rest_ssl_port(self):
+        """The https REST (mgmtSSL) port; 0 without TLS."""
+        return self._started().rest_ssl_port
+
+    @property
+    def query_ssl_ports(self):
+        """{node index: https query port} (``tls=`` given)."""
+        st = self._started()
+        return dict((n.index, n.query_ssl_port) for n in st.nodes if n.query_ssl_port)
+
+    def tls_connstr(self, bucket="default", **options):
+        """``couchbases://127.0.0.1:s0,...,127.0.0.1:sN/bucket?k=v`` (every node's TLS KV port;
+        add ``truststorepath=`` for the CA that signed the mock's certificate)."""
+        if not self._ssl:
+            raise RuntimeError("the mock cluster has no TLS ports: MockCluster(tls=(cert, key))")
+        hosts = ",".join("%s:%d" % (self.host, p) for p in self.kv_ssl_ports)
+        s = "couchbases://%s/%s" % (hosts, bucket)
         if options:
             s += "?" + urlencode(sorted(options.items()))
         return s

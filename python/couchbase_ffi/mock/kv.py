@@ -681,6 +681,8 @@ class KVServer(object):
         self.lock_default = LOCK_DEFAULT
         self.lock_max = LOCK_MAX
         self.features = SUPPORTED_FEATURES     # what HELLO may accept on this node
+        self.ssl = None             # an ssl.SSLContext: also listen with TLS (kvSSL)
+        self.tls_server = None
 
     def named_stats(self):
         """Request counters by opcode name, plus get_hits / get_misses / not_my_vbucket."""
@@ -695,20 +697,27 @@ class KVServer(object):
         loop = asyncio.get_event_loop()
         self.server = await asyncio.start_server(self._serve, self.host, self.port, reuse_address=True,
                                                  limit=1 << 20)
+        if self.ssl is not None:
+            node = self.state.nodes[self.node]
+            self.tls_server = await asyncio.start_server(self._serve, self.host, node.kv_ssl_port,
+                                                         reuse_address=True, limit=1 << 20,
+                                                         ssl=self.ssl, ssl_handshake_timeout=10)
+            node.kv_ssl_port = self.tls_server.sockets[0].getsockname()[1]
         self.state.nodes[self.node].running = True
         self.started = loop.time()
 
     async def stop(self):
         """Stop listening and drop every connection (a crashed node)."""
         self.state.nodes[self.node].running = False
-        if self.server is not None:
-            self.server.close()
+        servers = [x for x in (self.server, self.tls_server) if x is not None]
+        for x in servers:
+            x.close()
         for s in list(self.sessions):
             s.closed = True
             s.writer.close()
-        if self.server is not None:
-            await self.server.wait_closed()
-            self.server = None
+        for x in servers:
+            await x.wait_closed()
+        self.server = self.tls_server = None
 
     async def _serve(self, reader, writer):
         s = Session(self, writer)

@@ -130,10 +130,15 @@ class QueryServer(RestServer):
         self.writers = set()
         self.streams = set()
         self.stopping = False
+        self.ssl = None          # an ssl.SSLContext: also serve https (n1qlSSL)
+        self.tls_server = None
 
     async def start(self, port=0):
         self.server = await asyncio.start_server(self._serve, self.host, port, reuse_address=True)
         self.state.nodes[self.node].query_port = self.server.sockets[0].getsockname()[1]
+        if self.ssl is not None:
+            self.tls_server = await self._start_tls()
+            self.state.nodes[self.node].query_ssl_port = self.tls_server.sockets[0].getsockname()[1]
 
     # -- one request --------------------------------------------------------------------------
     def _creds(self, headers, body):

@@ -43,23 +43,33 @@ class RestServer(object):
         self.writers = set()
         self.streams = set()    # asyncio.Event per streaming response
         self.stopping = False
+        self.ssl = None          # an ssl.SSLContext: also serve https (mgmtSSL)
+        self.tls_server = None
         state.listeners.append(self.notify)
 
     async def start(self, port):
         self.server = await asyncio.start_server(self._serve, self.host, port, reuse_address=True)
         self.state.rest_port = self.server.sockets[0].getsockname()[1]
+        if self.ssl is not None:
+            self.tls_server = await self._start_tls()
+            self.state.rest_ssl_port = self.tls_server.sockets[0].getsockname()[1]
+
+    async def _start_tls(self):
+        return await asyncio.start_server(self._serve, self.host, 0, reuse_address=True,
+                                          ssl=self.ssl, ssl_handshake_timeout=10)
 
     async def stop(self):
         self.stopping = True
-        if self.server is not None:
-            self.server.close()
+        servers = [x for x in (self.server, self.tls_server) if x is not None]
+        for x in servers:
+            x.close()
         for w in list(self.writers):
             w.close()
         for ev in list(self.streams):
             ev.set()
-        if self.server is not None:
-            await self.server.wait_closed()
-            self.server = None
+        for x in servers:
+            await x.wait_closed()
+        self.server = self.tls_server = None
 
     def notify(self):
         for ev in list(self.streams):

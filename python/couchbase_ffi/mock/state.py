@@ -136,6 +136,8 @@ class Node(object):
         self.failed_over = False
         self.running = False
         self.query_port = 0      # the query service's port (mock/query.py), 0 = none
+        self.kv_ssl_port = 0     # TLS ports (MockCluster(tls=...)), 0 = none
+        self.query_ssl_port = 0
 
 
 class BaseBucket(object):
@@ -419,6 +421,7 @@ class ClusterState(object):
         self.loop = loop
         self.nodes = [Node(i, p) for i, p in enumerate(kv_ports)]
         self.rest_port = rest_port
+        self.rest_ssl_port = 0   # https REST (MockCluster(tls=...)), 0 = none
         self.rev = 1
         self.rev_epoch = 1
         self.cluster_uuid = os.urandom(16).hex()
@@ -480,6 +483,13 @@ class ClusterState(object):
             entry = {"services": {"mgmt": self.rest_port, "kv": self.nodes[i].kv_port}}
             if self.nodes[i].query_port:
                 entry["services"]["n1ql"] = self.nodes[i].query_port
+            # TLS ports, as Couchbase Server lists them (PROTOCOL.md 5.2)
+            if self.nodes[i].kv_ssl_port:
+                entry["services"]["kvSSL"] = self.nodes[i].kv_ssl_port
+            if self.rest_ssl_port:
+                entry["services"]["mgmtSSL"] = self.rest_ssl_port
+            if self.nodes[i].query_ssl_port:
+                entry["services"]["n1qlSSL"] = self.nodes[i].query_ssl_port
             if i == this_node:
                 entry["thisNode"] = True
             else:
@@ -531,7 +541,9 @@ class ClusterState(object):
         """A JSON-able summary for ``GET /mock/state``."""
         out = {"rev": self.rev, "revEpoch": self.rev_epoch, "rest_port": self.rest_port,
                "time_offset": self.time_offset,
-               "nodes": [{"index": n.index, "kv_port": n.kv_port, "running": n.running,
+               "rest_ssl_port": self.rest_ssl_port,
+               "nodes": [{"index": n.index, "kv_port": n.kv_port, "kv_ssl_port": n.kv_ssl_port,
+                          "running": n.running,
                           "failed_over": n.failed_over} for n in self.nodes],
                "buckets": {}}
         for name, b in self.buckets.items():
