@@ -630,8 +630,9 @@ class AsyncBucketBase(_sync.Bucket):
 
     def stats(self, keys=None):
         """A future of {stat: {server: value}}, as the sync ``stats``."""
-        groups = [None] if not keys else ([keys] if isinstance(keys, str) else list(keys))
-        encoded = [g.encode("utf-8") if g else None for g in groups]
+        pairs = _sync._stats_groups(keys)
+        groups = [g for g, _ in pairs]
+        encoded = [gb for _, gb in pairs]
         names = self.server_nodes
         host = self._host
 

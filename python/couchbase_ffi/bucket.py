@@ -1004,7 +1004,9 @@ class Bucket(object):
         return vb[0], srv[0]
 
     def stats(self, keys=None, keystats=False):
-        """{stat: {server: value}} from every server; ``keys``: stat group(s).
+        """{stat: {server: value}} from every server; ``keys``: a stat group (str)
+        or a list/tuple of them (an entry that is not a str or bytes is
+        ArgumentError, as in 2.x).
 
         Numeric values are ints, as in 2.x.  ``keystats`` (per-document stats)
         is NotSupportedError."""
@@ -1012,11 +1014,9 @@ class Bucket(object):
             raise E.NotSupportedError("stats(keystats=True) is not supported by this client")
         if self._pipe is not None:
             raise E.PipelineError("stats() cannot run inside a pipeline")
-        groups = [None] if not keys else ([keys] if isinstance(keys, str) else list(keys))
         out = {}
         names = self.server_nodes
-        for g in groups:
-            gb = g.encode("utf-8") if g else None
+        for g, gb in _stats_groups(keys):
             for r_key, r_val, server in self._broadcast(lib.cbffi_stats, g,
                                                         gb or ffi.NULL, len(gb or b"")):
                 out.setdefault(r_key.decode("utf-8", "replace"), {})[names[server]] = \
@@ -1591,6 +1591,27 @@ def _make_unsupported(name, what):
 
 for _name, _what in _UNSUPPORTED.items():
     setattr(Bucket, _name, _make_unsupported(_name, _what))
+
+
+def _stats_groups(keys):
+    """[(group, its bytes)] of ``stats(keys)`` ([(None, None)]: the general stats), as 2.x
+    took them: a list or tuple of group names, or one name (a str, or anything else,
+    which is then the one entry).  Every entry must be a str or bytes: anything else
+    is ArgumentError, before anything is sent."""
+    if not keys:
+        return [(None, None)]
+    if not isinstance(keys, (list, tuple)):
+        keys = (keys,)
+    out = []
+    for g in keys:
+        if isinstance(g, str):
+            out.append((g, g.encode("utf-8")))
+        elif isinstance(g, bytes):
+            out.append((g, g))
+        else:
+            raise E.ArgumentError("bad key type in stats: a stat group is a str, got %s"
+                                  % (type(g).__name__,), key=g, objextra=g)
+    return out
 
 
 def _dur_arg(v):
