@@ -43,15 +43,31 @@ def _from_json(*args):
     return transcoder._json_decode(*args)
 
 
+def _pylog_handler(**kwargs):
+    """The log handler enable_logging() installs: one libcouchbase-style log record
+    (``level``, ``subsys``, ``message``...) to the "couchbase" logger."""
+    import logging
+    level = {0: logging.DEBUG, 1: logging.DEBUG, 2: logging.INFO, 3: logging.WARNING,
+             4: logging.ERROR, 5: logging.CRITICAL}.get(kwargs.get("level"), logging.INFO)
+    logging.getLogger("couchbase").log(level, "[%s] %s", kwargs.get("subsys", "-"),
+                                       kwargs.get("message", ""))
+
+
 def enable_logging():
     """2.x forwarded libcouchbase's log to the ``logging`` module ("couchbase"
-    logger); libcbffi does not log, so this only makes sure the logger exists."""
+    logger) by installing a handler with ``couchbase._libcouchbase.lcb_logging``;
+    the same handler is installed here, but libcbffi does not log, so nothing
+    reaches it."""
+    from couchbase_ffi import _libcouchbase
     import logging
     logging.getLogger("couchbase")
+    _libcouchbase.lcb_logging(_pylog_handler)
 
 
 def disable_logging():
-    """See enable_logging()."""
+    """Remove the handler enable_logging() installed (lcb_logging(None))."""
+    from couchbase_ffi import _libcouchbase
+    _libcouchbase.lcb_logging(None)
 
 
 class Couchbase(object):
@@ -84,14 +100,16 @@ _ALIASES = (
     ("couchbase.connstr", "couchbase_ffi.connstr"),
     ("couchbase.user_constants", "couchbase_ffi.user_constants"),
     ("couchbase.connection", "couchbase_ffi.connection"),
+    ("couchbase._libcouchbase", "couchbase_ffi._libcouchbase"),
+    ("couchbase.experimental", "couchbase_ffi.experimental"),
 )
-
 
 def install_as_couchbase():
     """Make ``import couchbase`` and ``couchbase.bucket``, ``.cluster``, ``.exceptions``,
     ``.result`` (``.results``), ``.items``, ``.transcoder``, ``.connstr``,
-    ``.user_constants`` and ``.connection`` resolve to this package, so code
-    written for the couchbase 2.x client runs unchanged (on PyPy too).
+    ``.user_constants``, ``.connection``, ``._libcouchbase`` and ``.experimental``
+    resolve to this package, so code written for the couchbase 2.x client runs
+    unchanged (on PyPy too).
 
     Call it before anything imports ``couchbase``; raises
     CouchbaseAlreadyImported (an ImportError) if another one already is.

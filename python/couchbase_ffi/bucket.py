@@ -41,6 +41,13 @@ LOCKMODE_NONE = 0
 LOCKMODE_EXC = 1
 LOCKMODE_WAIT = 2
 
+# 2.x's Bucket._privflags bits (couchbase._libcouchbase.PYCBC_CONN_F_*)
+PYCBC_CONN_F_WARNEXPLICIT = 1 << 0
+PYCBC_CONN_F_CLOSED = 1 << 1
+PYCBC_CONN_F_USEITEMRES = 1 << 2
+PYCBC_CONN_F_ASYNC = 1 << 3
+PYCBC_CONN_F_ASYNC_DTOR = 1 << 4
+
 _MAX_TTL = 0xFFFFFFFF
 _MAX_KEY = 250
 _MAX_U64 = 0xFFFFFFFFFFFFFFFF
@@ -327,6 +334,23 @@ class Bucket(object):
     @property
     def closed(self):
         return self._c is None
+
+    @property
+    def connected(self):
+        """True until close(): this Bucket connected in its constructor."""
+        return self._c is not None
+
+    @property
+    def _privflags(self):
+        """2.x's private flag word: PYCBC_CONN_F_CLOSED once closed, and the bits set
+        by the caller (PYCBC_CONN_F_WARNEXPLICIT: duplicate-key warnings go through
+        ``warnings.warn_explicit`` with a fresh registry, so each one is shown)."""
+        flags = self.__dict__.get("_privflags_set", 0)
+        return flags | PYCBC_CONN_F_CLOSED if self._c is None else flags
+
+    @_privflags.setter
+    def _privflags(self, value):
+        self.__dict__["_privflags_set"] = int(value) & ~PYCBC_CONN_F_CLOSED
 
     @staticmethod
     def lcb_version():
@@ -1065,13 +1089,22 @@ class Bucket(object):
             raise E.ArgumentError("a *_multi call takes a collection of keys, not one key")
         return [(k, default) for k in kv]
 
-    @staticmethod
-    def _unique(keys):
+    def _unique(self, keys):
         klist = list(keys)
         if len(set(klist)) != len(klist):
-            warnings.warn("Found duplicate key (a multi operation got a key more than "
-                          "once; the last result wins)", RuntimeWarning, stacklevel=4)
+            self._warn_duplicates(5)
         return klist
+
+    def _warn_duplicates(self, stacklevel):
+        """RuntimeWarning for a multi call given a key more than once, at the caller's
+        line; with PYCBC_CONN_F_WARNEXPLICIT in _privflags, through
+        warnings.warn_explicit with a fresh registry, so every one is shown."""
+        msg = "Found duplicate key (a multi operation got a key more than once; the " \
+              "last result wins)"
+        if self.__dict__.get("_privflags_set", 0) & PYCBC_CONN_F_WARNEXPLICIT:
+            warnings.warn_explicit(msg, RuntimeWarning, "couchbase", 0, "couchbase", None)
+        else:
+            warnings.warn(msg, RuntimeWarning, stacklevel=stacklevel)
 
     @staticmethod
     def _finish_multi(mres, quiet, okrcs):
@@ -1174,8 +1207,7 @@ class Bucket(object):
     def _get_multi_now(self, keys, mode, ttl, quiet, no_format):
         keys, kbs, mres = self._encode_keys(keys)
         if len(mres) != len(keys):
-            warnings.warn("Found duplicate key (a multi operation got a key more than "
-                          "once; the last result wins)", RuntimeWarning, stacklevel=3)
+            self._warn_duplicates(4)
         raw = no_format or self.data_passthrough
         tc = self._tc
         error = None
@@ -1268,8 +1300,7 @@ class Bucket(object):
             fls.append(flags)
         mres = _keyed(keys)
         if len(mres) != len(keys):
-            warnings.warn("Found duplicate key (a multi operation got a key more than "
-                          "once; the last result wins)", RuntimeWarning, stacklevel=4)
+            self._warn_duplicates(5)
         failed = False
         c = self._enter()
         try:
