@@ -63,9 +63,19 @@ def for_client(connstr):
 
 class ConnectionString(object):
     """A parsed connection string: ``scheme``, ``hosts`` (list), ``bucket`` and
-    ``options`` (name -> list of values).  ``str()``/``encode()`` rebuild it."""
+    ``options`` (name -> list of values).  ``str()``/``encode()`` rebuild it.
+
+    ``ConnectionString(bucket=, hosts=, options=, scheme=)`` as in 2.1+, or
+    ``ConnectionString("couchbase://...")`` (a whole string, as 2.0 took it),
+    or ``ConnectionString.parse("couchbase://...")``."""
 
     def __init__(self, bucket="default", hosts=None, options=None, scheme="couchbase"):
+        if isinstance(bucket, str) and "://" in bucket and hosts is None and options is None:
+            # 2.0's ConnectionString(connstr) parsed its one argument (2.1+ has
+            # parse() for that; a bucket name cannot contain "/")
+            parsed = self.parse(bucket)
+            bucket, hosts, options, scheme = (parsed.bucket, parsed.hosts, parsed.options,
+                                              parsed.scheme)
         self.bucket = bucket
         self.options = copy.copy(options) if options else {}
         self.hosts = copy.copy(hosts) if hosts else []
@@ -129,7 +139,11 @@ def convert_1x_args(bucket, **kwargs):
     become an http:// ``connection_string`` unless one is already given."""
     host = kwargs.pop("host", "localhost")
     port = kwargs.pop("port", None)
-    if "connstr" not in kwargs and "connection_string" not in kwargs:
+    if isinstance(bucket, str) and "://" in bucket:
+        # a whole connection string where the bucket goes (2.0-era callers of
+        # Couchbase.connect(connstr)): a bucket name cannot contain "/"
+        kwargs.setdefault("connection_string", bucket)
+    elif "connstr" not in kwargs and "connection_string" not in kwargs:
         if isinstance(host, (list, tuple)):
             hosts = [_host_port(*h) if isinstance(h, (list, tuple)) else h for h in host]
         else:
