@@ -1367,7 +1367,7 @@ class Bucket(object):
         if raw and "fragment" not in opts:
             raise E.ArgumentError("append/prepend of Items needs a 'fragment' option for each "
                                   "item (an ItemOptionDict)", key=item.key, objextra=item)
-        value = opts["fragment"] if raw else item.value
+        value = opts["fragment"] if raw else _ITEM_VALUE(item)
         fmt = opts.get("format", fmt)
         if raw and fmt is None:
             fmt = _raw_format(value)
@@ -1764,11 +1764,33 @@ def _multi_keys(kv, what):
     raise E.ArgumentError("%s: the key list is empty" % (what,), objextra=kv)
 
 
+# An Item's own fields, read past any property a subclass puts over them (2.x read
+# its C struct): the slots of ValueResult.
+_ITEM_KEY = ValueResult.key.__get__
+_ITEM_VALUE = ValueResult.value.__get__
+_ITEM_CAS = ValueResult.cas.__get__
+
+
 def _items_of(coll, what):
-    """The (item, options) pairs of an ItemCollection; ArgumentError if it is empty."""
+    """The (item, options) pairs of an ItemCollection; ArgumentError if it is empty,
+    if an entry is not an Item, or if an Item was never initialised (a subclass
+    whose __init__ did not call Item.__init__: it has no key, value or CAS of its
+    own, whatever properties it defines)."""
     pairs = list(coll)
     if not pairs:
         raise E.ArgumentError("%s: the ItemCollection is empty" % (what,), objextra=coll)
+    for item, _ in pairs:
+        if not isinstance(item, ValueResult):
+            raise E.ArgumentError("%s: an ItemCollection holds Items, got %s"
+                                  % (what, type(item).__name__), objextra=item)
+        try:
+            _ITEM_KEY(item)
+            _ITEM_VALUE(item)
+            _ITEM_CAS(item)
+        except AttributeError:
+            raise E.ArgumentError("%s: %s was not initialised (its __init__ must call "
+                                  "Item.__init__)" % (what, type(item).__name__),
+                                  objextra=item)
     return pairs
 
 
