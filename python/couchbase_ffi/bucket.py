@@ -277,6 +277,9 @@ class Bucket(object):
             _TokenLock(self._tok) if lockmode == LOCKMODE_EXC else None
         self._memcached = lib.cbffi_client_type_of(self._c) == _MEMCACHED
         self._http_timeouts = {}
+        self._cfg_cache_loaded = False
+        self._cfg_cache = config_cache or None
+        self._bucket_creds = {}
         self._apply_options(applied)
         for t in (timeout, operation_timeout):
             if t is not None:
@@ -359,6 +362,14 @@ class Bucket(object):
         libcouchbase's numbering of the 2.x API it follows."""
         return ("2.10.0 (libcbffi)", 0x020A00)
 
+    def add_bucket_creds(self, bucket, password):
+        """2.x's extra credentials for another bucket (which N1QL and full-text
+        queries across buckets used): both must be non-empty (ValueError).  Kept;
+        nothing here uses them, as this client runs no queries."""
+        if not bucket or not password:
+            raise ValueError("Bucket and password must be nonempty")
+        self._bucket_creds[bucket] = password
+
     def _thr_lockop(self, release):
         """2.x's test hook: take (0) or release (1) the Bucket's thread lock;
         ObjectThreadError under LOCKMODE_NONE (there is no lock)."""
@@ -396,12 +407,25 @@ class Bucket(object):
                       0x0E: _DUR_INTERVAL, 0x0F: "http_timeout",
                       0x12: lib.CBFFI_TIMEOUT_BOOTSTRAP, 0x3D: "n1ql_timeout"}
 
+    # read-only lcb_cntl codes: LCB_CNTL_CONFIG_CACHE_LOADED, LCB_CNTL_CHANGESET
+    _CNTL_INFO = frozenset((0x15, 0x1F))
+
     def _cntl(self, op, value=None, value_type="int"):
         """2.x's ``lcb_cntl`` for the timeouts: LCB_CNTL_OP_TIMEOUT (0x00),
         VIEW_TIMEOUT (0x01), DURABILITY_TIMEOUT/INTERVAL (0x0D, 0x0E), HTTP_TIMEOUT
         (0x0F), CONFIGURATION_TIMEOUT (0x12), N1QL_TIMEOUT (0x3D); read or set as
         ``value_type`` "timeout" (seconds, float) or "int"/"uint32_t"/"unsigned"
-        (microseconds).  Other codes are NotSupportedError."""
+        (microseconds).  Read-only: CONFIG_CACHE_LOADED (0x15; 1 if this Bucket
+        bootstrapped from its ``config_cache`` file, which it never does: 0) and
+        CHANGESET (0x1F; the library's version string).  Other codes are
+        NotSupportedError."""
+        if op in self._CNTL_INFO:
+            if value is not None:
+                raise E.ArgumentError("lcb_cntl 0x%x is read-only" % (op,))
+            self._live()
+            if op == 0x1F:
+                return self.lcb_version()[0]
+            return 1 if self._cfg_cache_loaded else 0
         kind = self._CNTL_TIMEOUTS.get(op)
         if kind is None:
             raise E.NotSupportedError("lcb_cntl 0x%x is not supported by this client" % (op,))
@@ -1602,7 +1626,7 @@ _UNSUPPORTED = {
     "design_get": "design documents", "design_create": "design documents",
     "design_publish": "design documents", "design_delete": "design documents",
     "lookup_in": "sub-document operations", "mutate_in": "sub-document operations",
-    "retrieve_in": "sub-document operations", "add_bucket_creds": "extra bucket credentials",
+    "retrieve_in": "sub-document operations",
     "ping": "ping", "diagnostics": "diagnostics",
 }
 for _ds in ("map_add", "map_get", "map_remove", "map_size", "set_add", "set_remove",
@@ -1611,8 +1635,14 @@ for _ds in ("map_add", "map_get", "map_remove", "map_size", "set_add", "set_remo
     _UNSUPPORTED[_ds] = "the data-structure API (sub-document based)"
 
 
+# 2.x refused to run these inside a pipeline (PipelineError), before anything else
+_QUERIES = frozenset(("n1ql_query", "query", "search", "analytics_query"))
+
+
 def _make_unsupported(name, what):
     def unsupported(self, *args, **kwargs):
+        if name in _QUERIES and isinstance(self._pipe, Pipeline):
+            raise E.PipelineError("%s cannot run inside a pipeline" % (what,))
         raise E.NotSupportedError("%s (Bucket.%s) is not supported by couchbase_ffi, a "
                                   "key-value client" % (what, name))
     unsupported.__name__ = name
