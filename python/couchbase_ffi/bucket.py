@@ -17,9 +17,12 @@ Operations a memcached bucket cannot do (lock/unlock, durability, replica
 reads) raise NotSupportedError before anything is sent; they are gated on
 the client type so the couchbase:// path can enable them.
 """
+import json
+import os
 import platform
 import threading
 import warnings
+from urllib.parse import unquote
 
 from couchbase_ffi._lowlevel import ffi, lib
 from couchbase_ffi import exceptions as E
@@ -289,6 +292,9 @@ class Bucket(object):
     def _apply_options(self, applied):
         """The libcouchbase connection-string options the Bucket applies itself."""
         for name, value in applied.items():
+            if name == "config_cache":
+                self._cfg_cache = unquote(value) or None
+                continue
             try:
                 seconds = _seconds(value)
             except ValueError:
@@ -318,6 +324,34 @@ class Bucket(object):
             self.close()
             _raise_rc(rc, message="cannot connect to %s%s" % (
                 self._connstr, ": " + detail if detail else ""))
+        if self._cfg_cache:
+            self._write_config_cache()
+
+    def _write_config_cache(self):
+        """config_cache=PATH: after bootstrapping, PATH gets what the client learnt of
+        the cluster (nodes, bucket, type, replicas, config revision) as JSON.  Written,
+        never read back: every Bucket bootstraps from the network (so
+        ``_cntl(LCB_CNTL_CONFIG_CACHE_LOADED)`` is 0).  A file that cannot be written
+        is ignored, as libcouchbase ignored it."""
+        c = self._c
+        if c is None:
+            return
+        doc = {"name": self.bucket, "nodes": self.server_nodes,
+               "bucketType": "memcached" if self._memcached or
+               lib.cbffi_client_replica_count(c) < 0 else "membase",
+               "numReplicas": max(lib.cbffi_client_replica_count(c), 0),
+               "rev": lib.cbffi_client_config_rev(c), "writtenBy": "couchbase_ffi"}
+        path = self._cfg_cache
+        tmp = "%s.%d.tmp" % (path, os.getpid())
+        try:
+            with open(tmp, "w") as f:
+                json.dump(doc, f)
+            os.replace(tmp, path)
+        except (OSError, ValueError):
+            try:
+                os.unlink(tmp)
+            except OSError:
+                pass
 
     def close(self):
         """Close the connections; any later operation raises ObjectDestroyedError."""
@@ -386,8 +420,8 @@ class Bucket(object):
         durations like "500ms"); the libcouchbase options listed in
         ``couchbase_ffi.connstr.IGNORED_OPTIONS`` are accepted and ignored;
         anything else is NotSupportedError."""
-        if key in _connstr.IGNORED_OPTIONS:
-            return None
+        if key in _connstr.IGNORED_OPTIONS or key == "config_cache":
+            return None   # config_cache: too late to matter after the bootstrap
         kinds = {"operation_timeout": _OP_TIMEOUT, "durability_timeout": _DUR_TIMEOUT,
                  "durability_interval": _DUR_INTERVAL}
         if key not in kinds:

@@ -21,7 +21,7 @@ IGNORED_OPTIONS = frozenset((
     "detailed_errcodes", "client_string", "fetch_mutation_tokens", "enable_mutation_tokens",
     "dur_mutation_tokens", "compression", "compression_min_size", "compression_min_ratio",
     "tcp_nodelay", "tcp_keepalive", "config_poll_interval", "config_node_timeout",
-    "config_cache", "config_cache_ro", "http_poolsize", "http_urlmode", "error_map",
+    "config_cache_ro", "http_poolsize", "http_urlmode", "error_map",
     "select_bucket", "log_redaction", "enable_tracing", "tracing_orphaned_queue_flush_interval",
     "tracing_orphaned_queue_size", "tracing_threshold_queue_flush_interval",
     "tracing_threshold_queue_size", "tracing_threshold_kv", "tracing_threshold_n1ql",
@@ -33,7 +33,7 @@ IGNORED_OPTIONS = frozenset((
 
 # Options the Bucket applies itself (a timeout kind of libcbffi, or an attribute).
 BUCKET_OPTIONS = frozenset(("durability_timeout", "durability_interval", "views_timeout",
-                            "n1ql_timeout", "http_timeout"))
+                            "n1ql_timeout", "http_timeout", "config_cache"))
 
 
 def for_client(connstr):
