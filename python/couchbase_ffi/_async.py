@@ -654,8 +654,8 @@ class AsyncBucketBase(_sync.Bucket):
 
     def observe(self, key, master_only=False):
         """A future of the sync ``observe``'s ValueResult (a list of ObserveInfo)."""
-        self._need_couchbase("observe")
         kb = self._key(key)
+        self._need_couchbase("observe")
         host = self._host
         fut = host._new_future()
         res = ValueResult(key, 0, 0, [])
@@ -665,9 +665,9 @@ class AsyncBucketBase(_sync.Bucket):
 
     def observe_multi(self, keys, master_only=False):
         """A future of the sync ``observe_multi``'s MultiResult."""
-        self._need_couchbase("observe")
         klist = self._unique(k for k, _ in self._pairs(keys))
         kbs = [self._key(k) for k in klist]
+        self._need_couchbase("observe")
         host = self._host
         fut = host._new_future()
         mres = MultiResult()

@@ -988,9 +988,9 @@ class Bucket(object):
         ``ttl`` is required (ArgumentError without one, as in 2.x); a locked key
         raises TemporaryFailError, a mutation of it without the lock's CAS
         KeyExistsError."""
-        self._need_couchbase("lock")
         ttl = _lock_ttl(ttl)
         kb = self._key(key)
+        self._need_couchbase("lock")
         return self._run1(key, ValueResult(key), _K_GET, False, lib.cbffi_get,
                           kb, len(kb), _GET_LOCK, ttl)
 
@@ -999,9 +999,9 @@ class Bucket(object):
 
         A CAS is required (ArgumentError); a wrong one, or a key not locked,
         raises TemporaryFailError."""
-        self._need_couchbase("unlock")
         cas = _unlock_cas(cas)
         kb = self._key(key)
+        self._need_couchbase("unlock")
         return self._run1(key, OperationResult(key), _K_OP, False, lib.cbffi_unlock,
                           kb, len(kb), cas)
 
@@ -1013,19 +1013,19 @@ class Bucket(object):
         ``timeout``.  ``check_removed`` waits for a deletion instead.  Raises
         TimeoutError, KeyExistsError (the key changed), NotFoundError (it is
         gone) or ArgumentError (more nodes asked than the bucket has)."""
-        self._need_couchbase("endure")
         kb = self._key(key)
         t_us, i_us = _dur_times(timeout, interval)
+        args = (_check_cas(cas), _dur_arg(persist_to), _dur_arg(replicate_to))
+        self._need_couchbase("endure")
         return self._run1(key, OperationResult(key), _K_OP, False, lib.cbffi_endure,
-                          kb, len(kb), _check_cas(cas), _dur_arg(persist_to),
-                          _dur_arg(replicate_to), bool(check_removed), t_us, i_us)
+                          kb, len(kb), *args, bool(check_removed), t_us, i_us)
 
     def observe(self, key, master_only=False):
         """Where the key is: a ValueResult whose value is a list of ObserveInfo,
         one per node that answered (the active node first asked; replicas too
         unless ``master_only``)."""
-        self._need_couchbase("observe")
         kb = self._key(key)
+        self._need_couchbase("observe")
         if self._pipe is not None:
             raise E.PipelineError("observe() cannot run inside a pipeline")
         res = ValueResult(key, 0, 0, [])
@@ -1064,10 +1064,11 @@ class Bucket(object):
         """Read a replica copy: the first replica that has the key, or replica
         ``replica_index`` (0 = the first).  NotFoundError if none has it (or,
         with ``quiet``, a result whose ``success`` is False)."""
-        self._need_couchbase("replica reads")
         kb = self._key(key)
+        idx = _replica_arg(replica_index)
+        self._need_couchbase("replica reads")
         return self._run1(key, ValueResult(key), _K_GET_RAW if no_format else _K_GET, quiet,
-                          lib.cbffi_get_replica, kb, len(kb), _replica_arg(replica_index))
+                          lib.cbffi_get_replica, kb, len(kb), idx)
 
     @property
     def configured_replica_count(self):
@@ -1076,8 +1077,8 @@ class Bucket(object):
 
     def _vbmap(self, key):
         """(vbucket, server index) of ``key`` (Couchbase buckets; diagnostics)."""
-        self._need_couchbase("_vbmap")
         kb = self._key(key)
+        self._need_couchbase("_vbmap")
         vb = ffi.new("uint32_t *")
         srv = ffi.new("int *")
         rc = lib.cbffi_client_vbucket(self._live(), kb, len(kb), vb, srv)
@@ -1499,23 +1500,23 @@ class Bucket(object):
 
     def lock_multi(self, keys, ttl=0):
         """:meth:`lock` for many keys: keys, or a dict key -> ttl (a ttl is required)."""
-        self._need_couchbase("lock")
         entries = []
         for key, t in _multi_pairs(keys, "lock_multi"):
             t = _lock_ttl(_opt_ttl(t, _check_ttl(ttl)))
             kb = self._key(key)
             entries.append((key, ValueResult(key), lib.cbffi_get,
                             (kb, len(kb), _GET_LOCK, t)))
+        self._need_couchbase("lock")
         return self._run_multi(entries, _K_GET, False, ())
 
     def unlock_multi(self, keys):
         """Unlock many: a dict key -> CAS, or the MultiResult of :meth:`lock_multi`."""
-        self._need_couchbase("unlock")
         entries = []
         for key, cas in self._cas_pairs(keys, "unlock_multi"):
             cas = _unlock_cas(cas)
             kb = self._key(key)
             entries.append((key, OperationResult(key), lib.cbffi_unlock, (kb, len(kb), cas)))
+        self._need_couchbase("unlock")
         return self._run_multi(entries, _K_OP, False, ())
 
     def _cas_pairs(self, keys, what="remove_multi"):
@@ -1536,7 +1537,6 @@ class Bucket(object):
                      check_removed=False):
         """:meth:`endure` for many keys: keys, a dict key -> CAS, or the
         MultiResult of a mutation (its CAS values are waited for)."""
-        self._need_couchbase("endure")
         t_us, i_us = _dur_times(timeout, interval)
         p, r = _dur_arg(persist_to), _dur_arg(replicate_to)
         entries = []
@@ -1544,15 +1544,16 @@ class Bucket(object):
             kb = self._key(key)
             entries.append((key, OperationResult(key), lib.cbffi_endure,
                             (kb, len(kb), cas, p, r, bool(check_removed), t_us, i_us)))
+        self._need_couchbase("endure")
         return self._run_multi(entries, _K_OP, False, ())
 
     def observe_multi(self, keys, master_only=False):
         """:meth:`observe` for many keys: a MultiResult of key -> ValueResult."""
+        klist = self._unique(k for k, _ in _multi_pairs(keys, "observe_multi"))
+        kbs = [self._key(k) for k in klist]
         self._need_couchbase("observe")
         if self._pipe is not None:
             raise E.PipelineError("observe_multi() cannot run inside a pipeline")
-        klist = self._unique(k for k, _ in _multi_pairs(keys, "observe_multi"))
-        kbs = [self._key(k) for k in klist]
         mres = MultiResult()
         by_cookie = {}
         c = self._enter()
@@ -1570,12 +1571,12 @@ class Bucket(object):
 
     def rget_multi(self, keys, replica_index=None, quiet=None, no_format=False):
         """:meth:`rget` for many keys: a MultiResult of key -> ValueResult."""
-        self._need_couchbase("replica reads")
         idx = _replica_arg(replica_index)
         entries = []
         for key, _ in _multi_pairs(keys, "rget_multi"):
             kb = self._key(key)
             entries.append((key, ValueResult(key), lib.cbffi_get_replica, (kb, len(kb), idx)))
+        self._need_couchbase("replica reads")
         return self._run_multi(entries, _K_GET_RAW if no_format else _K_GET, quiet)
 
     # ---- the 2.x Item calls -----------------------------------------------------------
