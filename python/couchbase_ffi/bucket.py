@@ -901,9 +901,27 @@ class Bucket(object):
     def _store_durable(self, op, key, value, cas, ttl, fmt, persist_to, replicate_to):
         kb = self._key(key)
         vb, flags = self._value(value, fmt)
+        hook = self.__dict__.get("_dur_testhook")
+        if hook is not None and self._pipe is None:
+            res = self._run1(key, OperationResult(key), _K_OP, False, lib.cbffi_store, op, kb,
+                             len(kb), vb, len(vb), flags, _check_ttl(ttl) if ttl else 0,
+                             _check_cas(cas) if cas else 0)
+            return self._hooked_endure(hook, res, kb, persist_to, replicate_to, False)
         return self._run1(key, OperationResult(key), _K_OP, False, lib.cbffi_store_durable,
                           op, kb, len(kb), vb, len(vb), flags, _check_ttl(ttl) if ttl else 0,
                           _check_cas(cas) if cas else 0, persist_to, replicate_to)
+
+    def _hooked_endure(self, hook, res, kb, persist_to, replicate_to, removed):
+        """2.x's test hook ``_dur_testhook``: a mutation with durability requirements
+        is done without them, ``hook(result)`` runs, and then the requirements are
+        checked (``endure``, with the durability timeout and interval)."""
+        hook(res)
+        c = self._live()
+        self._run1(res.key, OperationResult(res.key), _K_OP, False, lib.cbffi_endure, kb,
+                   len(kb), res.cas, persist_to, replicate_to, removed,
+                   lib.cbffi_client_get_timeout(c, _DUR_TIMEOUT),
+                   lib.cbffi_client_get_timeout(c, _DUR_INTERVAL))
+        return res
 
     def upsert(self, key, value, cas=0, ttl=0, format=None, persist_to=0, replicate_to=0):
         """Store unconditionally (or only if the CAS still matches, when ``cas`` is given)."""
@@ -960,6 +978,13 @@ class Bucket(object):
             persist_to, replicate_to = self._check_durability(persist_to, replicate_to)
         kb = self._key(key)
         if persist_to or replicate_to:
+            hook = self.__dict__.get("_dur_testhook")
+            if hook is not None and self._pipe is None:
+                res = self._run1(key, OperationResult(key), _K_OP, quiet, lib.cbffi_remove,
+                                 kb, len(kb), _check_cas(cas))
+                if not res.success:
+                    return res
+                return self._hooked_endure(hook, res, kb, persist_to, replicate_to, True)
             return self._run1(key, OperationResult(key), _K_OP, quiet, lib.cbffi_remove_durable,
                               kb, len(kb), _check_cas(cas), persist_to, replicate_to)
         return self._run1(key, OperationResult(key), _K_OP, quiet, lib.cbffi_remove,
