@@ -117,11 +117,11 @@ class _TwistedHost(Host):
     def _then(d, fn):
         return d.addCallback(fn)
 
-    def close(self):
+    def close(self, later=False):
         if self.trigger is not None:
             self.reactor.removeSystemEventTrigger(self.trigger)
             self.trigger = None
-        Host.close(self)
+        Host.close(self, later)
 
 
 class Bucket(AsyncBucketBase):
