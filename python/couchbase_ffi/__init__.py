@@ -104,12 +104,57 @@ _ALIASES = (
     ("couchbase.experimental", "couchbase_ffi.experimental"),
 )
 
+# 2.x's Twisted and asyncio packages: package -> (our front-end, its 2.x submodules,
+# which are that front-end).  Imported on first use (they import Twisted / asyncio),
+# through _LazyAliases.
+_LAZY_PACKAGES = {
+    "txcouchbase": ("couchbase_ffi.twisted", ("bucket", "connection")),
+    "acouchbase": ("couchbase_ffi.asyncio", ("bucket",)),
+}
+_LAZY_ALIASES = tuple((pkg + "." + sub, real) for pkg, (real, subs) in _LAZY_PACKAGES.items()
+                      for sub in subs)
+
+
+class _LazyAliases(object):
+    """A meta path finder and loader for ``txcouchbase`` and ``acouchbase``: each is
+    made an empty package whose submodules (``txcouchbase.bucket``,
+    ``txcouchbase.connection``; ``acouchbase.bucket``) are our front-end module,
+    put in sys.modules when the package is imported."""
+
+    def find_spec(self, name, path=None, target=None):
+        if name not in _LAZY_PACKAGES:
+            return None
+        import importlib.util
+        return importlib.util.spec_from_loader(name, self, is_package=True)
+
+    def create_module(self, spec):
+        return None   # the default: a new, empty module
+
+    def exec_module(self, module):
+        import importlib
+        name = module.__name__
+        real, subs = _LAZY_PACKAGES[name]
+        impl = importlib.import_module(real)
+        module.__doc__ = ("couchbase_ffi's stand-in for the couchbase 2.x package %r: its %s "
+                          "are %s (see couchbase_ffi.install_as_couchbase)"
+                          % (name, ", ".join(subs), real))
+        for sub in subs:
+            sys.modules[name + "." + sub] = impl
+            setattr(module, sub, impl)
+
+
+_lazy_finder = _LazyAliases()
+
+
 def install_as_couchbase():
     """Make ``import couchbase`` and ``couchbase.bucket``, ``.cluster``, ``.exceptions``,
     ``.result`` (``.results``), ``.items``, ``.transcoder``, ``.connstr``,
     ``.user_constants``, ``.connection``, ``._libcouchbase`` and ``.experimental``
-    resolve to this package, so code written for the couchbase 2.x client runs
-    unchanged (on PyPy too).
+    resolve to this package, and 2.x's front-ends ``txcouchbase.bucket`` /
+    ``txcouchbase.connection`` (Twisted: couchbase_ffi.twisted) and
+    ``acouchbase.bucket`` (asyncio: couchbase_ffi.asyncio) to ours, imported when
+    first used; so code written for the couchbase 2.x client runs unchanged (on
+    PyPy too).
 
     Call it before anything imports ``couchbase``; raises
     CouchbaseAlreadyImported (an ImportError) if another one already is.
@@ -117,13 +162,18 @@ def install_as_couchbase():
     """
     import importlib
     me = sys.modules[__name__]
-    for alias, real in _ALIASES:
+    for alias, real in _ALIASES + _LAZY_ALIASES + tuple((p, None) for p in _LAZY_PACKAGES):
         existing = sys.modules.get(alias)
-        if existing is not None and existing is not sys.modules.get(real):
-            raise CouchbaseAlreadyImported(
-                "cannot install couchbase_ffi as %r: another module is already imported "
-                "under that name (%s); call install_as_couchbase() before anything imports "
-                "couchbase" % (alias, getattr(existing, "__file__", None) or repr(existing)))
+        if existing is None or existing is sys.modules.get(real):
+            continue
+        if real is None and getattr(existing, "__loader__", None) is _lazy_finder:
+            continue
+        raise CouchbaseAlreadyImported(
+            "cannot install couchbase_ffi as %r: another module is already imported "
+            "under that name (%s); call install_as_couchbase() before anything imports "
+            "couchbase" % (alias, getattr(existing, "__file__", None) or repr(existing)))
+    if _lazy_finder not in sys.meta_path:
+        sys.meta_path.insert(0, _lazy_finder)
     for alias, real in _ALIASES:
         module = importlib.import_module(real)
         sys.modules[alias] = module
