@@ -43,15 +43,31 @@ def _from_json(*args):
     return transcoder._json_decode(*args)
 
 
+def _pylog_handler(**kwargs):
+    """The log handler enable_logging() installs: one libcouchbase-style log record
+    (``level``, ``subsys``, ``message``...) to the "couchbase" logger."""
+    import logging
+    level = {0: logging.DEBUG, 1: logging.DEBUG, 2: logging.INFO, 3: logging.WARNING,
+             4: logging.ERROR, 5: logging.CRITICAL}.get(kwargs.get("level"), logging.INFO)
+    logging.getLogger("couchbase").log(level, "[%s] %s", kwargs.get("subsys", "-"),
+                                       kwargs.get("message", ""))
+
+
 def enable_logging():
     """2.x forwarded libcouchbase's log to the ``logging`` module ("couchbase"
-    logger); libcbffi does not log, so this only makes sure the logger exists."""
+    logger) by installing a handler with ``couchbase._libcouchbase.lcb_logging``;
+    the same handler is installed here, but libcbffi does not log, so nothing
+    reaches it."""
+    from couchbase_ffi import _libcouchbase
     import logging
     logging.getLogger("couchbase")
+    _libcouchbase.lcb_logging(_pylog_handler)
 
 
 def disable_logging():
-    """See enable_logging()."""
+    """Remove the handler enable_logging() installed (lcb_logging(None))."""
+    from couchbase_ffi import _libcouchbase
+    _libcouchbase.lcb_logging(None)
 
 
 class Couchbase(object):
@@ -86,14 +102,62 @@ _ALIASES = (
     ("couchbase.connection", "couchbase_ffi.connection"),
     ("couchbase.subdocument", "couchbase_ffi.subdocument"),
     ("couchbase.n1ql", "couchbase_ffi.n1ql"),
+    ("couchbase._libcouchbase", "couchbase_ffi._libcouchbase"),
+    ("couchbase.experimental", "couchbase_ffi.experimental"),
 )
+
+# 2.x's Twisted and asyncio packages: package -> (our front-end, its 2.x submodules,
+# which are that front-end).  Imported on first use (they import Twisted / asyncio),
+# through _LazyAliases.
+_LAZY_PACKAGES = {
+    "txcouchbase": ("couchbase_ffi.twisted", ("bucket", "connection")),
+    "acouchbase": ("couchbase_ffi.asyncio", ("bucket",)),
+}
+_LAZY_ALIASES = tuple((pkg + "." + sub, real) for pkg, (real, subs) in _LAZY_PACKAGES.items()
+                      for sub in subs)
+
+
+class _LazyAliases(object):
+    """A meta path finder and loader for ``txcouchbase`` and ``acouchbase``: each is
+    made an empty package whose submodules (``txcouchbase.bucket``,
+    ``txcouchbase.connection``; ``acouchbase.bucket``) are our front-end module,
+    put in sys.modules when the package is imported."""
+
+    def find_spec(self, name, path=None, target=None):
+        if name not in _LAZY_PACKAGES:
+            return None
+        import importlib.util
+        return importlib.util.spec_from_loader(name, self, is_package=True)
+
+    def create_module(self, spec):
+        return None   # the default: a new, empty module
+
+    def exec_module(self, module):
+        import importlib
+        name = module.__name__
+        real, subs = _LAZY_PACKAGES[name]
+        impl = importlib.import_module(real)
+        module.__doc__ = ("couchbase_ffi's stand-in for the couchbase 2.x package %r: its %s "
+                          "are %s (see couchbase_ffi.install_as_couchbase)"
+                          % (name, ", ".join(subs), real))
+        for sub in subs:
+            sys.modules[name + "." + sub] = impl
+            setattr(module, sub, impl)
+
+
+_lazy_finder = _LazyAliases()
 
 
 def install_as_couchbase():
     """Make ``import couchbase`` and ``couchbase.bucket``, ``.cluster``, ``.exceptions``,
     ``.result`` (``.results``), ``.items``, ``.transcoder``, ``.connstr``,
-    ``.user_constants``, ``.connection``, ``.subdocument`` and ``.n1ql`` resolve to this package, so code
-    written for the couchbase 2.x client runs unchanged (on PyPy too).
+    ``.user_constants``, ``.connection``, ``.subdocument``, ``.n1ql``,
+    ``._libcouchbase`` and ``.experimental``
+    resolve to this package, and 2.x's front-ends ``txcouchbase.bucket`` /
+    ``txcouchbase.connection`` (Twisted: couchbase_ffi.twisted) and
+    ``acouchbase.bucket`` (asyncio: couchbase_ffi.asyncio) to ours, imported when
+    first used; so code written for the couchbase 2.x client runs unchanged (on
+    PyPy too).
 
     Call it before anything imports ``couchbase``; raises
     CouchbaseAlreadyImported (an ImportError) if another one already is.
@@ -101,13 +165,18 @@ def install_as_couchbase():
     """
     import importlib
     me = sys.modules[__name__]
-    for alias, real in _ALIASES:
+    for alias, real in _ALIASES + _LAZY_ALIASES + tuple((p, None) for p in _LAZY_PACKAGES):
         existing = sys.modules.get(alias)
-        if existing is not None and existing is not sys.modules.get(real):
-            raise CouchbaseAlreadyImported(
-                "cannot install couchbase_ffi as %r: another module is already imported "
-                "under that name (%s); call install_as_couchbase() before anything imports "
-                "couchbase" % (alias, getattr(existing, "__file__", None) or repr(existing)))
+        if existing is None or existing is sys.modules.get(real):
+            continue
+        if real is None and getattr(existing, "__loader__", None) is _lazy_finder:
+            continue
+        raise CouchbaseAlreadyImported(
+            "cannot install couchbase_ffi as %r: another module is already imported "
+            "under that name (%s); call install_as_couchbase() before anything imports "
+            "couchbase" % (alias, getattr(existing, "__file__", None) or repr(existing)))
+    if _lazy_finder not in sys.meta_path:
+        sys.meta_path.insert(0, _lazy_finder)
     for alias, real in _ALIASES:
         module = importlib.import_module(real)
         sys.modules[alias] = module

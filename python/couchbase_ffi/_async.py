@@ -26,6 +26,7 @@ already closed (or, worse, already reused).  The dup keeps the descriptor
 valid until the host has unregistered it, then the host closes it.
 """
 import os
+import weakref
 from time import monotonic as _monotonic
 
 from couchbase_ffi._lowlevel import ffi, lib
@@ -81,7 +82,12 @@ class Host(object):
     later_callbacks = False
 
     def __init__(self, bucket):
-        self.b = bucket
+        # The Bucket only while operations are pending (``hold``): the loop holds the
+        # host (its descriptors, timers), and a Bucket nobody refers to any more must
+        # be freed then (and closed: __del__), as 2.x's was.
+        self._bref = weakref.ref(bucket)
+        self.hold = None
+        self.nconn = 0        # pending connect()s, which do not hold the Bucket
         self.c = bucket._c
         self.pending = {}     # cookie -> (future or state, result, kind, quiet)
         self.next = 1
@@ -96,19 +102,25 @@ class Host(object):
         self.watches = ffi.new("cbffi_watch[%d]" % _NW)
         self.res = ffi.new("cbffi_result[%d]" % _CAP)
 
+    @property
+    def b(self):
+        """The Bucket (None once it has been freed)."""
+        return self._bref()
+
     # ---- scheduling (called by the sync Bucket's methods through _pipe) --------------
     def add(self, sched, args, res, kind, quiet):
         """Schedule ``sched(c, *args, cookie)``; a future of ``res`` filled in."""
         c = self.c
         if c is None:
             raise E.ObjectDestroyedError("the Bucket is closed")
+        b = self.hold = self._bref()
         ck = self.next
         rc = sched(c, *args, ck)
         if rc:
-            self.b._sched_error(rc, res.key)
+            b._sched_error(rc, res.key)
         self.next = ck + 1
         fut = self._new_future()
-        self.pending[ck] = (fut, res, kind, self.b.quiet if quiet is None else quiet)
+        self.pending[ck] = (fut, res, kind, b.quiet if quiet is None else quiet)
         if not self.dirty:
             self._kick()
         return fut
@@ -118,6 +130,7 @@ class Host(object):
         c = self.c
         if c is None:
             raise E.ObjectDestroyedError("the Bucket is closed")
+        b = self.hold = self._bref()
         fut = self._new_future()
         state = _Multi(self, fut, mres, quiet, okrcs, kind)
         pending = self.pending
@@ -132,7 +145,7 @@ class Host(object):
                 self.next = ck + 1
                 if ck > first and not self.dirty:
                     self._kick()
-                self.b._sched_error(rc, key)
+                b._sched_error(rc, key)
             pending[ck] = (state, res, _K_STATE, None)
             ck += 1
         self.next = ck
@@ -148,10 +161,17 @@ class Host(object):
         c = self.c
         if c is None:
             raise E.ObjectDestroyedError("the Bucket is closed")
+        b = self._bref()
+        if state.__class__ is _Connect:
+            self.nconn += 1
+        else:
+            self.hold = b
         ck = self.next
         rc = sched(c, *args, ck)
         if rc:
-            self.b._sched_error(rc, what)
+            if state.__class__ is _Connect:
+                self.nconn -= 1
+            b._sched_error(rc, what)
         self.next = ck + 1
         self.pending[ck] = (state, what, _K_STATE, index)
         if not self.dirty:
@@ -223,11 +243,15 @@ class Host(object):
             if self.zombie is not None:
                 z, self.zombie = self.zombie, None
                 lib.cbffi_client_destroy(z)
+        if self.c is None:
+            return      # closed meanwhile (by a callback, or a garbage collection)
         if self.rearm:
             self._arm(c)
         if delivered and self.later_callbacks and self.soon is None:
             # the callbacks run next turn, in order; a flush queued now runs after them
             self.soon = self._call_soon(self._on_soon)
+        if self.hold is not None and len(self.pending) <= self.nconn:
+            self.hold = None     # last: the Bucket may be freed (and closed) here
 
     def _apply_watches(self, c):
         w = self.watches
@@ -238,6 +262,8 @@ class Host(object):
             n = lib.cbffi_io_watches(c, w, _NW) if n == _NW else 0
 
     def _watch(self, fd, events):
+        if self.c is None:
+            return      # closed meanwhile (a garbage collection freed the Bucket)
         w = self.fds.get(fd)
         if w is None:
             if not events:
@@ -280,6 +306,7 @@ class Host(object):
     # ---- results -----------------------------------------------------------------------
     def _deliver(self, n):
         res = self.res
+        b = self._bref()
         pending = self.pending
         set_result = self._set_result
         already = self._already
@@ -306,7 +333,7 @@ class Host(object):
                     else:
                         out.flags = r.flags
                         try:
-                            out.value = self.b._decode(r, kind == _K_GET_RAW)
+                            out.value = b._decode(r, kind == _K_GET_RAW)
                         except E.CouchbaseError as exc:
                             exc.key, exc.result = out.key, out
                             reject(fut, exc)
@@ -320,13 +347,16 @@ class Host(object):
                 pass        # cancelled by its owner meanwhile
 
     # ---- shutdown -------------------------------------------------------------------------
-    def close(self):
+    def close(self, later=False):
         """Unregister everything from the loop, fail what is pending with
         ObjectDestroyedError and destroy the client (after the current delivery,
-        if called from inside one)."""
+        if called from inside one).  ``later``: the futures fail in a later loop
+        turn (a close from __del__)."""
         c, self.c = self.c, None
         if c is None:
             return
+        self.hold = None
+        self.nconn = 0
         for w in list(self.fds.values()):
             if w.reg:
                 self._register(w, 0)
@@ -343,12 +373,24 @@ class Host(object):
         else:
             lib.cbffi_client_destroy(c)
         failed = set()
+        futs = []
         for fut, _, kind, _ in pending.values():
             if kind == _K_STATE:
                 if id(fut) in failed:
                     continue
                 failed.add(id(fut))
                 fut = fut.fut
+            futs.append(fut)
+        if later and futs:
+            try:
+                self._call_soon(lambda: self._reject_all(futs))
+                return
+            except Exception:
+                pass      # no loop to run it: now
+        self._reject_all(futs)
+
+    def _reject_all(self, futs):
+        for fut in futs:
             self._reject(fut, E.ObjectDestroyedError("the Bucket was closed"))
 
 
@@ -357,7 +399,7 @@ class _Multi(object):
     __slots__ = ("host", "fut", "mres", "quiet", "okrcs", "kind", "left", "error")
 
     def __init__(self, host, fut, mres, quiet, okrcs, kind):
-        self.host = host
+        self.host = host      # (host.hold keeps the Bucket while this is pending)
         self.fut = fut
         self.mres = mres
         self.quiet = quiet
@@ -376,7 +418,7 @@ class _Multi(object):
             elif kind != _K_OP:
                 out.flags = r.flags
                 try:
-                    out.value = self.host.b._decode(r, kind == _K_GET_RAW)
+                    out.value = self.host.hold._decode(r, kind == _K_GET_RAW)
                 except E.CouchbaseError as exc:
                     if self.error is None:
                         exc.key, exc.result = out.key, out
@@ -492,12 +534,17 @@ class _Connect(object):
         pass
 
     def end(self, r, what, index):
-        host, b = self.host, self.host.b
-        if r.rc:
+        host = self.host
+        host.nconn -= 1
+        b = host.b
+        if b is None:
+            host._reject(self.fut, E.ObjectDestroyedError("the Bucket was freed"))
+        elif r.rc:
             detail = ffi.string(lib.cbffi_client_last_error(host.c)).decode("utf-8", "replace")
             host._reject(self.fut, _exc(r.rc, message="cannot connect to %s%s" % (
                 b._connstr, ": " + detail if detail else "")))
         else:
+            b._connected = True
             host._resolve(self.fut, b)
 
 
@@ -533,6 +580,7 @@ class AsyncBucketBase(_sync.Bucket):
     def __init__(self, connection_string=None, **kwargs):
         kwargs.setdefault("lockmode", _sync.LOCKMODE_NONE)
         self._host = None
+        self._connected = False
         _sync.Bucket.__init__(self, connection_string, **kwargs)
 
     def _connect(self):
@@ -550,6 +598,13 @@ class AsyncBucketBase(_sync.Bucket):
         host.add_state(lib.cbffi_connect, (), _Connect(host, fut))
         return fut
 
+    @property
+    def connected(self):
+        """True once connect() succeeded (or, on couchbase://, a cluster map was
+        fetched by a first operation); False again after close()."""
+        c = self._c
+        return c is not None and (self._connected or lib.cbffi_client_config_rev(c) >= 0)
+
     def close(self):
         """Close the connections: every pending operation fails with
         ObjectDestroyedError, the loop keeps no reader, writer or timer of ours."""
@@ -557,13 +612,23 @@ class AsyncBucketBase(_sync.Bucket):
             return
         self._c = None
         self._host.close()
+        self._destroyed()
+
+    def _destroyed(self):
+        """The Bucket was closed or freed (front-ends fire their events here)."""
 
     def __del__(self):
-        host = getattr(self, "_host", None)
-        if host is not None and host.c is not None and not host.fds:
-            c, host.c = host.c, None
-            self._c = None
-            lib.cbffi_client_destroy(c)
+        # Nothing pending holds this Bucket (Host.hold) and nobody else refers to it:
+        # close it, as 2.x's destructor did (a pending connect() fails with
+        # ObjectDestroyedError, in a later loop turn).
+        try:
+            host = getattr(self, "_host", None)
+            if host is not None and host.c is not None:
+                self._c = None
+                host.close(later=True)
+            self._destroyed()
+        except Exception:
+            pass      # interpreter shutdown, a closed loop: nothing left to tell
 
     def pipeline(self):
         raise E.PipelineError("pipeline() is for the synchronous Bucket: here every "
@@ -598,6 +663,7 @@ class AsyncBucketBase(_sync.Bucket):
         if rc:
             self._sched_error(rc, key)
         h.next = ck + 1
+        h.hold = self
         fut = h._new_future()
         h.pending[ck] = (fut, ValueResult(key), _K_GET_RAW if no_format else _K_GET,
                          self.quiet if quiet is None else quiet)
@@ -638,6 +704,7 @@ class AsyncBucketBase(_sync.Bucket):
         if rc:
             self._sched_error(rc, key)
         h.next = ck + 1
+        h.hold = self
         fut = h._new_future()
         h.pending[ck] = (fut, OperationResult(key), _K_OP, False)
         if not h.dirty:
@@ -654,8 +721,9 @@ class AsyncBucketBase(_sync.Bucket):
 
     def stats(self, keys=None):
         """A future of {stat: {server: value}}, as the sync ``stats``."""
-        groups = [None] if not keys else ([keys] if isinstance(keys, str) else list(keys))
-        encoded = [g.encode("utf-8") if g else None for g in groups]
+        pairs = _sync._stats_groups(keys)
+        groups = [g for g, _ in pairs]
+        encoded = [gb for _, gb in pairs]
         names = self.server_nodes
         host = self._host
 
@@ -677,8 +745,8 @@ class AsyncBucketBase(_sync.Bucket):
 
     def observe(self, key, master_only=False):
         """A future of the sync ``observe``'s ValueResult (a list of ObserveInfo)."""
-        self._need_couchbase("observe")
         kb = self._key(key)
+        self._need_couchbase("observe")
         host = self._host
         fut = host._new_future()
         res = ValueResult(key, 0, 0, [])
@@ -688,9 +756,9 @@ class AsyncBucketBase(_sync.Bucket):
 
     def observe_multi(self, keys, master_only=False):
         """A future of the sync ``observe_multi``'s MultiResult."""
-        self._need_couchbase("observe")
         klist = self._unique(k for k, _ in self._pairs(keys))
         kbs = [self._key(k) for k in klist]
+        self._need_couchbase("observe")
         host = self._host
         fut = host._new_future()
         mres = MultiResult()

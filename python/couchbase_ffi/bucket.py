@@ -17,9 +17,12 @@ Operations a memcached bucket cannot do (lock/unlock, durability, replica
 reads) raise NotSupportedError before anything is sent; they are gated on
 the client type so the couchbase:// path can enable them.
 """
+import json
+import os
 import platform
 import threading
 import warnings
+from urllib.parse import unquote
 
 from couchbase_ffi._lowlevel import ffi, lib
 from couchbase_ffi import exceptions as E
@@ -40,6 +43,13 @@ from couchbase_ffi.transcoder import FMT_LEGACY_MASK, FMT_COMMON_MASK, FMT_MASK 
 LOCKMODE_NONE = 0
 LOCKMODE_EXC = 1
 LOCKMODE_WAIT = 2
+
+# 2.x's Bucket._privflags bits (couchbase._libcouchbase.PYCBC_CONN_F_*)
+PYCBC_CONN_F_WARNEXPLICIT = 1 << 0
+PYCBC_CONN_F_CLOSED = 1 << 1
+PYCBC_CONN_F_USEITEMRES = 1 << 2
+PYCBC_CONN_F_ASYNC = 1 << 3
+PYCBC_CONN_F_ASYNC_DTOR = 1 << 4
 
 _MAX_TTL = 0xFFFFFFFF
 _MAX_KEY = 250
@@ -279,6 +289,9 @@ class Bucket(object):
             _TokenLock(self._tok) if lockmode == LOCKMODE_EXC else None
         self._memcached = lib.cbffi_client_type_of(self._c) == _MEMCACHED
         self._http_timeouts = {}
+        self._cfg_cache_loaded = False
+        self._cfg_cache = config_cache or None
+        self._bucket_creds = {}
         self._apply_options(applied)
         for t in (timeout, operation_timeout):
             if t is not None:
@@ -288,6 +301,9 @@ class Bucket(object):
     def _apply_options(self, applied):
         """The libcouchbase connection-string options the Bucket applies itself."""
         for name, value in applied.items():
+            if name == "config_cache":
+                self._cfg_cache = unquote(value) or None
+                continue
             try:
                 seconds = _seconds(value)
             except ValueError:
@@ -323,6 +339,34 @@ class Bucket(object):
             self.close()
             _raise_rc(rc, message="cannot connect to %s%s" % (
                 self._connstr, ": " + detail if detail else ""))
+        if self._cfg_cache:
+            self._write_config_cache()
+
+    def _write_config_cache(self):
+        """config_cache=PATH: after bootstrapping, PATH gets what the client learnt of
+        the cluster (nodes, bucket, type, replicas, config revision) as JSON.  Written,
+        never read back: every Bucket bootstraps from the network (so
+        ``_cntl(LCB_CNTL_CONFIG_CACHE_LOADED)`` is 0).  A file that cannot be written
+        is ignored, as libcouchbase ignored it."""
+        c = self._c
+        if c is None:
+            return
+        doc = {"name": self.bucket, "nodes": self.server_nodes,
+               "bucketType": "memcached" if self._memcached or
+               lib.cbffi_client_replica_count(c) < 0 else "membase",
+               "numReplicas": max(lib.cbffi_client_replica_count(c), 0),
+               "rev": lib.cbffi_client_config_rev(c), "writtenBy": "couchbase_ffi"}
+        path = self._cfg_cache
+        tmp = "%s.%d.tmp" % (path, os.getpid())
+        try:
+            with open(tmp, "w") as f:
+                json.dump(doc, f)
+            os.replace(tmp, path)
+        except (OSError, ValueError):
+            try:
+                os.unlink(tmp)
+            except OSError:
+                pass
 
     def close(self):
         """Close the connections; any later operation raises ObjectDestroyedError."""
@@ -343,12 +387,37 @@ class Bucket(object):
     def closed(self):
         return self._c is None
 
+    @property
+    def connected(self):
+        """True until close(): this Bucket connected in its constructor."""
+        return self._c is not None
+
+    @property
+    def _privflags(self):
+        """2.x's private flag word: PYCBC_CONN_F_CLOSED once closed, and the bits set
+        by the caller (PYCBC_CONN_F_WARNEXPLICIT: duplicate-key warnings go through
+        ``warnings.warn_explicit`` with a fresh registry, so each one is shown)."""
+        flags = self.__dict__.get("_privflags_set", 0)
+        return flags | PYCBC_CONN_F_CLOSED if self._c is None else flags
+
+    @_privflags.setter
+    def _privflags(self, value):
+        self.__dict__["_privflags_set"] = int(value) & ~PYCBC_CONN_F_CLOSED
+
     @staticmethod
     def lcb_version():
         """(version string, version number) of the C library, as 2.x's
         ``lcb_version()`` (libcouchbase's): here libcbffi's, reported in
         libcouchbase's numbering of the 2.x API it follows."""
         return ("2.10.0 (libcbffi)", 0x020A00)
+
+    def add_bucket_creds(self, bucket, password):
+        """2.x's extra credentials for another bucket (which N1QL and full-text
+        queries across buckets used): both must be non-empty (ValueError).  Kept;
+        nothing here uses them, as this client runs no queries."""
+        if not bucket or not password:
+            raise ValueError("Bucket and password must be nonempty")
+        self._bucket_creds[bucket] = password
 
     def _thr_lockop(self, release):
         """2.x's test hook: take (0) or release (1) the Bucket's thread lock;
@@ -366,8 +435,8 @@ class Bucket(object):
         durations like "500ms"); the libcouchbase options listed in
         ``couchbase_ffi.connstr.IGNORED_OPTIONS`` are accepted and ignored;
         anything else is NotSupportedError."""
-        if key in _connstr.IGNORED_OPTIONS:
-            return None
+        if key in _connstr.IGNORED_OPTIONS or key == "config_cache":
+            return None   # config_cache: too late to matter after the bootstrap
         kinds = {"operation_timeout": _OP_TIMEOUT, "durability_timeout": _DUR_TIMEOUT,
                  "durability_interval": _DUR_INTERVAL, "n1ql_timeout": lib.CBFFI_TIMEOUT_QUERY,
                  "query_timeout": lib.CBFFI_TIMEOUT_QUERY}
@@ -388,12 +457,25 @@ class Bucket(object):
                       0x0E: _DUR_INTERVAL, 0x0F: lib.CBFFI_TIMEOUT_HTTP,
                       0x12: lib.CBFFI_TIMEOUT_BOOTSTRAP, 0x3D: lib.CBFFI_TIMEOUT_QUERY}
 
+    # read-only lcb_cntl codes: LCB_CNTL_CONFIG_CACHE_LOADED, LCB_CNTL_CHANGESET
+    _CNTL_INFO = frozenset((0x15, 0x1F))
+
     def _cntl(self, op, value=None, value_type="int"):
         """2.x's ``lcb_cntl`` for the timeouts: LCB_CNTL_OP_TIMEOUT (0x00),
         VIEW_TIMEOUT (0x01), DURABILITY_TIMEOUT/INTERVAL (0x0D, 0x0E), HTTP_TIMEOUT
         (0x0F), CONFIGURATION_TIMEOUT (0x12), N1QL_TIMEOUT (0x3D); read or set as
         ``value_type`` "timeout" (seconds, float) or "int"/"uint32_t"/"unsigned"
-        (microseconds).  Other codes are NotSupportedError."""
+        (microseconds).  Read-only: CONFIG_CACHE_LOADED (0x15; 1 if this Bucket
+        bootstrapped from its ``config_cache`` file, which it never does: 0) and
+        CHANGESET (0x1F; the library's version string).  Other codes are
+        NotSupportedError."""
+        if op in self._CNTL_INFO:
+            if value is not None:
+                raise E.ArgumentError("lcb_cntl 0x%x is read-only" % (op,))
+            self._live()
+            if op == 0x1F:
+                return self.lcb_version()[0]
+            return 1 if self._cfg_cache_loaded else 0
         kind = self._CNTL_TIMEOUTS.get(op)
         if kind is None:
             raise E.NotSupportedError("lcb_cntl 0x%x is not supported by this client" % (op,))
@@ -543,7 +625,10 @@ class Bucket(object):
         """A N1QLRequest for ``query`` (a statement or a N1QLQuery); iterate it for the
         rows.  ``itercls=`` another request class; other arguments go to it
         (``row_factory``, ``meta_lookahead``).  See couchbase_ffi.n1ql.  memcached://
-        has no query service: NotSupportedError at once."""
+        has no query service: NotSupportedError at once.  Inside a pipeline:
+        PipelineError, as 2.x."""
+        if isinstance(self._pipe, Pipeline):
+            raise E.PipelineError("N1QL queries cannot run inside a pipeline")
         if self._memcached:
             raise E.NotSupportedError("N1QL (n1ql_query) needs a couchbase:// cluster; "
                                       "memcached:// has no query service")
@@ -853,9 +938,27 @@ class Bucket(object):
     def _store_durable(self, op, key, value, cas, ttl, fmt, persist_to, replicate_to):
         kb = self._key(key)
         vb, flags = self._value(value, fmt)
+        hook = self.__dict__.get("_dur_testhook")
+        if hook is not None and self._pipe is None:
+            res = self._run1(key, OperationResult(key), _K_OP, False, lib.cbffi_store, op, kb,
+                             len(kb), vb, len(vb), flags, _check_ttl(ttl) if ttl else 0,
+                             _check_cas(cas) if cas else 0)
+            return self._hooked_endure(hook, res, kb, persist_to, replicate_to, False)
         return self._run1(key, OperationResult(key), _K_OP, False, lib.cbffi_store_durable,
                           op, kb, len(kb), vb, len(vb), flags, _check_ttl(ttl) if ttl else 0,
                           _check_cas(cas) if cas else 0, persist_to, replicate_to)
+
+    def _hooked_endure(self, hook, res, kb, persist_to, replicate_to, removed):
+        """2.x's test hook ``_dur_testhook``: a mutation with durability requirements
+        is done without them, ``hook(result)`` runs, and then the requirements are
+        checked (``endure``, with the durability timeout and interval)."""
+        hook(res)
+        c = self._live()
+        self._run1(res.key, OperationResult(res.key), _K_OP, False, lib.cbffi_endure, kb,
+                   len(kb), res.cas, persist_to, replicate_to, removed,
+                   lib.cbffi_client_get_timeout(c, _DUR_TIMEOUT),
+                   lib.cbffi_client_get_timeout(c, _DUR_INTERVAL))
+        return res
 
     def upsert(self, key, value, cas=0, ttl=0, format=None, persist_to=0, replicate_to=0):
         """Store unconditionally (or only if the CAS still matches, when ``cas`` is given)."""
@@ -912,6 +1015,13 @@ class Bucket(object):
             persist_to, replicate_to = self._check_durability(persist_to, replicate_to)
         kb = self._key(key)
         if persist_to or replicate_to:
+            hook = self.__dict__.get("_dur_testhook")
+            if hook is not None and self._pipe is None:
+                res = self._run1(key, OperationResult(key), _K_OP, quiet, lib.cbffi_remove,
+                                 kb, len(kb), _check_cas(cas))
+                if not res.success:
+                    return res
+                return self._hooked_endure(hook, res, kb, persist_to, replicate_to, True)
             return self._run1(key, OperationResult(key), _K_OP, quiet, lib.cbffi_remove_durable,
                               kb, len(kb), _check_cas(cas), persist_to, replicate_to)
         return self._run1(key, OperationResult(key), _K_OP, quiet, lib.cbffi_remove,
@@ -940,9 +1050,9 @@ class Bucket(object):
         ``ttl`` is required (ArgumentError without one, as in 2.x); a locked key
         raises TemporaryFailError, a mutation of it without the lock's CAS
         KeyExistsError."""
-        self._need_couchbase("lock")
         ttl = _lock_ttl(ttl)
         kb = self._key(key)
+        self._need_couchbase("lock")
         return self._run1(key, ValueResult(key), _K_GET, False, lib.cbffi_get,
                           kb, len(kb), _GET_LOCK, ttl)
 
@@ -951,9 +1061,9 @@ class Bucket(object):
 
         A CAS is required (ArgumentError); a wrong one, or a key not locked,
         raises TemporaryFailError."""
-        self._need_couchbase("unlock")
         cas = _unlock_cas(cas)
         kb = self._key(key)
+        self._need_couchbase("unlock")
         return self._run1(key, OperationResult(key), _K_OP, False, lib.cbffi_unlock,
                           kb, len(kb), cas)
 
@@ -965,19 +1075,19 @@ class Bucket(object):
         ``timeout``.  ``check_removed`` waits for a deletion instead.  Raises
         TimeoutError, KeyExistsError (the key changed), NotFoundError (it is
         gone) or ArgumentError (more nodes asked than the bucket has)."""
-        self._need_couchbase("endure")
         kb = self._key(key)
         t_us, i_us = _dur_times(timeout, interval)
+        args = (_check_cas(cas), _dur_arg(persist_to), _dur_arg(replicate_to))
+        self._need_couchbase("endure")
         return self._run1(key, OperationResult(key), _K_OP, False, lib.cbffi_endure,
-                          kb, len(kb), _check_cas(cas), _dur_arg(persist_to),
-                          _dur_arg(replicate_to), bool(check_removed), t_us, i_us)
+                          kb, len(kb), *args, bool(check_removed), t_us, i_us)
 
     def observe(self, key, master_only=False):
         """Where the key is: a ValueResult whose value is a list of ObserveInfo,
         one per node that answered (the active node first asked; replicas too
         unless ``master_only``)."""
-        self._need_couchbase("observe")
         kb = self._key(key)
+        self._need_couchbase("observe")
         if self._pipe is not None:
             raise E.PipelineError("observe() cannot run inside a pipeline")
         res = ValueResult(key, 0, 0, [])
@@ -1016,10 +1126,11 @@ class Bucket(object):
         """Read a replica copy: the first replica that has the key, or replica
         ``replica_index`` (0 = the first).  NotFoundError if none has it (or,
         with ``quiet``, a result whose ``success`` is False)."""
-        self._need_couchbase("replica reads")
         kb = self._key(key)
+        idx = _replica_arg(replica_index)
+        self._need_couchbase("replica reads")
         return self._run1(key, ValueResult(key), _K_GET_RAW if no_format else _K_GET, quiet,
-                          lib.cbffi_get_replica, kb, len(kb), _replica_arg(replica_index))
+                          lib.cbffi_get_replica, kb, len(kb), idx)
 
     @property
     def configured_replica_count(self):
@@ -1028,8 +1139,8 @@ class Bucket(object):
 
     def _vbmap(self, key):
         """(vbucket, server index) of ``key`` (Couchbase buckets; diagnostics)."""
-        self._need_couchbase("_vbmap")
         kb = self._key(key)
+        self._need_couchbase("_vbmap")
         vb = ffi.new("uint32_t *")
         srv = ffi.new("int *")
         rc = lib.cbffi_client_vbucket(self._live(), kb, len(kb), vb, srv)
@@ -1038,7 +1149,9 @@ class Bucket(object):
         return vb[0], srv[0]
 
     def stats(self, keys=None, keystats=False):
-        """{stat: {server: value}} from every server; ``keys``: stat group(s).
+        """{stat: {server: value}} from every server; ``keys``: a stat group (str)
+        or a list/tuple of them (an entry that is not a str or bytes is
+        ArgumentError, as in 2.x).
 
         Numeric values are ints, as in 2.x.  ``keystats`` (per-document stats)
         is NotSupportedError."""
@@ -1046,11 +1159,9 @@ class Bucket(object):
             raise E.NotSupportedError("stats(keystats=True) is not supported by this client")
         if self._pipe is not None:
             raise E.PipelineError("stats() cannot run inside a pipeline")
-        groups = [None] if not keys else ([keys] if isinstance(keys, str) else list(keys))
         out = {}
         names = self.server_nodes
-        for g in groups:
-            gb = g.encode("utf-8") if g else None
+        for g, gb in _stats_groups(keys):
             for r_key, r_val, server in self._broadcast(lib.cbffi_stats, g,
                                                         gb or ffi.NULL, len(gb or b"")):
                 out.setdefault(r_key.decode("utf-8", "replace"), {})[names[server]] = \
@@ -1099,13 +1210,22 @@ class Bucket(object):
             raise E.ArgumentError("a *_multi call takes a collection of keys, not one key")
         return [(k, default) for k in kv]
 
-    @staticmethod
-    def _unique(keys):
+    def _unique(self, keys):
         klist = list(keys)
         if len(set(klist)) != len(klist):
-            warnings.warn("Found duplicate key (a multi operation got a key more than "
-                          "once; the last result wins)", RuntimeWarning, stacklevel=4)
+            self._warn_duplicates(5)
         return klist
+
+    def _warn_duplicates(self, stacklevel):
+        """RuntimeWarning for a multi call given a key more than once, at the caller's
+        line; with PYCBC_CONN_F_WARNEXPLICIT in _privflags, through
+        warnings.warn_explicit with a fresh registry, so every one is shown."""
+        msg = "Found duplicate key (a multi operation got a key more than once; the " \
+              "last result wins)"
+        if self.__dict__.get("_privflags_set", 0) & PYCBC_CONN_F_WARNEXPLICIT:
+            warnings.warn_explicit(msg, RuntimeWarning, "couchbase", 0, "couchbase", None)
+        else:
+            warnings.warn(msg, RuntimeWarning, stacklevel=stacklevel)
 
     @staticmethod
     def _finish_multi(mres, quiet, okrcs):
@@ -1208,8 +1328,7 @@ class Bucket(object):
     def _get_multi_now(self, keys, mode, ttl, quiet, no_format):
         keys, kbs, mres = self._encode_keys(keys)
         if len(mres) != len(keys):
-            warnings.warn("Found duplicate key (a multi operation got a key more than "
-                          "once; the last result wins)", RuntimeWarning, stacklevel=3)
+            self._warn_duplicates(4)
         raw = no_format or self.data_passthrough
         tc = self._tc
         error = None
@@ -1302,8 +1421,7 @@ class Bucket(object):
             fls.append(flags)
         mres = _keyed(keys)
         if len(mres) != len(keys):
-            warnings.warn("Found duplicate key (a multi operation got a key more than "
-                          "once; the last result wins)", RuntimeWarning, stacklevel=4)
+            self._warn_duplicates(5)
         failed = False
         c = self._enter()
         try:
@@ -1370,7 +1488,7 @@ class Bucket(object):
         if raw and "fragment" not in opts:
             raise E.ArgumentError("append/prepend of Items needs a 'fragment' option for each "
                                   "item (an ItemOptionDict)", key=item.key, objextra=item)
-        value = opts["fragment"] if raw else item.value
+        value = opts["fragment"] if raw else _ITEM_VALUE(item)
         fmt = opts.get("format", fmt)
         if raw and fmt is None:
             fmt = _raw_format(value)
@@ -1444,23 +1562,23 @@ class Bucket(object):
 
     def lock_multi(self, keys, ttl=0):
         """:meth:`lock` for many keys: keys, or a dict key -> ttl (a ttl is required)."""
-        self._need_couchbase("lock")
         entries = []
         for key, t in _multi_pairs(keys, "lock_multi"):
             t = _lock_ttl(_opt_ttl(t, _check_ttl(ttl)))
             kb = self._key(key)
             entries.append((key, ValueResult(key), lib.cbffi_get,
                             (kb, len(kb), _GET_LOCK, t)))
+        self._need_couchbase("lock")
         return self._run_multi(entries, _K_GET, False, ())
 
     def unlock_multi(self, keys):
         """Unlock many: a dict key -> CAS, or the MultiResult of :meth:`lock_multi`."""
-        self._need_couchbase("unlock")
         entries = []
         for key, cas in self._cas_pairs(keys, "unlock_multi"):
             cas = _unlock_cas(cas)
             kb = self._key(key)
             entries.append((key, OperationResult(key), lib.cbffi_unlock, (kb, len(kb), cas)))
+        self._need_couchbase("unlock")
         return self._run_multi(entries, _K_OP, False, ())
 
     def _cas_pairs(self, keys, what="remove_multi"):
@@ -1481,7 +1599,6 @@ class Bucket(object):
                      check_removed=False):
         """:meth:`endure` for many keys: keys, a dict key -> CAS, or the
         MultiResult of a mutation (its CAS values are waited for)."""
-        self._need_couchbase("endure")
         t_us, i_us = _dur_times(timeout, interval)
         p, r = _dur_arg(persist_to), _dur_arg(replicate_to)
         entries = []
@@ -1489,15 +1606,16 @@ class Bucket(object):
             kb = self._key(key)
             entries.append((key, OperationResult(key), lib.cbffi_endure,
                             (kb, len(kb), cas, p, r, bool(check_removed), t_us, i_us)))
+        self._need_couchbase("endure")
         return self._run_multi(entries, _K_OP, False, ())
 
     def observe_multi(self, keys, master_only=False):
         """:meth:`observe` for many keys: a MultiResult of key -> ValueResult."""
+        klist = self._unique(k for k, _ in _multi_pairs(keys, "observe_multi"))
+        kbs = [self._key(k) for k in klist]
         self._need_couchbase("observe")
         if self._pipe is not None:
             raise E.PipelineError("observe_multi() cannot run inside a pipeline")
-        klist = self._unique(k for k, _ in _multi_pairs(keys, "observe_multi"))
-        kbs = [self._key(k) for k in klist]
         mres = MultiResult()
         by_cookie = {}
         c = self._enter()
@@ -1515,12 +1633,12 @@ class Bucket(object):
 
     def rget_multi(self, keys, replica_index=None, quiet=None, no_format=False):
         """:meth:`rget` for many keys: a MultiResult of key -> ValueResult."""
-        self._need_couchbase("replica reads")
         idx = _replica_arg(replica_index)
         entries = []
         for key, _ in _multi_pairs(keys, "rget_multi"):
             kb = self._key(key)
             entries.append((key, ValueResult(key), lib.cbffi_get_replica, (kb, len(kb), idx)))
+        self._need_couchbase("replica reads")
         return self._run_multi(entries, _K_GET_RAW if no_format else _K_GET, quiet)
 
     # ---- the 2.x Item calls -----------------------------------------------------------
@@ -1742,7 +1860,6 @@ _UNSUPPORTED = {
     "analytics_query": "analytics queries", "bucket_manager": "the bucket manager",
     "design_get": "design documents", "design_create": "design documents",
     "design_publish": "design documents", "design_delete": "design documents",
-    "add_bucket_creds": "extra bucket credentials",
     "ping": "ping", "diagnostics": "diagnostics",
 }
 for _ds in ("map_add", "map_get", "map_remove", "map_size", "set_add", "set_remove",
@@ -1751,8 +1868,14 @@ for _ds in ("map_add", "map_get", "map_remove", "map_size", "set_add", "set_remo
     _UNSUPPORTED[_ds] = "the data-structure API (sub-document based)"
 
 
+# 2.x refused to run these inside a pipeline (PipelineError), before anything else
+_QUERIES = frozenset(("n1ql_query", "query", "search", "analytics_query"))
+
+
 def _make_unsupported(name, what):
     def unsupported(self, *args, **kwargs):
+        if name in _QUERIES and isinstance(self._pipe, Pipeline):
+            raise E.PipelineError("%s cannot run inside a pipeline" % (what,))
         raise E.NotSupportedError("%s (Bucket.%s) is not supported by couchbase_ffi, a "
                                   "key-value client" % (what, name))
     unsupported.__name__ = name
@@ -1762,6 +1885,27 @@ def _make_unsupported(name, what):
 
 for _name, _what in _UNSUPPORTED.items():
     setattr(Bucket, _name, _make_unsupported(_name, _what))
+
+
+def _stats_groups(keys):
+    """[(group, its bytes)] of ``stats(keys)`` ([(None, None)]: the general stats), as 2.x
+    took them: a list or tuple of group names, or one name (a str, or anything else,
+    which is then the one entry).  Every entry must be a str or bytes: anything else
+    is ArgumentError, before anything is sent."""
+    if not keys:
+        return [(None, None)]
+    if not isinstance(keys, (list, tuple)):
+        keys = (keys,)
+    out = []
+    for g in keys:
+        if isinstance(g, str):
+            out.append((g, g.encode("utf-8")))
+        elif isinstance(g, bytes):
+            out.append((g, g))
+        else:
+            raise E.ArgumentError("bad key type in stats: a stat group is a str, got %s"
+                                  % (type(g).__name__,), key=g, objextra=g)
+    return out
 
 
 def _dur_arg(v):
@@ -1883,11 +2027,33 @@ def _multi_keys(kv, what):
     raise E.ArgumentError("%s: the key list is empty" % (what,), objextra=kv)
 
 
+# An Item's own fields, read past any property a subclass puts over them (2.x read
+# its C struct): the slots of ValueResult.
+_ITEM_KEY = ValueResult.key.__get__
+_ITEM_VALUE = ValueResult.value.__get__
+_ITEM_CAS = ValueResult.cas.__get__
+
+
 def _items_of(coll, what):
-    """The (item, options) pairs of an ItemCollection; ArgumentError if it is empty."""
+    """The (item, options) pairs of an ItemCollection; ArgumentError if it is empty,
+    if an entry is not an Item, or if an Item was never initialised (a subclass
+    whose __init__ did not call Item.__init__: it has no key, value or CAS of its
+    own, whatever properties it defines)."""
     pairs = list(coll)
     if not pairs:
         raise E.ArgumentError("%s: the ItemCollection is empty" % (what,), objextra=coll)
+    for item, _ in pairs:
+        if not isinstance(item, ValueResult):
+            raise E.ArgumentError("%s: an ItemCollection holds Items, got %s"
+                                  % (what, type(item).__name__), objextra=item)
+        try:
+            _ITEM_KEY(item)
+            _ITEM_VALUE(item)
+            _ITEM_CAS(item)
+        except AttributeError:
+            raise E.ArgumentError("%s: %s was not initialised (its __init__ must call "
+                                  "Item.__init__)" % (what, type(item).__name__),
+                                  objextra=item)
     return pairs
 
 

@@ -21,7 +21,7 @@ IGNORED_OPTIONS = frozenset((
     "detailed_errcodes", "client_string", "fetch_mutation_tokens", "enable_mutation_tokens",
     "dur_mutation_tokens", "compression", "compression_min_size", "compression_min_ratio",
     "tcp_nodelay", "tcp_keepalive", "config_poll_interval", "config_node_timeout",
-    "config_cache", "config_cache_ro", "http_poolsize", "http_urlmode", "error_map",
+    "config_cache_ro", "http_poolsize", "http_urlmode", "error_map",
     "select_bucket", "log_redaction", "enable_tracing", "tracing_orphaned_queue_flush_interval",
     "tracing_orphaned_queue_size", "tracing_threshold_queue_flush_interval",
     "tracing_threshold_queue_size", "tracing_threshold_kv", "tracing_threshold_n1ql",
@@ -33,7 +33,7 @@ IGNORED_OPTIONS = frozenset((
 
 # Options the Bucket applies itself (a timeout kind of libcbffi, or an attribute).
 BUCKET_OPTIONS = frozenset(("durability_timeout", "durability_interval", "views_timeout",
-                            "n1ql_timeout", "http_timeout"))
+                            "n1ql_timeout", "http_timeout", "config_cache"))
 
 
 def is_tls(connstr):
@@ -74,9 +74,19 @@ def for_client(connstr):
 
 class ConnectionString(object):
     """A parsed connection string: ``scheme``, ``hosts`` (list), ``bucket`` and
-    ``options`` (name -> list of values).  ``str()``/``encode()`` rebuild it."""
+    ``options`` (name -> list of values).  ``str()``/``encode()`` rebuild it.
+
+    ``ConnectionString(bucket=, hosts=, options=, scheme=)`` as in 2.1+, or
+    ``ConnectionString("couchbase://...")`` (a whole string, as 2.0 took it),
+    or ``ConnectionString.parse("couchbase://...")``."""
 
     def __init__(self, bucket="default", hosts=None, options=None, scheme="couchbase"):
+        if isinstance(bucket, str) and "://" in bucket and hosts is None and options is None:
+            # 2.0's ConnectionString(connstr) parsed its one argument (2.1+ has
+            # parse() for that; a bucket name cannot contain "/")
+            parsed = self.parse(bucket)
+            bucket, hosts, options, scheme = (parsed.bucket, parsed.hosts, parsed.options,
+                                              parsed.scheme)
         self.bucket = bucket
         self.options = copy.copy(options) if options else {}
         self.hosts = copy.copy(hosts) if hosts else []
@@ -140,7 +150,11 @@ def convert_1x_args(bucket, **kwargs):
     become an http:// ``connection_string`` unless one is already given."""
     host = kwargs.pop("host", "localhost")
     port = kwargs.pop("port", None)
-    if "connstr" not in kwargs and "connection_string" not in kwargs:
+    if isinstance(bucket, str) and "://" in bucket:
+        # a whole connection string where the bucket goes (2.0-era callers of
+        # Couchbase.connect(connstr)): a bucket name cannot contain "/"
+        kwargs.setdefault("connection_string", bucket)
+    elif "connstr" not in kwargs and "connection_string" not in kwargs:
         if isinstance(host, (list, tuple)):
             hosts = [_host_port(*h) if isinstance(h, (list, tuple)) else h for h in host]
         else:

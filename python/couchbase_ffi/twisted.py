@@ -15,12 +15,23 @@ Every method of the sync Bucket is here with the same arguments and returns a
 Deferred that fires with what the sync method returns, or fails with the
 exception it raises.  Bad arguments raise at once (before anything is sent),
 as 2.x's txcouchbase did once connected.
+
+2.x's txcouchbase names are here too (``txcouchbase.bucket`` and
+``txcouchbase.connection`` are this module under install_as_couchbase()):
+``registerDeferred("connect" | "_dtor", d)``, ``connected``, the camelCase
+``getMulti``/``upsertMulti``/... aliases of the ``*_multi`` methods,
+``defer()``, ``RawBucket`` and the deprecated 1.x-style ``Connection``.
 """
+import gc
+import weakref
+
 from twisted.internet import defer
 from twisted.python import failure, log
 
 from couchbase_ffi._async import AsyncBucketBase, Host, _READ, _WRITE
 from couchbase_ffi import n1ql as _n1ql
+from couchbase_ffi.bucket import _depr
+from couchbase_ffi.connstr import convert_1x_args
 
 
 class _Descriptor(object):
@@ -118,11 +129,11 @@ class _TwistedHost(Host):
     def _then(d, fn):
         return d.addCallback(fn)
 
-    def close(self):
+    def close(self, later=False):
         if self.trigger is not None:
             self.reactor.removeSystemEventTrigger(self.trigger)
             self.trigger = None
-        Host.close(self)
+        Host.close(self, later)
 
 
 class Bucket(AsyncBucketBase):
@@ -161,9 +172,105 @@ class Bucket(AsyncBucketBase):
         return self.n1qlQueryAll(*args, **kwargs)
 
 
+    # ---- 2.x's txcouchbase ------------------------------------------------------------
+    def registerDeferred(self, event, d):
+        """Fire Deferred ``d`` (with None) at ``event``: "connect" once connected
+        (errback with the connect error if that fails; at once, in a later reactor
+        turn, if already connected), or "_dtor" once this Bucket is closed or freed.
+        ValueError for any other event, as in 2.x.
+
+        A Bucket that nothing refers to any more is freed once nothing is pending on
+        it (a pending connect() does not count: it then fails with
+        ObjectDestroyedError).  While a "_dtor" Deferred waits, the reactor runs
+        gc.collect() at its next turn and then every 0.1 s, so that this happens on
+        PyPy too (which frees objects only when its GC runs), and for Buckets caught
+        in reference cycles."""
+        if event == "connect":
+            if self.connected:
+                self._reactor.callLater(0, d.callback, None)
+            else:
+                self.connect().addCallbacks(lambda _: d.callback(None), d.errback)
+        elif event == "_dtor":
+            if self._c is None:
+                self._reactor.callLater(0, d.callback, None)
+                return
+            self.__dict__.setdefault("_dtor_waiters", []).append(d)
+            _poll_gc(weakref.ref(self), d, self._reactor)
+        else:
+            raise ValueError("No such event type", event)
+
+    def _destroyed(self):
+        waiters = self.__dict__.pop("_dtor_waiters", None)
+        if waiters:
+            call = self._reactor.callLater
+            for d in waiters:
+                call(0, _fire, d)
+
+    def defer(self, opres):
+        """2.x turned a RawBucket's AsyncResult into a Deferred; every operation here
+        already returns a Deferred, which is returned as it is."""
+        if isinstance(opres, defer.Deferred):
+            return opres
+        d = defer.Deferred()
+        self._reactor.callLater(0, d.callback, opres)
+        return d
+
+
+
 class BatchedN1QLRequest(_n1ql.AsyncN1QLRequest):
     """What n1qlQueryAll's Deferred fires with: the finished request, iterable over
     its rows."""
 
 
 AsyncN1QLRequest = _n1ql.AsyncN1QLRequest
+
+
+def _fire(d):
+    if not d.called:
+        d.callback(None)
+
+
+def _poll_gc(ref, d, reactor, interval=0.1):
+    """Run gc.collect() every ``interval`` while the Bucket behind ``ref`` lives and
+    ``d`` (one of its "_dtor" Deferreds) has not fired; the reactor keeps no call of
+    it once ``d`` fires."""
+    call = [None]
+
+    def tick():
+        call[0] = None
+        if d.called or ref() is None:
+            return
+        gc.collect()
+        if not d.called and ref() is not None:
+            call[0] = reactor.callLater(interval, tick)
+
+    def stop(result):
+        if call[0] is not None and call[0].active():
+            call[0].cancel()
+        call[0] = None
+        return result
+    call[0] = reactor.callLater(0, tick)   # the first at the next reactor turn
+    d.addBoth(stop)
+
+
+# 2.x's txcouchbase Bucket had camelCase aliases of the *_multi methods (getMulti...)
+for _name in Bucket._MEMCACHED_OPERATIONS:
+    if hasattr(Bucket, _name + "_multi"):
+        setattr(Bucket, _name + "Multi", getattr(Bucket, _name + "_multi"))
+del _name
+
+# 2.x's RawBucket returned AsyncResult objects, to be turned into Deferreds with
+# defer(); here every operation returns a Deferred already.
+RawBucket = Bucket
+
+
+class Connection(Bucket):
+    """1.x-style ``Connection(bucket, host=, port=, ...)``; deprecated (2.x's
+    txcouchbase.connection.Connection): use Bucket."""
+
+    def __init__(self, bucket="default", **kwargs):
+        _depr("txcouchbase.connection.Connection", "txcouchbase.bucket.Bucket")
+        Bucket.__init__(self, **convert_1x_args(bucket, **kwargs))
+
+
+TxAsyncConnection = Connection

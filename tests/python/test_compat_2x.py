@@ -1110,7 +1110,7 @@ def test_cntl_and_cntlstr(cb):
         cb._cntlstr("no_such_setting", "1")
 
 
-def test_connection_strings(memcached):
+def test_connection_strings(memcached, tmp_path):
     from couchbase.connstr import ConnectionString, convert_1x_args
     cs = ConnectionString.parse(memcached.connstr + "?operation_timeout=1.5")
     assert cs.scheme == "memcached" and cs.hosts == ["127.0.0.1:%d" % memcached.port]
@@ -1130,7 +1130,7 @@ def test_connection_strings(memcached):
     with pytest.raises(E.ArgumentError):
         Bucket(12345)
     with pytest.warns(DeprecationWarning):
-        Bucket(memcached.connstr, config_cache="/tmp/none").close()
+        Bucket(memcached.connstr, config_cache=str(tmp_path / "cache")).close()
     p = ConnectionString.parse("couchbases://10.112.170.101?certpath=/var/rootcert.pem")
     assert p.options["certpath"] == ["/var/rootcert.pem"]
     assert p.encode() == "couchbases://10.112.170.101?certpath=/var/rootcert.pem"

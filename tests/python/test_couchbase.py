@@ -513,7 +513,7 @@ def test_memcached_bucket_uses_ketama(cluster):
     assert {k: r.value for k, r in b.get_multi(list(kv)).items()} == kv
     assert b.configured_replica_count == 0
     with pytest.raises(E.NotSupportedError):
-        b.lock("mc:1")
+        b.lock("mc:1", ttl=5)
     with pytest.raises(E.NotSupportedError):
         b.upsert("mc:1", 1, persist_to=1)
     b.close()

@@ -824,6 +824,11 @@ class KVServer(object):
                     if b.vb_state(self.node, vb) != "dead"]
         if name == "uuid":
             return [("uuid", b.uuid)]
+        if name == "memory":
+            return self._memory_stats(s)
+        if name == "tap":     # ep-engine before 5.0; no TAP streams here
+            return [("ep_tap_count", 0), ("ep_tap_total_fetched", 0), ("ep_tap_bg_fetched", 0),
+                    ("ep_tap_deletes", 0)]
         if name == "key" and len(words) >= 2 and b.type == COUCHBASE:
             key = words[1].encode("utf-8")
             vb = int(words[2]) if len(words) > 2 and words[2].isdigit() else b.vbucket_of(key)
@@ -834,6 +839,22 @@ class KVServer(object):
                     ("key_flags", it.flags), ("key_cas", it.cas),
                     ("key_vb_state", b.vb_state(self.node, vb))]
         return None
+
+    def _memory_stats(self, s):
+        """ep-engine's "memory" group, from the sizes of the copies this node holds."""
+        b = s.bucket
+        if b.type == COUCHBASE:
+            items = [(k, it) for vbs in b.stores[self.node].values() for k, it in vbs.items()
+                     if not it.deleted]
+        else:
+            items = [(k, it) for k, it in b.stores[self.node].items() if not it.deleted]
+        values = sum(len(it.value) for _, it in items)
+        keys = sum(len(k) for k, _ in items)
+        overhead = 56 * len(items)
+        used = values + keys + overhead
+        return [("mem_used", used), ("ep_kv_size", values + keys), ("ep_value_size", values),
+                ("ep_overhead", overhead), ("ep_max_size", 100 * 1024 * 1024),
+                ("ep_mem_low_wat", 75 * 1024 * 1024), ("ep_mem_high_wat", 85 * 1024 * 1024)]
 
     def _general_stats(self, s):
         b = s.bucket

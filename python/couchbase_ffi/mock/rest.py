@@ -4,7 +4,9 @@ ns_server endpoints a client bootstraps from (``/pools``, ``/pools/default``,
 ``/pools/default/b/<bucket>``, the streaming ``/pools/default/bs/<bucket>``,
 ``/pools/default/nodeServices``, flush) and the mock's own control endpoints
 under ``/mock/`` (see docs/mock.md).  Every request needs HTTP Basic
-credentials of a known user (401 otherwise); ``/mock/`` needs an admin.
+credentials of a known user (401 otherwise; 404 for a bucket that does not exist
+requested with its own name as the login, as pre-5.0 ns_server answered bucket
+logins); ``/mock/`` needs an admin.
 Configs served here have ``$HOST`` replaced by the address the client
 connected to, as ns_server does with its local address.
 """
@@ -148,6 +150,25 @@ class RestServer(object):
             return None
         return user if self.state.creds.check_plain(user, password) else None
 
+    def _unknown_bucket_login(self, path, headers):
+        """A request for a bucket that does not exist, logging in as that bucket (the
+        pre-5.0 scheme, where a bucket's name was its user): ns_server answered 404
+        then, which clients report as "no such bucket" rather than wrong credentials."""
+        if not (len(path) == 4 and path[:2] == ["pools", "default"] and
+                path[2] in ("b", "bs", "buckets", "bucketsStreaming")):
+            return False
+        name = path[3]
+        if name in self.state.buckets:
+            return False
+        auth = headers.get("authorization", "")
+        if not auth.lower().startswith("basic "):
+            return False
+        try:
+            login = base64.b64decode(auth[6:].strip()).decode("utf-8").partition(":")[0]
+        except (ValueError, UnicodeDecodeError):
+            return False
+        return login == name
+
     @staticmethod
     def _local_host(writer):
         sock = writer.get_extra_info("sockname")
@@ -162,6 +183,8 @@ class RestServer(object):
         log.debug("%s %s (user %s)", method, target, user)
         try:
             if user is None:
+                if self._unknown_bucket_login(path, headers):
+                    raise HttpError(404, "")
                 raise HttpError(401, "")
             if path[:1] == ["mock"]:
                 if not self.state.is_admin(user):
