@@ -284,6 +284,7 @@ class Host(object):
         set_result = self._set_result
         already = self._already
         reject = self._reject
+        mt = self.b._mtok   # mutation tokens, when asked for
         for i in range(n):
             r = res[i]
             e = pending.pop(r.cookie, None)
@@ -300,6 +301,8 @@ class Host(object):
             rc = out.rc = r.rc
             if rc == 0:
                 out.cas = r.cas
+                if mt is not None:
+                    mt.take(out, r)
                 if kind != _K_OP:
                     if kind == _K_COUNTER:
                         out.value = r.u64
@@ -370,6 +373,8 @@ class _Multi(object):
         rc = out.rc = r.rc
         if rc == 0:
             out.cas = r.cas
+            if self.host.b._mtok is not None:
+                self.host.b._mtok.take(out, r)
             kind = self.kind
             if kind == _K_COUNTER:
                 out.value = r.u64

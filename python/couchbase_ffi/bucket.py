@@ -93,6 +93,27 @@ _copy = ffi.unpack
 _alloc = object.__new__
 
 
+# BEGIN mutation tokens: what a Bucket opened with fetch_mutation_tokens keeps
+class _Tokens(object):
+    """The mutation tokens of a couchbase:// Bucket with ``fetch_mutation_tokens``
+    (or ``enable_mutation_tokens``): ``take`` puts a harvested result's token on
+    its result object (``_mutinfo``) and keeps the newest per vbucket for
+    ``Bucket._mutinfo()`` / ``MutationState.add_all``."""
+    __slots__ = ("name", "last")
+
+    def __init__(self, name):
+        self.name = name
+        self.last = {}      # vbucket -> (vbucket, uuid, seqno, bucket)
+
+    def take(self, out, r):
+        seq = r.seqno
+        if seq:
+            vb = r.vbucket
+            t = out._mt = (vb, r.vbuuid, seq, self.name)
+            self.last[vb] = t
+# END mutation tokens
+
+
 def _raise_rc(rc, key=None, result=None, message=None, all_results=None):
     raise E.exc_from_rc(rc, key=key, result=result, message=message, all_results=all_results)
 
@@ -235,6 +256,7 @@ class Bucket(object):
                  config_cache=None):
         self._c = None
         cs = connection_string if connection_string is not None else connstr
+        want_tokens = _connstr.mutation_tokens_asked(cs)
         try:
             cs, applied = _connstr.for_client(cs)
         except TypeError as e:
@@ -278,6 +300,13 @@ class Bucket(object):
         self._lock = threading.Lock() if lockmode == LOCKMODE_WAIT else \
             _TokenLock(self._tok) if lockmode == LOCKMODE_EXC else None
         self._memcached = lib.cbffi_client_type_of(self._c) == _MEMCACHED
+        # mutation tokens: as libcouchbase 2.x, only when asked for (a _Tokens or None)
+        self._mtok = _Tokens(self.bucket) if want_tokens and not self._memcached else None
+        if self._mtok is not None and type(self)._store is Bucket._store:
+            # the one-crossing _store does not read tokens (so that it costs nothing
+            # without them); this bound method is a cycle, broken by close(), else
+            # collected by the GC
+            self._store = self._store_mt
         self._http_timeouts = {}
         self._apply_options(applied)
         for t in (timeout, operation_timeout):
@@ -332,6 +361,7 @@ class Bucket(object):
             raise E.PipelineError("close() inside a pipeline")
         self._enter()
         c, self._c = self._c, None
+        self.__dict__.pop("_store", None)   # mutation tokens' _store_mt (a cycle) goes
         try:
             lib.cbffi_client_destroy(c)
         finally:
@@ -477,6 +507,13 @@ class Bucket(object):
     def bucket(self):
         """The bucket name ("" for memcached://)."""
         return ffi.string(lib.cbffi_client_bucket(self._live())).decode()
+
+    def _mutinfo(self):
+        """2.x: the newest mutation token this Bucket saw in each vbucket, as
+        ``(vbucket, vbucket uuid, seqno)`` tuples ([] without fetch_mutation_tokens)."""
+        if self._mtok is None:
+            return []
+        return [t[:3] for _, t in sorted(self._mtok.last.items())]
 
     @property
     def transcoder(self):
@@ -850,6 +887,20 @@ class Bucket(object):
         res.cas = cas
         return res
 
+    def _store_mt(self, op, key, value, cas, ttl, fmt, persist_to, replicate_to):
+        """_store for a Bucket with mutation tokens: schedule and wait (_run1 takes the
+        token), so that the plain one-crossing _store stays as it is."""
+        if persist_to or replicate_to or self._dur is not None:
+            persist_to, replicate_to = self._check_durability(persist_to, replicate_to)
+            if persist_to or replicate_to:
+                return self._store_durable(op, key, value, cas, ttl, fmt, persist_to,
+                                           replicate_to)
+        kb = self._key(key)
+        vb, flags = self._value(value, fmt)
+        return self._run1(key, OperationResult(key), _K_OP, False, lib.cbffi_store,
+                          op, kb, len(kb), vb, len(vb), flags, _check_ttl(ttl) if ttl else 0,
+                          _check_cas(cas) if cas else 0)
+
     def _store_durable(self, op, key, value, cas, ttl, fmt, persist_to, replicate_to):
         kb = self._key(key)
         vb, flags = self._value(value, fmt)
@@ -895,6 +946,8 @@ class Bucket(object):
             rc = res.rc = r.rc
             if rc == 0:
                 res.cas = r.cas
+                if self._mtok is not None:
+                    self._mtok.take(res, r)
                 if kind == _K_COUNTER:
                     res.value = r.u64
                 elif kind != _K_OP:
@@ -1305,6 +1358,7 @@ class Bucket(object):
             warnings.warn("Found duplicate key (a multi operation got a key more than "
                           "once; the last result wins)", RuntimeWarning, stacklevel=4)
         failed = False
+        mt = self._mtok
         c = self._enter()
         try:
             nsched = self._nsched
@@ -1333,6 +1387,8 @@ class Bucket(object):
                         out.cas = cas + _U64 if cas < 0 else cas
                     else:
                         out.cas = r.cas
+                    if mt is not None and not rc:
+                        mt.take(out, r)
                     mres[key] = out
                 n = lib.cbffi_harvest(c, res, _RES_CAP) if n == _RES_CAP else 0
         finally:
@@ -1642,6 +1698,8 @@ class Bucket(object):
         """Fill res from harvested result r; the exception to raise, or None."""
         rc = res.rc = r.rc
         res.cas = r.cas
+        if rc == 0 and self._mtok is not None:
+            self._mtok.take(res, r)
         n = len(kinds)
         if rc == 0 or rc == _SD_MULTI_FAILURE:
             ents = self._sd_ents
@@ -1915,6 +1973,7 @@ class _Batch(object):
 
     def collect(self, c):
         res, entries = self.bucket._res, self.entries
+        mt = self.bucket._mtok
         n = lib.cbffi_wait(c, res, _RES_CAP)
         while n:
             for j in range(n):
@@ -1924,6 +1983,8 @@ class _Batch(object):
                 if rc:
                     continue
                 out.cas = r.cas
+                if mt is not None:
+                    mt.take(out, r)
                 if kind == _K_COUNTER:
                     out.value = r.u64
                 elif kind != _K_OP:
