@@ -1751,6 +1751,202 @@ class Bucket(object):
                                      inner_cause=ex, objextra=raw)
     # END subdoc block
 
+    # BEGIN data-structure block: 2.x's map_* / list_* / set_* / queue_* on lookup_in /
+    # mutate_in.  Each operation is a generator that yields what a Bucket call returned
+    # and gets back its result (or has its exception thrown in): the sync Bucket runs it
+    # directly (_ds_run), the async front-ends chain it over their futures (_async.py).
+    # As in 2.x: a missing document raises NotFoundError unless create=True (then an
+    # empty container is inserted and the operation tried again); a missing path or
+    # index raises IndexError; keyword arguments go to mutate_in / lookup_in (cas, ttl,
+    # persist_to, replicate_to).  Mutations return an Item with the new cas; reads an
+    # Item with the value.
+
+    def _ds_run(self, what, gen):
+        self._need_couchbase("the data-structure API (%s)" % (what,))
+        if self._pipe is not None:
+            raise E.PipelineError("data-structure operations cannot run inside a pipeline")
+        value = None
+        while True:
+            try:
+                value = gen.send(value)
+            except StopIteration as stop:
+                return stop.value
+
+    @staticmethod
+    def _ds_item(sdres, value=False):
+        from couchbase_ffi.items import Item
+        it = Item(sdres.key)
+        it.cas = sdres.cas
+        mt = sdres._mutinfo
+        if mt is not None:
+            it._mt = mt
+        if value:
+            it.value = sdres[0]
+        return it
+
+    def _ds_mutate(self, key, spec, kwargs, create_type=None, create=False):
+        """mutate_in(key, spec): creating the document first if asked, IndexError for
+        a path that is not there."""
+        try:
+            try:
+                sdres = yield self.mutate_in(key, spec, **kwargs)
+            except E.NotFoundError:
+                if not create:
+                    raise
+                try:
+                    yield self.insert(key, create_type(), format=FMT_JSON)
+                except E.KeyExistsError:
+                    pass
+                sdres = yield self.mutate_in(key, spec, **kwargs)
+        except E.SubdocPathNotFoundError:
+            raise IndexError(spec[1])
+        return self._ds_item(sdres)
+
+    def _ds_lookup(self, key, path, kwargs):
+        sdres = yield self.lookup_in(key, _sd_get(path), **kwargs)
+        try:
+            return self._ds_item(sdres, True)
+        except E.SubdocPathNotFoundError:
+            raise IndexError(path)
+
+    def _ds_size(self, key, kwargs):
+        from couchbase_ffi import subdocument as SD
+        sdres = yield self.lookup_in(key, SD.get_count(""), **kwargs)
+        return sdres[0]
+
+    def map_add(self, key, mapkey, value, create=False, **kwargs):
+        """Set ``mapkey`` to ``value`` in the map (a JSON object) at ``key``: an Item
+        (new cas).  NotFoundError if there is no such document, unless ``create``."""
+        from couchbase_ffi import subdocument as SD
+        return self._ds_run("map_add",
+                            self._ds_mutate(key, SD.upsert(mapkey, value), kwargs, dict, create))
+
+    def map_get(self, key, mapkey, **kwargs):
+        """The value of ``mapkey`` in the map at ``key`` (an Item: ``.value``);
+        IndexError if the map has no such key."""
+        return self._ds_run("map_get", self._ds_lookup(key, mapkey, kwargs))
+
+    def map_remove(self, key, mapkey, **kwargs):
+        """Remove ``mapkey`` from the map at ``key``; IndexError if it is not there."""
+        from couchbase_ffi import subdocument as SD
+        return self._ds_run("map_remove", self._ds_mutate(key, SD.remove(mapkey), kwargs))
+
+    def map_size(self, key, **kwargs):
+        """The number of keys in the map at ``key`` (an int)."""
+        return self._ds_run("map_size", self._ds_size(key, kwargs))
+
+    def list_append(self, key, value, create=False, **kwargs):
+        """Add ``value`` at the end of the list (a JSON array) at ``key``."""
+        from couchbase_ffi import subdocument as SD
+        return self._ds_run("list_append",
+                            self._ds_mutate(key, SD.array_append("", value), kwargs, list, create))
+
+    def list_prepend(self, key, value, create=False, **kwargs):
+        """Add ``value`` at the start of the list at ``key``."""
+        from couchbase_ffi import subdocument as SD
+        return self._ds_run("list_prepend",
+                            self._ds_mutate(key, SD.array_prepend("", value), kwargs, list,
+                                            create))
+
+    def list_set(self, key, index, value, **kwargs):
+        """Replace the element at ``index``; IndexError if there is none."""
+        from couchbase_ffi import subdocument as SD
+        return self._ds_run("list_set",
+                            self._ds_mutate(key, SD.replace(_ds_index(index), value), kwargs))
+
+    def list_get(self, key, index, **kwargs):
+        """The element at ``index`` (an Item: ``.value``; -1 is the last)."""
+        return self._ds_run("list_get", self._ds_lookup(key, _ds_index(index), kwargs))
+
+    def list_remove(self, key, index, **kwargs):
+        """Remove the element at ``index``; IndexError if there is none."""
+        from couchbase_ffi import subdocument as SD
+        return self._ds_run("list_remove",
+                            self._ds_mutate(key, SD.remove(_ds_index(index)), kwargs))
+
+    def list_size(self, key, **kwargs):
+        """The number of elements of the list at ``key``."""
+        return self._ds_run("list_size", self._ds_size(key, kwargs))
+
+    def _ds_set_add(self, key, value, create, kwargs):
+        from couchbase_ffi import subdocument as SD
+        try:
+            rv = yield from self._ds_mutate(key, SD.array_addunique("", value), kwargs, list,
+                                            create)
+        except E.SubdocPathExistsError:
+            return None         # 2.x: already in the set
+        return rv
+
+    def set_add(self, key, value, create=False, **kwargs):
+        """Add ``value`` to the set (a JSON array of unique primitives) at ``key``: an
+        Item, or None if it was there already."""
+        return self._ds_run("set_add", self._ds_set_add(key, value, create, kwargs))
+
+    def _ds_set_remove(self, key, value, kwargs):
+        from couchbase_ffi import subdocument as SD
+        while True:
+            rv = yield self.get(key)
+            try:
+                ix = rv.value.index(value)
+            except (ValueError, AttributeError):
+                return None
+            kw = dict(kwargs, cas=rv.cas)
+            try:
+                return (yield from self._ds_mutate(key, SD.remove(_ds_index(ix)), kw))
+            except E.KeyExistsError:
+                continue        # changed meanwhile: look again
+
+    def set_remove(self, key, value, **kwargs):
+        """Remove ``value`` from the set at ``key``: an Item, or None if it was not
+        there."""
+        return self._ds_run("set_remove", self._ds_set_remove(key, value, kwargs))
+
+    def _ds_set_contains(self, key, value):
+        rv = yield self.get(key)
+        return value in rv.value
+
+    def set_contains(self, key, value, **kwargs):
+        """True if ``value`` is in the set at ``key``."""
+        return self._ds_run("set_contains", self._ds_set_contains(key, value))
+
+    def set_size(self, key, **kwargs):
+        """The number of elements of the set at ``key``."""
+        return self._ds_run("set_size", self._ds_size(key, kwargs))
+
+    def queue_push(self, key, value, create=False, **kwargs):
+        """Add ``value`` to the queue at ``key`` (its front: queue_pop takes from the
+        back, so items come out in the order they were pushed)."""
+        from couchbase_ffi import subdocument as SD
+        return self._ds_run("queue_push",
+                            self._ds_mutate(key, SD.array_prepend("", value), kwargs, list,
+                                            create))
+
+    def _ds_queue_pop(self, key, kwargs):
+        from couchbase_ffi import subdocument as SD
+        while True:
+            try:
+                itm = yield from self._ds_lookup(key, "[-1]", {})
+            except IndexError:
+                raise E.QueueEmpty("the queue %r is empty" % (key,))
+            kw = dict(kwargs, cas=itm.cas)
+            try:
+                yield from self._ds_mutate(key, SD.remove("[-1]"), kw)
+            except E.KeyExistsError:
+                continue        # another consumer was first: try again
+            except IndexError:
+                raise E.QueueEmpty("the queue %r is empty" % (key,))
+            return itm
+
+    def queue_pop(self, key, **kwargs):
+        """Remove and return the oldest item of the queue at ``key`` (an Item:
+        ``.value``); QueueEmpty if there is none."""
+        return self._ds_run("queue_pop", self._ds_queue_pop(key, kwargs))
+
+    def queue_size(self, key, **kwargs):
+        """The number of items in the queue at ``key``."""
+        return self._ds_run("queue_size", self._ds_size(key, kwargs))
+    # END data-structure block
+
     # ---- the deprecated 2.x names -------------------------------------------------------
     def incr(self, key, amount=1, **kwargs):
         _deprecated("incr", "counter")
@@ -1803,10 +1999,6 @@ _UNSUPPORTED = {
     "add_bucket_creds": "extra bucket credentials",
     "ping": "ping", "diagnostics": "diagnostics",
 }
-for _ds in ("map_add", "map_get", "map_remove", "map_size", "set_add", "set_remove",
-            "set_contains", "set_size", "list_append", "list_prepend", "list_set", "list_get",
-            "list_remove", "list_size", "queue_push", "queue_pop", "queue_size"):
-    _UNSUPPORTED[_ds] = "the data-structure API (sub-document based)"
 
 
 def _make_unsupported(name, what):
@@ -1820,6 +2012,18 @@ def _make_unsupported(name, what):
 
 for _name, _what in _UNSUPPORTED.items():
     setattr(Bucket, _name, _make_unsupported(_name, _what))
+
+
+def _sd_get(path):
+    from couchbase_ffi import subdocument as SD
+    return SD.get(path)
+
+
+def _ds_index(index):
+    """The sub-document path of list element ``index`` ("[3]", "[-1]")."""
+    if isinstance(index, bool) or not isinstance(index, int):
+        raise E.ArgumentError("a list index must be an int, not %r" % (index,))
+    return "[%d]" % index
 
 
 def _dur_arg(v):
