@@ -228,7 +228,18 @@ typedef struct cbffi_result {
                                any). */
     uint8_t replica;        /* OBSERVE / GET_REPLICA: 0 = the active copy,
                                i = the i-th replica (1-based) */
-    uint8_t reserved[4];
+    /* The mutation token (couchbase:// vbucket buckets, when the server
+       sent it: MUTATION_SEQNO is always negotiated): on a successful
+       SET/ADD/REPLACE/APPEND/PREPEND/REMOVE/COUNTER/MUTATE_IN (also with
+       persist_to / replicate_to), the key's vbucket, that vbucket's uuid
+       and the mutation's sequence number.  seqno = 0: no token (every other
+       op, failures, memcached:// and memcached buckets; vbucket and vbuuid
+       are 0 then too).  Sequence numbers grow per vbucket (while its uuid
+       stays the same). */
+    uint16_t vbucket;
+    uint8_t reserved[2];
+    uint64_t vbuuid;
+    uint64_t seqno;
 } cbffi_result;
 
 /* ------------------------------------------------------------------------ */

@@ -564,6 +564,18 @@ static int complete_keyop(cbffi_client *c, cb_conn *conn, cb_op *op,
             val = r->value;
             nval = r->nvalue;
         }
+        /* -- mutation tokens: a mutation reply's 16 bytes of extras (vbucket
+           uuid, seqno; MUTATION_SEQNO).  memcached:// replies carry no
+           extras on mutations: one compare there. */
+        if (r->next == 16 && c->type == CBFFI_TYPE_COUCHBASE &&
+            c->map.locator != CB_CM_KETAMA && cb_is_mutation(op->op)) {
+            res.vbucket = op->vb;
+            res.vbuuid = cb_get64(r->ext);
+            res.seqno = cb_get64(r->ext + 8);
+            if (op->dur)
+                cb_dur_keep_token(op, res.vbuuid, res.seqno);
+        }
+        /* -- end of mutation tokens */
         if (op->dur) {
             if (nval && cb_dur_keep_value(op, val, nval) != 0) {
                 cb_op_fail(c, op, CBFFI_CLIENT_ENOMEM, conn->index);

@@ -427,5 +427,7 @@ void cb_dur_next_round(cbffi_client *c, cb_op *op);
 void cb_dur_free(cb_dur *d);
 /* Keep the mutation reply's value for the final result (MUTATE_IN counters). */
 int cb_dur_keep_value(cb_op *op, const char *value, size_t n);
+/* Keep the mutation's token (vbuuid, seqno) for the final result. */
+void cb_dur_keep_token(cb_op *op, uint64_t vbuuid, uint64_t seqno);
 
 #endif

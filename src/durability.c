@@ -29,6 +29,7 @@ struct cb_dur {
     uint16_t vb;
     cb_buf obsval;                  /* vb | keylen | key */
     cb_buf value;                   /* the mutation reply's value, reported */
+    uint64_t vbuuid, seqno;         /* the mutation's token, reported */
     /* the round in progress */
     int outstanding, persisted, replicated, verdict;
 };
@@ -99,6 +100,11 @@ static void complete(cbffi_client *c, cb_op *op, int rc)
     res.cas = op->dur->cas;
     res.server = -1;
     res.final = 1;
+    if (op->dur->seqno) {
+        res.vbucket = op->vb;
+        res.vbuuid = op->dur->vbuuid;
+        res.seqno = op->dur->seqno;
+    }
     cb_op_complete(c, op, &res, cb_buf_head(&op->dur->value),
                    cb_buf_size(&op->dur->value));
 }
@@ -107,6 +113,12 @@ int cb_dur_keep_value(cb_op *op, const char *value, size_t n)
 {
     cb_buf_clear(&op->dur->value);
     return cb_buf_append(&op->dur->value, value, n);
+}
+
+void cb_dur_keep_token(cb_op *op, uint64_t vbuuid, uint64_t seqno)
+{
+    op->dur->vbuuid = vbuuid;
+    op->dur->seqno = seqno;
 }
 
 static void judge(cbffi_client *c, cb_op *op)

@@ -311,6 +311,7 @@ class Host(object):
         set_result = self._set_result
         already = self._already
         reject = self._reject
+        mt = self.b._mtok   # mutation tokens, when asked for
         for i in range(n):
             r = res[i]
             e = pending.pop(r.cookie, None)
@@ -327,6 +328,8 @@ class Host(object):
             rc = out.rc = r.rc
             if rc == 0:
                 out.cas = r.cas
+                if mt is not None:
+                    mt.take(out, r)
                 if kind != _K_OP:
                     if kind == _K_COUNTER:
                         out.value = r.u64
@@ -412,6 +415,8 @@ class _Multi(object):
         rc = out.rc = r.rc
         if rc == 0:
             out.cas = r.cas
+            if self.host.b._mtok is not None:
+                self.host.b._mtok.take(out, r)
             kind = self.kind
             if kind == _K_COUNTER:
                 out.value = r.u64
@@ -788,6 +793,35 @@ class AsyncBucketBase(_sync.Bucket):
                        res.key)
         return fut
     # END subdoc block
+
+    # BEGIN data-structure block: the sync Bucket's map_* / list_* / set_* / queue_*
+    # generators, each step's future chained to the next (Host._when_done).
+    def _ds_run(self, what, gen):
+        """A future of what the data-structure generator ``gen`` returns (or raises)."""
+        host = self._host
+        if host.c is None:
+            raise E.ObjectDestroyedError("the Bucket is closed")
+        self._need_couchbase("the data-structure API (%s)" % (what,))
+        out = host._new_future()
+
+        def step(value, exc):
+            while True:
+                try:
+                    y = gen.send(value) if exc is None else gen.throw(exc)
+                except StopIteration as stop:
+                    host._resolve(out, stop.value)
+                    return
+                except Exception as e:      # noqa: BLE001 - it is the operation's outcome
+                    host._reject(out, e)
+                    return
+                if not host._is_future(y):
+                    value, exc = y, None
+                    continue
+                host._when_done(y, lambda v: step(v, None), lambda e: step(None, e))
+                return
+        step(None, None)
+        return out
+    # END data-structure block
 
     def append_items(self, items, **kwargs):
         """As the sync ``append_items``: on success each item's value gets its fragment."""

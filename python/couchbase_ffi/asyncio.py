@@ -114,6 +114,22 @@ class _AsyncioHost(Host):
         fut.add_done_callback(done)
         return out
 
+    # data structures (_async.AsyncBucketBase._ds_run)
+    @staticmethod
+    def _is_future(x):
+        return asyncio.isfuture(x)
+
+    @staticmethod
+    def _when_done(fut, ok, err):
+        def done(f):
+            if f.cancelled():
+                err(asyncio.CancelledError())
+            elif f.exception() is not None:
+                err(f.exception())
+            else:
+                ok(f.result())
+        fut.add_done_callback(done)
+
 
 class Bucket(AsyncBucketBase):
     """The couchbase 2.x Bucket; every operation returns an asyncio.Future.

@@ -103,6 +103,27 @@ _copy = ffi.unpack
 _alloc = object.__new__
 
 
+# BEGIN mutation tokens: what a Bucket opened with fetch_mutation_tokens keeps
+class _Tokens(object):
+    """The mutation tokens of a couchbase:// Bucket with ``fetch_mutation_tokens``
+    (or ``enable_mutation_tokens``): ``take`` puts a harvested result's token on
+    its result object (``_mutinfo``) and keeps the newest per vbucket for
+    ``Bucket._mutinfo()`` / ``MutationState.add_all``."""
+    __slots__ = ("name", "last")
+
+    def __init__(self, name):
+        self.name = name
+        self.last = {}      # vbucket -> (vbucket, uuid, seqno, bucket)
+
+    def take(self, out, r):
+        seq = r.seqno
+        if seq:
+            vb = r.vbucket
+            t = out._mt = (vb, r.vbuuid, seq, self.name)
+            self.last[vb] = t
+# END mutation tokens
+
+
 def _raise_rc(rc, key=None, result=None, message=None, all_results=None):
     raise E.exc_from_rc(rc, key=key, result=result, message=message, all_results=all_results)
 
@@ -245,6 +266,7 @@ class Bucket(object):
                  config_cache=None):
         self._c = None
         cs = connection_string if connection_string is not None else connstr
+        want_tokens = _connstr.mutation_tokens_asked(cs)
         try:
             cs, applied = _connstr.for_client(cs)
         except TypeError as e:
@@ -288,6 +310,13 @@ class Bucket(object):
         self._lock = threading.Lock() if lockmode == LOCKMODE_WAIT else \
             _TokenLock(self._tok) if lockmode == LOCKMODE_EXC else None
         self._memcached = lib.cbffi_client_type_of(self._c) == _MEMCACHED
+        # mutation tokens: as libcouchbase 2.x, only when asked for (a _Tokens or None)
+        self._mtok = _Tokens(self.bucket) if want_tokens and not self._memcached else None
+        if self._mtok is not None and type(self)._store is Bucket._store:
+            # the one-crossing _store does not read tokens (so that it costs nothing
+            # without them); this bound method is a cycle, broken by close(), else
+            # collected by the GC
+            self._store = self._store_mt
         self._http_timeouts = {}
         self._cfg_cache_loaded = False
         self._cfg_cache = config_cache or None
@@ -376,6 +405,7 @@ class Bucket(object):
             raise E.PipelineError("close() inside a pipeline")
         self._enter()
         c, self._c = self._c, None
+        self.__dict__.pop("_store", None)   # mutation tokens' _store_mt (a cycle) goes
         try:
             lib.cbffi_client_destroy(c)
         finally:
@@ -559,6 +589,13 @@ class Bucket(object):
     def bucket(self):
         """The bucket name ("" for memcached://)."""
         return ffi.string(lib.cbffi_client_bucket(self._live())).decode()
+
+    def _mutinfo(self):
+        """2.x: the newest mutation token this Bucket saw in each vbucket, as
+        ``(vbucket, vbucket uuid, seqno)`` tuples ([] without fetch_mutation_tokens)."""
+        if self._mtok is None:
+            return []
+        return [t[:3] for _, t in sorted(self._mtok.last.items())]
 
     @property
     def transcoder(self):
@@ -935,6 +972,20 @@ class Bucket(object):
         res.cas = cas
         return res
 
+    def _store_mt(self, op, key, value, cas, ttl, fmt, persist_to, replicate_to):
+        """_store for a Bucket with mutation tokens: schedule and wait (_run1 takes the
+        token), so that the plain one-crossing _store stays as it is."""
+        if persist_to or replicate_to or self._dur is not None:
+            persist_to, replicate_to = self._check_durability(persist_to, replicate_to)
+            if persist_to or replicate_to:
+                return self._store_durable(op, key, value, cas, ttl, fmt, persist_to,
+                                           replicate_to)
+        kb = self._key(key)
+        vb, flags = self._value(value, fmt)
+        return self._run1(key, OperationResult(key), _K_OP, False, lib.cbffi_store,
+                          op, kb, len(kb), vb, len(vb), flags, _check_ttl(ttl) if ttl else 0,
+                          _check_cas(cas) if cas else 0)
+
     def _store_durable(self, op, key, value, cas, ttl, fmt, persist_to, replicate_to):
         kb = self._key(key)
         vb, flags = self._value(value, fmt)
@@ -998,6 +1049,8 @@ class Bucket(object):
             rc = res.rc = r.rc
             if rc == 0:
                 res.cas = r.cas
+                if self._mtok is not None:
+                    self._mtok.take(res, r)
                 if kind == _K_COUNTER:
                     res.value = r.u64
                 elif kind != _K_OP:
@@ -1423,6 +1476,7 @@ class Bucket(object):
         if len(mres) != len(keys):
             self._warn_duplicates(5)
         failed = False
+        mt = self._mtok
         c = self._enter()
         try:
             nsched = self._nsched
@@ -1451,6 +1505,8 @@ class Bucket(object):
                         out.cas = cas + _U64 if cas < 0 else cas
                     else:
                         out.cas = r.cas
+                    if mt is not None and not rc:
+                        mt.take(out, r)
                     mres[key] = out
                 n = lib.cbffi_harvest(c, res, _RES_CAP) if n == _RES_CAP else 0
         finally:
@@ -1760,6 +1816,8 @@ class Bucket(object):
         """Fill res from harvested result r; the exception to raise, or None."""
         rc = res.rc = r.rc
         res.cas = r.cas
+        if rc == 0 and self._mtok is not None:
+            self._mtok.take(res, r)
         n = len(kinds)
         if rc == 0 or rc == _SD_MULTI_FAILURE:
             ents = self._sd_ents
@@ -1810,6 +1868,202 @@ class Bucket(object):
             raise E.ValueFormatError("cannot decode a sub-document value: %s" % (ex,),
                                      inner_cause=ex, objextra=raw)
     # END subdoc block
+
+    # BEGIN data-structure block: 2.x's map_* / list_* / set_* / queue_* on lookup_in /
+    # mutate_in.  Each operation is a generator that yields what a Bucket call returned
+    # and gets back its result (or has its exception thrown in): the sync Bucket runs it
+    # directly (_ds_run), the async front-ends chain it over their futures (_async.py).
+    # As in 2.x: a missing document raises NotFoundError unless create=True (then an
+    # empty container is inserted and the operation tried again); a missing path or
+    # index raises IndexError; keyword arguments go to mutate_in / lookup_in (cas, ttl,
+    # persist_to, replicate_to).  Mutations return an Item with the new cas; reads an
+    # Item with the value.
+
+    def _ds_run(self, what, gen):
+        self._need_couchbase("the data-structure API (%s)" % (what,))
+        if self._pipe is not None:
+            raise E.PipelineError("data-structure operations cannot run inside a pipeline")
+        value = None
+        while True:
+            try:
+                value = gen.send(value)
+            except StopIteration as stop:
+                return stop.value
+
+    @staticmethod
+    def _ds_item(sdres, value=False):
+        from couchbase_ffi.items import Item
+        it = Item(sdres.key)
+        it.cas = sdres.cas
+        mt = sdres._mutinfo
+        if mt is not None:
+            it._mt = mt
+        if value:
+            it.value = sdres[0]
+        return it
+
+    def _ds_mutate(self, key, spec, kwargs, create_type=None, create=False):
+        """mutate_in(key, spec): creating the document first if asked, IndexError for
+        a path that is not there."""
+        try:
+            try:
+                sdres = yield self.mutate_in(key, spec, **kwargs)
+            except E.NotFoundError:
+                if not create:
+                    raise
+                try:
+                    yield self.insert(key, create_type(), format=FMT_JSON)
+                except E.KeyExistsError:
+                    pass
+                sdres = yield self.mutate_in(key, spec, **kwargs)
+        except E.SubdocPathNotFoundError:
+            raise IndexError(spec[1])
+        return self._ds_item(sdres)
+
+    def _ds_lookup(self, key, path, kwargs):
+        sdres = yield self.lookup_in(key, _sd_get(path), **kwargs)
+        try:
+            return self._ds_item(sdres, True)
+        except E.SubdocPathNotFoundError:
+            raise IndexError(path)
+
+    def _ds_size(self, key, kwargs):
+        from couchbase_ffi import subdocument as SD
+        sdres = yield self.lookup_in(key, SD.get_count(""), **kwargs)
+        return sdres[0]
+
+    def map_add(self, key, mapkey, value, create=False, **kwargs):
+        """Set ``mapkey`` to ``value`` in the map (a JSON object) at ``key``: an Item
+        (new cas).  NotFoundError if there is no such document, unless ``create``."""
+        from couchbase_ffi import subdocument as SD
+        return self._ds_run("map_add",
+                            self._ds_mutate(key, SD.upsert(mapkey, value), kwargs, dict, create))
+
+    def map_get(self, key, mapkey, **kwargs):
+        """The value of ``mapkey`` in the map at ``key`` (an Item: ``.value``);
+        IndexError if the map has no such key."""
+        return self._ds_run("map_get", self._ds_lookup(key, mapkey, kwargs))
+
+    def map_remove(self, key, mapkey, **kwargs):
+        """Remove ``mapkey`` from the map at ``key``; IndexError if it is not there."""
+        from couchbase_ffi import subdocument as SD
+        return self._ds_run("map_remove", self._ds_mutate(key, SD.remove(mapkey), kwargs))
+
+    def map_size(self, key, **kwargs):
+        """The number of keys in the map at ``key`` (an int)."""
+        return self._ds_run("map_size", self._ds_size(key, kwargs))
+
+    def list_append(self, key, value, create=False, **kwargs):
+        """Add ``value`` at the end of the list (a JSON array) at ``key``."""
+        from couchbase_ffi import subdocument as SD
+        return self._ds_run("list_append",
+                            self._ds_mutate(key, SD.array_append("", value), kwargs, list, create))
+
+    def list_prepend(self, key, value, create=False, **kwargs):
+        """Add ``value`` at the start of the list at ``key``."""
+        from couchbase_ffi import subdocument as SD
+        return self._ds_run("list_prepend",
+                            self._ds_mutate(key, SD.array_prepend("", value), kwargs, list,
+                                            create))
+
+    def list_set(self, key, index, value, **kwargs):
+        """Replace the element at ``index``; IndexError if there is none."""
+        from couchbase_ffi import subdocument as SD
+        return self._ds_run("list_set",
+                            self._ds_mutate(key, SD.replace(_ds_index(index), value), kwargs))
+
+    def list_get(self, key, index, **kwargs):
+        """The element at ``index`` (an Item: ``.value``; -1 is the last)."""
+        return self._ds_run("list_get", self._ds_lookup(key, _ds_index(index), kwargs))
+
+    def list_remove(self, key, index, **kwargs):
+        """Remove the element at ``index``; IndexError if there is none."""
+        from couchbase_ffi import subdocument as SD
+        return self._ds_run("list_remove",
+                            self._ds_mutate(key, SD.remove(_ds_index(index)), kwargs))
+
+    def list_size(self, key, **kwargs):
+        """The number of elements of the list at ``key``."""
+        return self._ds_run("list_size", self._ds_size(key, kwargs))
+
+    def _ds_set_add(self, key, value, create, kwargs):
+        from couchbase_ffi import subdocument as SD
+        try:
+            rv = yield from self._ds_mutate(key, SD.array_addunique("", value), kwargs, list,
+                                            create)
+        except E.SubdocPathExistsError:
+            return None         # 2.x: already in the set
+        return rv
+
+    def set_add(self, key, value, create=False, **kwargs):
+        """Add ``value`` to the set (a JSON array of unique primitives) at ``key``: an
+        Item, or None if it was there already."""
+        return self._ds_run("set_add", self._ds_set_add(key, value, create, kwargs))
+
+    def _ds_set_remove(self, key, value, kwargs):
+        from couchbase_ffi import subdocument as SD
+        while True:
+            rv = yield self.get(key)
+            try:
+                ix = rv.value.index(value)
+            except (ValueError, AttributeError):
+                return None
+            kw = dict(kwargs, cas=rv.cas)
+            try:
+                return (yield from self._ds_mutate(key, SD.remove(_ds_index(ix)), kw))
+            except E.KeyExistsError:
+                continue        # changed meanwhile: look again
+
+    def set_remove(self, key, value, **kwargs):
+        """Remove ``value`` from the set at ``key``: an Item, or None if it was not
+        there."""
+        return self._ds_run("set_remove", self._ds_set_remove(key, value, kwargs))
+
+    def _ds_set_contains(self, key, value):
+        rv = yield self.get(key)
+        return value in rv.value
+
+    def set_contains(self, key, value, **kwargs):
+        """True if ``value`` is in the set at ``key``."""
+        return self._ds_run("set_contains", self._ds_set_contains(key, value))
+
+    def set_size(self, key, **kwargs):
+        """The number of elements of the set at ``key``."""
+        return self._ds_run("set_size", self._ds_size(key, kwargs))
+
+    def queue_push(self, key, value, create=False, **kwargs):
+        """Add ``value`` to the queue at ``key`` (its front: queue_pop takes from the
+        back, so items come out in the order they were pushed)."""
+        from couchbase_ffi import subdocument as SD
+        return self._ds_run("queue_push",
+                            self._ds_mutate(key, SD.array_prepend("", value), kwargs, list,
+                                            create))
+
+    def _ds_queue_pop(self, key, kwargs):
+        from couchbase_ffi import subdocument as SD
+        while True:
+            try:
+                itm = yield from self._ds_lookup(key, "[-1]", {})
+            except IndexError:
+                raise E.QueueEmpty("the queue %r is empty" % (key,))
+            kw = dict(kwargs, cas=itm.cas)
+            try:
+                yield from self._ds_mutate(key, SD.remove("[-1]"), kw)
+            except E.KeyExistsError:
+                continue        # another consumer was first: try again
+            except IndexError:
+                raise E.QueueEmpty("the queue %r is empty" % (key,))
+            return itm
+
+    def queue_pop(self, key, **kwargs):
+        """Remove and return the oldest item of the queue at ``key`` (an Item:
+        ``.value``); QueueEmpty if there is none."""
+        return self._ds_run("queue_pop", self._ds_queue_pop(key, kwargs))
+
+    def queue_size(self, key, **kwargs):
+        """The number of items in the queue at ``key``."""
+        return self._ds_run("queue_size", self._ds_size(key, kwargs))
+    # END data-structure block
 
     # ---- the deprecated 2.x names -------------------------------------------------------
     def incr(self, key, amount=1, **kwargs):
@@ -1862,10 +2116,6 @@ _UNSUPPORTED = {
     "design_publish": "design documents", "design_delete": "design documents",
     "ping": "ping", "diagnostics": "diagnostics",
 }
-for _ds in ("map_add", "map_get", "map_remove", "map_size", "set_add", "set_remove",
-            "set_contains", "set_size", "list_append", "list_prepend", "list_set", "list_get",
-            "list_remove", "list_size", "queue_push", "queue_pop", "queue_size"):
-    _UNSUPPORTED[_ds] = "the data-structure API (sub-document based)"
 
 
 # 2.x refused to run these inside a pipeline (PipelineError), before anything else
@@ -1906,6 +2156,18 @@ def _stats_groups(keys):
             raise E.ArgumentError("bad key type in stats: a stat group is a str, got %s"
                                   % (type(g).__name__,), key=g, objextra=g)
     return out
+
+
+def _sd_get(path):
+    from couchbase_ffi import subdocument as SD
+    return SD.get(path)
+
+
+def _ds_index(index):
+    """The sub-document path of list element ``index`` ("[3]", "[-1]")."""
+    if isinstance(index, bool) or not isinstance(index, int):
+        raise E.ArgumentError("a list index must be an int, not %r" % (index,))
+    return "[%d]" % index
 
 
 def _dur_arg(v):
@@ -2081,6 +2343,7 @@ class _Batch(object):
 
     def collect(self, c):
         res, entries = self.bucket._res, self.entries
+        mt = self.bucket._mtok
         n = lib.cbffi_wait(c, res, _RES_CAP)
         while n:
             for j in range(n):
@@ -2090,6 +2353,8 @@ class _Batch(object):
                 if rc:
                     continue
                 out.cas = r.cas
+                if mt is not None:
+                    mt.take(out, r)
                 if kind == _K_COUNTER:
                     out.value = r.u64
                 elif kind != _K_OP:

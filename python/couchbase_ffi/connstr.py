@@ -72,6 +72,21 @@ def for_client(connstr):
     return (base + "?" + "&".join(kept) if kept else base), applied
 
 
+def mutation_tokens_asked(connstr):
+    """True if the connection string turns on mutation tokens: either of
+    ``fetch_mutation_tokens`` or ``enable_mutation_tokens`` = true/1/on/yes."""
+    if isinstance(connstr, ConnectionString):
+        connstr = connstr.encode()
+    if not isinstance(connstr, str):
+        return False
+    on = False
+    for part in connstr.partition("?")[2].split("&"):
+        name, _, value = part.partition("=")
+        if name in ("fetch_mutation_tokens", "enable_mutation_tokens"):
+            on = on or value.strip().lower() in ("1", "true", "on", "yes")
+    return on
+
+
 class ConnectionString(object):
     """A parsed connection string: ``scheme``, ``hosts`` (list), ``bucket`` and
     ``options`` (name -> list of values).  ``str()``/``encode()`` rebuild it.

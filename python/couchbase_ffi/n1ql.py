@@ -85,9 +85,12 @@ class MutationState(object):
     """Scan vectors for ``N1QLQuery.consistent_with`` (at_plus consistency):
     ``{bucket: {"<vbucket>": [seqno, "<vbuuid>"]}}``.
 
-    This client's results carry no mutation tokens, so ``add_results`` and
-    ``add_all`` raise MissingTokenError (unless ``quiet``); ``_add_scanvec``
-    (vbucket, vbuuid, seqno, bucket) fills one in by hand."""
+    ``add_results`` takes the results of mutations (``rv._mutinfo``: a Bucket
+    opened with ``fetch_mutation_tokens=true`` on couchbase://; a MultiResult
+    counts as all its results); a result without a token raises
+    MissingTokenError (or, with ``quiet=True``, makes it return False).
+    ``add_all(bucket)`` takes the newest token of each vbucket the Bucket
+    mutated.  For a vbucket given twice the higher seqno is kept."""
 
     def __init__(self, *docs):
         self._sv = {}
@@ -96,12 +99,21 @@ class MutationState(object):
 
     def _add_scanvec(self, mutinfo):
         vb, uuid, seq, bucket = mutinfo
-        self._sv.setdefault(bucket, {})[str(vb)] = [seq, str(uuid)]
+        vbs = self._sv.setdefault(bucket, {})
+        cur = vbs.get(str(vb))
+        if cur is None or cur[1] != str(uuid) or cur[0] < seq:
+            vbs[str(vb)] = [seq, str(uuid)]
 
     def add_results(self, *rvs, **kwargs):
         if not rvs:
             raise MissingTokenError.pyexc(message="No results passed")
+        flat = []
         for rv in rvs:
+            if isinstance(rv, dict):    # a MultiResult: each of its results
+                flat.extend(rv.values())
+            else:
+                flat.append(rv)
+        for rv in flat:
             mi = getattr(rv, "_mutinfo", None)
             if not mi:
                 if kwargs.get("quiet"):
@@ -111,9 +123,14 @@ class MutationState(object):
         return True
 
     def add_all(self, bucket, quiet=False):
-        if not quiet:
+        added = False
+        name = bucket.bucket
+        for vb, uuid, seq in bucket._mutinfo():
+            self._add_scanvec((vb, uuid, seq, name))
+            added = True
+        if not added and not quiet:
             raise MissingTokenError("Bucket object contains no tokens!")
-        return False
+        return added
 
     def encode(self):
         return json.dumps(self._sv)

@@ -35,7 +35,7 @@ class Result(object):
 
 
 class OperationResult(Result):
-    __slots__ = ("cas",)
+    __slots__ = ("cas", "_mt")
 
     def __init__(self, key=None, rc=0, cas=0):
         self.key = key
@@ -44,6 +44,19 @@ class OperationResult(Result):
 
     def _repr_fields(self):
         return ["cas=0x%x" % self.cas]
+
+    # -- mutation tokens (2.x: ``rv._mutinfo``) --------------------------------------------
+    @property
+    def _mutinfo(self):
+        """The mutation token, ``(vbucket, vbucket uuid, seqno, bucket name)``, of a
+        successful mutation on a couchbase:// bucket opened with
+        ``fetch_mutation_tokens=true``; None otherwise (a read, a failure, tokens
+        not asked for, memcached)."""
+        try:
+            return self._mt
+        except AttributeError:
+            return None
+    # -- end of mutation tokens
 
 
 class ValueResult(OperationResult):

@@ -129,6 +129,17 @@ class _TwistedHost(Host):
     def _then(d, fn):
         return d.addCallback(fn)
 
+    # data structures (_async.AsyncBucketBase._ds_run)
+    @staticmethod
+    def _is_future(x):
+        return isinstance(x, defer.Deferred)
+
+    @staticmethod
+    def _when_done(d, ok, err):
+        def failed(f):
+            err(f.value)
+        d.addCallbacks(ok, failed)
+
     def close(self, later=False):
         if self.trigger is not None:
             self.reactor.removeSystemEventTrigger(self.trigger)

@@ -65,6 +65,22 @@ async function main () {
       upsertCas = r.cas
       if (!r.cas || r.cas.toString() === '0') return 'no cas in the result'
     })
+    await check('mutation_token', async () => {
+      // the mock answers MUTATION_SEQNO extras: the SDK's result.token
+      const a = (await coll.upsert(tag + '-tok', { n: 1 })).token
+      const b = (await coll.upsert(tag + '-tok', { n: 2 })).token
+      if (!a || !b) return 'no token in the result'
+      const ta = a.toJSON()
+      const tb = b.toJSON()
+      if (ta.bucket_name !== bucketName) return 'bucket ' + ta.bucket_name
+      if (ta.partition_id !== tb.partition_id || ta.partition_uuid !== tb.partition_uuid) {
+        return 'same key, different vbucket/uuid: ' + JSON.stringify([ta, tb])
+      }
+      if (String(ta.partition_uuid) === '0') return 'vbucket uuid 0'
+      if (!(BigInt(tb.sequence_number) > BigInt(ta.sequence_number))) {
+        return 'seqno did not grow: ' + JSON.stringify([ta, tb])
+      }
+    })
     await check('get', async () => {
       const r = await coll.get(key)
       if (JSON.stringify(r.content) !== JSON.stringify(doc)) return 'content ' + JSON.stringify(r.content)

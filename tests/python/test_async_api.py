@@ -389,6 +389,29 @@ SCENARIOS = {
 }
 
 
+# The data-structure API on a memcached bucket (couchbase://: test_datastructures.py)
+_DS_CALLS = {
+    "map_add": lambda b, k: b.map_add(k, "m", 1, create=True),
+    "map_get": lambda b, k: b.map_get(k, "m"),
+    "map_remove": lambda b, k: b.map_remove(k, "m"),
+    "map_size": lambda b, k: b.map_size(k),
+    "list_append": lambda b, k: b.list_append(k, 1),
+    "list_prepend": lambda b, k: b.list_prepend(k, 1),
+    "list_set": lambda b, k: b.list_set(k, 0, 1),
+    "list_get": lambda b, k: b.list_get(k, 0),
+    "list_remove": lambda b, k: b.list_remove(k, 0),
+    "list_size": lambda b, k: b.list_size(k),
+    "set_add": lambda b, k: b.set_add(k, 1),
+    "set_remove": lambda b, k: b.set_remove(k, 1),
+    "set_contains": lambda b, k: b.set_contains(k, 1),
+    "set_size": lambda b, k: b.set_size(k),
+    "queue_push": lambda b, k: b.queue_push(k, 1),
+    "queue_pop": lambda b, k: b.queue_pop(k),
+    "queue_size": lambda b, k: b.queue_size(k),
+}
+for _name, _call in _DS_CALLS.items():
+    SCENARIOS[_name] = _unsupported(lambda b, t, _c=_call: _c(b, t.k("a")))
+
 # The 2.x APIs beyond key-value access: NotSupportedError everywhere.
 from couchbase_ffi.bucket import _UNSUPPORTED  # noqa: E402
 for _name in _UNSUPPORTED:

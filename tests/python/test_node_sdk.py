@@ -14,7 +14,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 NODE_DIR = os.path.join(HERE, "..", "node")
 NODE = shutil.which("node")
 
-CHECKS = ["connect", "upsert", "get", "get_missing", "exists", "insert_existing", "replace_cas",
+CHECKS = ["connect", "upsert", "mutation_token", "get", "get_missing", "exists", "insert_existing", "replace_cas",
           "replace_cas_mismatch", "touch", "append_prepend", "get_and_touch", "legacy_durability",
           "legacy_durability_impossible",
           "get_all_replicas", "get_any_replica", "get_and_lock_unlock",

@@ -85,6 +85,21 @@ class BucketHandle(object):
         b = self._b()
         return self._cluster._call_fn(lambda: [list(c) for c in b.chains])
 
+    def seqnos(self, vbucket):
+        """Mutation-token state of ``vbucket``: ``{"vbuuid": current uuid, "high": {node:
+        seqno}, "persisted": {node: seqno}}`` for the nodes of its chain (what a mutation
+        token and OBSERVE_SEQNO are checked against)."""
+        b = self._b()
+        if b.type != COUCHBASE:
+            raise TypeError("memcached buckets have no vbuckets")
+
+        def snap():
+            nodes = [n for n in b.chains[vbucket] if n >= 0]
+            return {"vbuuid": b.vbuuid(vbucket),
+                    "high": dict((n, b.high[n].get(vbucket, 0)) for n in nodes),
+                    "persisted": dict((n, b.persisted[n].get(vbucket, 0)) for n in nodes)}
+        return self._cluster._call_fn(snap)
+
     def get_doc(self, key, node=None):
         """``(value bytes, flags, cas)`` of the copy on ``node`` (None: the active copy), or None.
 

@@ -781,6 +781,73 @@ static void subdoc_lookups_and_mutations(void **state)
     cbffi_client_destroy(c);
 }
 
+/* ---- mutation tokens ------------------------------------------------------ */
+
+static cbffi_result store_r(cbffi_client *c, int op, const char *k, const char *v)
+{
+    assert_int_equal(cbffi_store(c, op, k, strlen(k), v, strlen(v), 0, 0, 0, 0),
+                     CBFFI_OK);
+    return one(c);
+}
+
+static void mutation_tokens(void **state)
+{
+    (void)state;
+    cbffi_client *c = connected();
+    uint32_t vb = 0;
+    int srv = -1;
+    assert_int_equal(cbffi_client_vbucket(c, "mt:k", 4, &vb, &srv), CBFFI_OK);
+    cbffi_result a = store_r(c, CBFFI_OP_SET, "mt:k", "1");
+    assert_int_equal(a.rc, CBFFI_OK);
+    assert_int_equal(a.vbucket, vb);
+    assert_true(a.vbuuid != 0 && a.seqno != 0);
+    cbffi_result b = store_r(c, CBFFI_OP_APPEND, "mt:k", "2");
+    assert_int_equal(b.vbucket, vb);
+    assert_true(b.vbuuid == a.vbuuid && b.seqno > a.seqno);
+    assert_int_equal(cbffi_counter(c, "mt:n", 4, 1, 5, 1, 0, 0), CBFFI_OK);
+    cbffi_result n = one(c);
+    assert_int_equal(n.u64, 5);
+    assert_true(n.seqno != 0 && n.vbuuid != 0);
+    /* a read and a failed mutation carry none */
+    assert_int_equal(cbffi_get(c, "mt:k", 4, CBFFI_GET_PLAIN, 0, 0), CBFFI_OK);
+    cbffi_result g = one(c);
+    assert_true(g.seqno == 0 && g.vbuuid == 0 && g.vbucket == 0);
+    cbffi_result f = store_r(c, CBFFI_OP_ADD, "mt:k", "x");
+    assert_int_equal(f.rc, CBFFI_KEY_EEXISTS);
+    assert_true(f.seqno == 0 && f.vbuuid == 0);
+    /* with durability, the result still has the mutation's token */
+    assert_int_equal(cbffi_store_durable(c, CBFFI_OP_SET, "mt:k", 4, "3", 1, 0, 0, 0, 1, 1, 0),
+                     CBFFI_OK);
+    cbffi_result d = one(c);
+    assert_int_equal(d.rc, CBFFI_OK);
+    assert_int_equal(d.vbucket, vb);
+    assert_true(d.vbuuid == a.vbuuid && d.seqno > b.seqno);
+    /* sub-document mutations and removals too */
+    const uint8_t cmd[] = {CBFFI_SDCMD_DICT_UPSERT};
+    const uint32_t np[] = {1}, nv[] = {1};
+    assert_int_equal(store_r(c, CBFFI_OP_SET, "mt:d", "{}").rc, CBFFI_OK);
+    assert_int_equal(cbffi_subdoc(c, CBFFI_OP_MUTATE_IN, "mt:d", 4, 1, cmd, NULL, "a", np,
+                                  "1", nv, 0, 0, 0, 0, 0, 0), CBFFI_OK);
+    cbffi_result s = one(c);
+    assert_int_equal(s.rc, CBFFI_OK);
+    assert_true(s.seqno != 0);
+    assert_int_equal(cbffi_remove(c, "mt:k", 4, 0, 0), CBFFI_OK);
+    cbffi_result rm = one(c);
+    assert_true(rm.vbuuid == a.vbuuid && rm.seqno > d.seqno);
+    cbffi_client_destroy(c);
+
+    /* a memcached bucket has no vbuckets: no tokens */
+    char cs[600];
+    snprintf(cs, sizeof cs, "%.*s/cache", (int)(strrchr(connstr, '/') - connstr), connstr);
+    c = client_with(cs, NULL, NULL);
+    cbffi_connect(c, 0);
+    assert_int_equal(one(c).rc, CBFFI_OK);
+    cbffi_result m = store_r(c, CBFFI_OP_SET, "mt:k", "1");
+    assert_int_equal(m.rc, CBFFI_OK);
+    assert_true(m.seqno == 0 && m.vbuuid == 0 && m.vbucket == 0);
+    cbffi_client_destroy(c);
+}
+
 int main(void)
 {
     signal(SIGPIPE, SIG_IGN);
@@ -802,6 +869,7 @@ int main(void)
         cmocka_unit_test_setup(many_flushes_at_once, reset),
         cmocka_unit_test_setup(memcached_bucket_over_couchbase, reset),
         cmocka_unit_test_setup(subdoc_lookups_and_mutations, reset),
+        cmocka_unit_test_setup(mutation_tokens, reset),
     };
     return cmocka_run_group_tests(tests, setup_all, teardown_all);
 }

@@ -108,6 +108,7 @@ static void store_and_get_with_cas(void **state)
     cbffi_result r = do_store(c, CBFFI_OP_SET, "t:cas", "one", 0);
     assert_int_equal(r.rc, CBFFI_OK);
     assert_true(r.cas != 0);
+    assert_true(r.seqno == 0 && r.vbuuid == 0 && r.vbucket == 0); /* no tokens here */
     uint64_t cas1 = r.cas;
     r = do_get(c, "t:cas", buf, sizeof buf);
     assert_int_equal(r.rc, CBFFI_OK);
