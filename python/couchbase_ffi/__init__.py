@@ -104,6 +104,7 @@ _ALIASES = (
     ("couchbase.n1ql", "couchbase_ffi.n1ql"),
     ("couchbase._libcouchbase", "couchbase_ffi._libcouchbase"),
     ("couchbase.experimental", "couchbase_ffi.experimental"),
+    ("couchbase._pyport", "couchbase_ffi._pyport"),
 )
 
 # 2.x's Twisted and asyncio packages: package -> (our front-end, its 2.x submodules,
@@ -152,7 +153,7 @@ def install_as_couchbase():
     """Make ``import couchbase`` and ``couchbase.bucket``, ``.cluster``, ``.exceptions``,
     ``.result`` (``.results``), ``.items``, ``.transcoder``, ``.connstr``,
     ``.user_constants``, ``.connection``, ``.subdocument``, ``.n1ql``,
-    ``._libcouchbase`` and ``.experimental``
+    ``._libcouchbase``, ``.experimental`` and ``._pyport``
     resolve to this package, and 2.x's front-ends ``txcouchbase.bucket`` /
     ``txcouchbase.connection`` (Twisted: couchbase_ffi.twisted) and
     ``acouchbase.bucket`` (asyncio: couchbase_ffi.asyncio) to ours, imported when

@@ -104,6 +104,9 @@ _alloc = object.__new__
 
 
 # BEGIN mutation tokens: what a Bucket opened with fetch_mutation_tokens keeps
+import weakref as _weakref  # noqa: E402
+
+
 class _Tokens(object):
     """The mutation tokens of a couchbase:// Bucket with ``fetch_mutation_tokens``
     (or ``enable_mutation_tokens``): ``take`` puts a harvested result's token on
@@ -121,6 +124,20 @@ class _Tokens(object):
             vb = r.vbucket
             t = out._mt = (vb, r.vbuuid, seq, self.name)
             self.last[vb] = t
+
+
+class _StoreMT(object):
+    """A token-reading Bucket's ``_store``: calls its ``_store_mt`` through a weak
+    reference, so that the Bucket does not refer to itself (a bound method in its
+    own __dict__ would be a cycle: the Bucket, and its connections, would outlive
+    the last reference until the GC ran, unlike any other Bucket)."""
+    __slots__ = ("_ref",)
+
+    def __init__(self, bucket):
+        self._ref = _weakref.ref(bucket)
+
+    def __call__(self, *args):
+        return self._ref()._store_mt(*args)
 # END mutation tokens
 
 
@@ -314,9 +331,8 @@ class Bucket(object):
         self._mtok = _Tokens(self.bucket) if want_tokens and not self._memcached else None
         if self._mtok is not None and type(self)._store is Bucket._store:
             # the one-crossing _store does not read tokens (so that it costs nothing
-            # without them); this bound method is a cycle, broken by close(), else
-            # collected by the GC
-            self._store = self._store_mt
+            # without them); this Bucket's own _store reads them (no cycle: _StoreMT)
+            self._store = _StoreMT(self)
         self._http_timeouts = {}
         self._cfg_cache_loaded = False
         self._cfg_cache = config_cache or None
@@ -405,7 +421,7 @@ class Bucket(object):
             raise E.PipelineError("close() inside a pipeline")
         self._enter()
         c, self._c = self._c, None
-        self.__dict__.pop("_store", None)   # mutation tokens' _store_mt (a cycle) goes
+        self.__dict__.pop("_store", None)   # mutation tokens' _StoreMT goes
         try:
             lib.cbffi_client_destroy(c)
         finally:

@@ -364,12 +364,13 @@ class N1QLRequest(object):
     rows.  ``row_factory`` maps each row (default: the decoded JSON as it is).
 
     ``meta`` (the response without its rows: status, metrics, requestID...) and
-    ``metrics`` run the request first if needed (``meta_lookahead``; with
-    ``meta_lookahead=False`` they are RuntimeError until the rows were read).
+    ``metrics`` are RuntimeError until the rows were read, as in 2.x;
+    ``meta_lookahead=True`` (or ``meta_retrieve(meta_lookahead=True)``) makes them
+    run the request first, keeping its rows for a later iteration.
     ``errors`` lists the service's error objects.  A request runs once:
     iterating it again is AlreadyQueriedError."""
 
-    def __init__(self, params, parent, row_factory=lambda x: x, meta_lookahead=True, **kwargs):
+    def __init__(self, params, parent, row_factory=lambda x: x, meta_lookahead=False, **kwargs):
         if isinstance(params, str):
             params = N1QLQuery(params)
         if not isinstance(params, N1QLQuery):

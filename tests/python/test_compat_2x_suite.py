@@ -154,6 +154,15 @@ def test_experimental_switch():
     assert X.enabled()
 
 
+def test_pyport_names_for_2x_code():
+    # 2.x programs (and its tests) took their py2/py3 names from couchbase._pyport
+    from couchbase._pyport import long, xrange, basestring, ulp
+    assert isinstance(2 ** 70, long) and isinstance(True, long)
+    assert list(xrange(3)) == [0, 1, 2]
+    assert isinstance(u"key", basestring) and not isinstance(b"key", basestring)
+    assert ulp.quote("a b/c") == "a%20b/c"
+
+
 # ---- _privflags and duplicate keys -----------------------------------------------------------
 
 def test_warnexplicit_makes_every_duplicate_key_warning_show(mc):

@@ -3,7 +3,11 @@ mutations when the connection string asks for them (``fetch_mutation_tokens``), 
 otherwise, ``Bucket._mutinfo()``, and ``MutationState`` / ``N1QLQuery.consistent_with``
 sending the real scan vectors to the mock's query service; on the sync Bucket, Twisted
 and asyncio."""
+import gc
 import json
+import platform
+import sys
+import weakref
 import time
 
 import pytest
@@ -254,3 +258,23 @@ def test_add_all_takes_the_newest_per_vbucket(cluster):
     assert json.loads(ms.encode()) == {"default": dict(
         (str(vb), [t[2], str(t[1])]) for vb, t in last.items())}
     assert sorted(b._mutinfo()) == sorted(t[:3] for t in last.values())
+
+
+@pytest.mark.skipif(platform.python_implementation() != "CPython",
+                    reason="freeing at the last reference is CPython's refcounting")
+def test_a_token_bucket_goes_with_its_last_reference(cluster):
+    """Asking for tokens does not make a Bucket outlive its users: once the last
+    reference is dropped it is gone (and its connections closed) without waiting
+    for the garbage collector, as every other Bucket is."""
+    from couchbase_ffi.bucket import Bucket
+    gc.disable()
+    try:
+        b = Bucket(cluster.connstr("default", fetch_mutation_tokens="true"), password="secret")
+        rv = b.upsert("freed-at-last-ref", {"v": 1})
+        assert rv._mutinfo and b._mutinfo()
+        assert sys.getrefcount(b) == 2     # the name, and getrefcount's argument
+        gone = weakref.ref(b)
+        del b
+        assert gone() is None
+    finally:
+        gc.enable()

@@ -251,7 +251,7 @@ def test_request_object(cluster):
     b = H.bucket_class("sync")(cluster.connstr("default"), password="secret")
     assert b.n1ql_query("one").get_single_result() == {"a": 1}
     assert b.n1ql_query("none").get_single_result() is None
-    req = b.n1ql_query("one", row_factory=lambda r: r["a"])
+    req = b.n1ql_query("one", row_factory=lambda r: r["a"], meta_lookahead=True)
     assert req.meta["metrics"]["resultCount"] == 2       # meta runs it first (lookahead)
     assert list(req) == [1, 2]                           # the rows it buffered
     with pytest.raises(N.AlreadyQueriedError):
@@ -408,3 +408,22 @@ def test_install_as_couchbase_has_n1ql():
             "assert couchbase.n1ql is couchbase_ffi.n1ql; print('ok')")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert out.stdout.strip() == "ok", out.stderr
+
+
+def test_meta_waits_for_the_rows_by_default(cluster):
+    # couchbase 2.x: a request's metadata exists only once its rows were read; asking
+    # earlier is a RuntimeError and sends nothing (no hidden run of the statement)
+    cluster.query_register("SELECT two", rows=[{"n": 1}, {"n": 2}])
+    b = H.bucket_class("sync")(cluster.connstr("default"), password="secret")
+    before = len(cluster.query_requests())
+    req = b.n1ql_query("SELECT two")
+    for attr in ("meta", "metrics"):
+        with pytest.raises(RuntimeError):
+            getattr(req, attr)
+    assert len(cluster.query_requests()) == before
+    assert [r["n"] for r in req] == [1, 2]
+    assert req.meta["status"] == "success" and req.metrics["resultCount"] == 2
+    # asking for it once, explicitly, still reads ahead
+    again = b.n1ql_query("SELECT two")
+    assert again.meta_retrieve(meta_lookahead=True)["metrics"]["resultCount"] == 2
+    assert [r["n"] for r in again] == [1, 2]
