@@ -269,10 +269,17 @@ typedef enum cbffi_timeout_kind {
                                      (cbffi_flush of a couchbase:// bucket)
                                      (http_timeout); default 75 s, as
                                      libcouchbase's */
-    CBFFI_TIMEOUT_QUERY = 7       /* a N1QL request (cbffi_query), from
+    CBFFI_TIMEOUT_QUERY = 7,      /* a N1QL request (cbffi_query), from
                                      scheduling to the whole response
                                      (query_timeout, or 2.x's n1ql_timeout);
                                      default 75 s, as libcouchbase's */
+    CBFFI_TIMEOUT_CONFIG_POLL = 8 /* couchbase://: between config polls
+                                     (GET_CLUSTER_CONFIG on one data
+                                     connection, run by the host loop's
+                                     deadline / tick) (config_poll_interval);
+                                     default 2.5 s, as libcouchbase's; 0
+                                     turns polling off, otherwise at least
+                                     50 ms */
 } cbffi_timeout_kind;
 
 /*

@@ -206,12 +206,15 @@ static uint64_t *timeout_slot(cbffi_client *c, int kind)
     case CBFFI_TIMEOUT_DURABILITY_INTERVAL: return &c->dur_interval;
     case CBFFI_TIMEOUT_HTTP: return &c->http_timeout;
     case CBFFI_TIMEOUT_QUERY: return &c->query_timeout;
+    case CBFFI_TIMEOUT_CONFIG_POLL: return &c->poll_interval;
     default: return NULL;
     }
 }
 
 int cbffi_client_set_timeout(cbffi_client *c, int kind, uint64_t usec)
 {
+    if (kind == CBFFI_TIMEOUT_CONFIG_POLL)
+        return cb_cluster_set_poll(c, usec);
     if (usec == 0)
         return CBFFI_EINVAL;
     uint64_t *t = timeout_slot(c, kind);

@@ -149,6 +149,8 @@ struct cb_conn {
     uint8_t fetch_config;   /* the handshake ends with GET_CLUSTER_CONFIG */
     uint8_t was_ready;      /* reached CB_CONN_CONNECTED on this socket */
     uint8_t xerror;         /* HELLO accepted XERROR */
+    uint8_t push;           /* HELLO accepted DUPLEX and
+                               CLUSTERMAP_CHANGE_NOTIFICATION */
     uint8_t retired;        /* left the cluster; in the graveyard */
     uint8_t tls_hs;         /* TCP up, TLS handshake running (CONNECTING) */
     uint8_t tls_wr;         /* TLS: a write waits for readability */
@@ -202,6 +204,10 @@ struct cbffi_client {
     uint64_t last_refresh;     /* when a config refresh was last sent */
     int refresh_rr;            /* round-robin over conns for refreshes */
     int refresh_wanted;        /* a refresh was asked for too soon */
+    uint64_t poll_interval;    /* us between config polls, 0 = none
+                                  (config_poll_interval) */
+    uint64_t next_poll;        /* when the next poll is due (0: not yet
+                                  scheduled: no map) */
     cb_conn *graveyard;        /* retired conns, freed at the next io call */
     cb_http *http;             /* REST bootstrap (libcurl), NULL until used */
     cb_bg *bg;                 /* background jobs' eventfd (bg.c), NULL until
@@ -374,6 +380,13 @@ void cb_cluster_seed_done(cbffi_client *c, cb_conn *conn);
 void cb_cluster_seed_failed(cbffi_client *c, int rc);
 /* Run due retries; returns the time of the next one (UINT64_MAX if none). */
 void cb_cluster_run_retries(cbffi_client *c, uint64_t now);
+/* A server request (magic 0x82) arrived on conn: a config change
+   notification is applied (or fetched, when brief) if newer; anything else
+   is ignored.  Never replies.  conn may fail (a map that retires it). */
+void cb_cluster_server_request(cb_conn *conn, const cb_resp *r);
+/* config_poll_interval: 0 disables, otherwise at least 50 ms
+   (CBFFI_EINVAL). */
+int cb_cluster_set_poll(cbffi_client *c, uint64_t usec);
 /* Free retired conns. */
 void cb_cluster_bury(cbffi_client *c);
 /* Earliest retry or connect deadline. */

@@ -38,7 +38,9 @@ enum {
     REFRESH_WAIT = 500000,               /* longest wait for a refresh */
     REFRESH_INTERVAL = 100000,           /* at most one refresh per 100 ms */
     TMPFAIL_BACKOFF_FIRST = 2000,        /* 2 ms, doubling ... */
-    TMPFAIL_BACKOFF_MAX = 250000         /* ... up to 250 ms */
+    TMPFAIL_BACKOFF_MAX = 250000,        /* ... up to 250 ms */
+    POLL_DEFAULT = 2500000,              /* config_poll_interval: 2.5 s, */
+    POLL_FLOOR = 50000                   /* at least 50 ms (libcouchbase's) */
 };
 
 /* ---- setup ----------------------------------------------------------------- */
@@ -65,6 +67,8 @@ int cb_cluster_setup(cbffi_client *c)
     c->bootstrap_timeout = c->cs.config_total_timeout_us
                                ? c->cs.config_total_timeout_us
                                : DEFAULT_BOOTSTRAP_TIMEOUT;
+    c->poll_interval = c->cs.config_poll_given ? c->cs.config_poll_interval_us
+                                               : POLL_DEFAULT;
     return CBFFI_OK;
 }
 
@@ -356,6 +360,8 @@ static int install(cbffi_client *c, cb_clustermap *m)
     c->conns = fresh;
     c->nconns = (int)n;
     c->have_map = 1;
+    if (!c->next_poll && c->poll_interval)
+        c->next_poll = cb_now() + c->poll_interval;
     if (build_ketama(c) != 0)
         cb_set_error(c, "out of memory building the ketama continuum");
     /* Nodes that left: their queued ops go to the new owners (or fail). */
@@ -490,8 +496,34 @@ void cb_cluster_dispatch(cbffi_client *c, cb_op *op)
         cb_op_fail(c, op, CBFFI_CLIENT_ENOMEM, s);
 }
 
+/* config_poll_interval is due: one GET_CLUSTER_CONFIG on one data conn
+   (round-robin, cb_cluster_refresh).  Any refresh sent within the interval
+   (after NOT_MY_VBUCKET, a lost node, a brief push) counts as the poll. */
+static void config_poll(cbffi_client *c, uint64_t now)
+{
+    if (c->last_refresh && c->last_refresh + c->poll_interval > now) {
+        c->next_poll = c->last_refresh + c->poll_interval;
+        return;
+    }
+    c->next_poll = now + c->poll_interval;
+    cb_cluster_refresh(c, NULL);
+}
+
+int cb_cluster_set_poll(cbffi_client *c, uint64_t usec)
+{
+    if (usec && usec < POLL_FLOOR) {
+        cb_set_error(c, "config_poll_interval must be 0 (off) or at least 50 ms");
+        return CBFFI_EINVAL;
+    }
+    c->poll_interval = usec;
+    c->next_poll = usec && c->have_map ? cb_now() + usec : 0;
+    return CBFFI_OK;
+}
+
 void cb_cluster_run_retries(cbffi_client *c, uint64_t now)
 {
+    if (c->poll_interval && c->next_poll && now >= c->next_poll)
+        config_poll(c, now);
     if (now < c->next_retry)
         return;
     cb_op *op = c->retryq;
@@ -528,6 +560,8 @@ void cb_cluster_run_retries(cbffi_client *c, uint64_t now)
 uint64_t cb_cluster_next_timer(cbffi_client *c)
 {
     uint64_t t = c->next_retry;
+    if (c->poll_interval && c->next_poll && c->next_poll < t)
+        t = c->next_poll;
     if (c->seed && c->seed->state != CB_CONN_IDLE &&
         c->seed->connect_deadline < t && c->seed->state != CB_CONN_CONNECTED)
         t = c->seed->connect_deadline;
@@ -584,6 +618,51 @@ void cb_cluster_refresh_done(cbffi_client *c)
             c->next_retry = now;
         }
     }
+}
+
+/* ---- server requests (Duplex) ---------------------------------------------------- */
+
+/* PROTOCOL.md 2.2: CLUSTERMAP_CHANGE_NOTIFICATION, key = bucket name (empty:
+   the global map), extras rev (4 bytes) or epoch + rev (16), value = the
+   map, absent in the brief form.  Nothing here replies, and nothing a
+   server sends can do more than one bounded parse (the map, capped by
+   conn.c) or one rate-limited refresh. */
+void cb_cluster_server_request(cb_conn *conn, const cb_resp *r)
+{
+    cbffi_client *c = conn->client;
+    if (r->opcode != CB_SRV_CLUSTERMAP_CHANGE_NOTIFICATION)
+        return; /* unknown: no reply is expected, none is sent */
+    int64_t epoch, rev;
+    if (r->next == 4) {
+        /* rev only: the epoch is taken to be ours (the map's own
+           (revEpoch, rev) decides once parsed) */
+        epoch = c->map.rev_epoch;
+        rev = (int64_t)cb_get32(r->ext);
+    } else if (r->next == 16) {
+        epoch = (int64_t)cb_get64(r->ext);
+        rev = (int64_t)cb_get64(r->ext + 8);
+    } else {
+        return; /* malformed */
+    }
+    size_t nb = strlen(c->cs.bucket);
+    if (r->nkey != nb || memcmp(r->key, c->cs.bucket, nb) != 0)
+        return; /* another bucket's map, or the global one */
+    if (!c->have_map)
+        return; /* the bootstrap's GET_CLUSTER_CONFIG answers */
+    if (epoch < c->map.rev_epoch ||
+        (epoch == c->map.rev_epoch && rev <= c->map.rev))
+        return; /* not newer than ours */
+    if (r->nvalue && !(r->datatype & 0x02 /* Snappy: not negotiated */) &&
+        conn->state == CB_CONN_CONNECTED) {
+        char saved[sizeof(c->last_error)];
+        memcpy(saved, c->last_error, sizeof(saved));
+        int applied = cb_cluster_apply_json(c, r->value, r->nvalue, conn->host);
+        memcpy(c->last_error, saved, sizeof(saved)); /* not the user's error */
+        if (applied >= 0)
+            return;
+    }
+    /* brief, unusable or not yet on a ready conn: ask (rate-limited) */
+    cb_cluster_refresh(c, NULL);
 }
 
 /* ---- answers that are not final ---------------------------------------------------- */

@@ -109,6 +109,46 @@ ssize_t cb_decode(const char *p, size_t n, cb_resp *r, uint32_t max_body,
     return (ssize_t)total;
 }
 
+ssize_t cb_decode_server_req(const char *p, size_t n, cb_resp *r,
+                             uint32_t max_body, const char **why)
+{
+    if (n < CB_HEADER_LEN)
+        return CB_DECODE_NEED_MORE;
+    const unsigned char *u = (const unsigned char *)p;
+    if (u[0] != CB_MAGIC_SERVER_REQ) {
+        *why = "not a server request";
+        return CB_DECODE_BAD;
+    }
+    r->magic = u[0];
+    r->opcode = u[1];
+    r->nkey = cb_get16(p + 2);
+    r->next = u[4];
+    r->datatype = u[5];
+    r->nframe = 0;
+    r->status = 0;
+    r->bodylen = cb_get32(p + 8);
+    memcpy(&r->opaque, p + 12, 4);
+    r->cas = cb_get64(p + 16);
+    if (r->bodylen > max_body) {
+        *why = "server request body larger than the configured maximum";
+        return CB_DECODE_BAD;
+    }
+    uint32_t fixed = (uint32_t)r->next + r->nkey;
+    if (fixed > r->bodylen) {
+        *why = "server request extras and key longer than the body";
+        return CB_DECODE_BAD;
+    }
+    r->nvalue = r->bodylen - fixed;
+    size_t total = (size_t)CB_HEADER_LEN + r->bodylen;
+    if (n < total)
+        return CB_DECODE_NEED_MORE;
+    const char *b = p + CB_HEADER_LEN;
+    r->ext = r->next ? b : NULL;
+    r->key = r->nkey ? b + r->next : NULL;
+    r->value = r->nvalue ? b + r->next + r->nkey : NULL;
+    return (ssize_t)total;
+}
+
 uint8_t cb_quiet_of(uint8_t opcode)
 {
     switch (opcode) {

@@ -20,6 +20,7 @@ enum {
     CB_MAGIC_RES = 0x81,
     CB_MAGIC_ALT_REQ = 0x08,
     CB_MAGIC_ALT_RES = 0x18,
+    CB_MAGIC_SERVER_REQ = 0x82,  /* server -> client request (Duplex) */
     CB_MAX_KEY = 250
 };
 
@@ -106,6 +107,19 @@ int cb_decode_header(const char *p, cb_resp *r, uint32_t max_body,
  */
 ssize_t cb_decode(const char *p, size_t n, cb_resp *r, uint32_t max_body,
                   const char **why);
+
+/*
+ * Decode one whole server-initiated request (magic 0x82, PROTOCOL.md 1.1,
+ * 2.2) from p[0..n): the request layout (bytes 6-7 are the vbucket, not a
+ * status: r->status is 0, r->nframe 0).  The same bounds as cb_decode:
+ * max_body, extras + key within the body.  Returns the packet size,
+ * CB_DECODE_NEED_MORE or CB_DECODE_BAD with *why.
+ */
+ssize_t cb_decode_server_req(const char *p, size_t n, cb_resp *r,
+                             uint32_t max_body, const char **why);
+
+/* Server request opcodes (magic 0x82). */
+enum { CB_SRV_CLUSTERMAP_CHANGE_NOTIFICATION = 0x01 };
 
 /* Quiet form of a GET-family opcode and back; other opcodes unchanged. */
 uint8_t cb_quiet_of(uint8_t opcode);

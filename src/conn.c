@@ -671,7 +671,14 @@ static int dispatch(cb_conn *conn, const cb_resp *r)
     return conn->state >= CB_CONN_NEGOTIATING ? 0 : -1;
 }
 
-/* Decode every whole packet in rbuf. */
+/* Server requests carry at most a cluster map. */
+static uint32_t server_req_cap(const cbffi_client *c)
+{
+    return c->max_body < CB_CM_MAX_BYTES ? c->max_body : CB_CM_MAX_BYTES;
+}
+
+/* Decode every whole packet in rbuf (responses; on couchbase:// also
+   server requests, magic 0x82). */
 static void decode_all(cb_conn *conn)
 {
     cb_buf *b = &conn->rbuf;
@@ -682,6 +689,22 @@ static void decode_all(cb_conn *conn)
                               conn->client->max_body, &why);
         if (n == CB_DECODE_NEED_MORE)
             break;
+        if (n == CB_DECODE_BAD && conn->client->type == CBFFI_TYPE_COUCHBASE &&
+            (uint8_t)cb_buf_head(b)[0] == CB_MAGIC_SERVER_REQ) {
+            /* A server request (Duplex): off the response path, so it
+               never touches the op queue or opaque matching. */
+            n = cb_decode_server_req(cb_buf_head(b), cb_buf_size(b), &r,
+                                     server_req_cap(conn->client), &why);
+            if (n == CB_DECODE_NEED_MORE)
+                break;
+            if (n > 0) {
+                cb_cluster_server_request(conn, &r);
+                if (conn->state < CB_CONN_NEGOTIATING)
+                    return;
+                cb_buf_consume(b, (size_t)n);
+                continue;
+            }
+        }
         if (n == CB_DECODE_BAD) {
             const unsigned char *h = (const unsigned char *)cb_buf_head(b);
             if (!conn->tls && (h[0] == 0x15 || h[0] == 0x16) && h[1] == 0x03)

@@ -308,6 +308,22 @@ static int set_option(cb_connstr *cs, const char *k, const char *v, char *err,
                         "'2.5' or units like '2.5s', '500ms')", k, v);
         return CBFFI_OK;
     }
+    if (strcmp(k, "config_poll_interval") == 0) {
+        /* libcouchbase: 0 turns polling off; otherwise at least 50 ms */
+        uint64_t us = 0;
+        char *end = NULL;
+        double zero = strtod(v, &end);
+        if (!(*v && end != v && zero == 0.0 &&
+              (!*end || strcmp(end, "s") == 0 || strcmp(end, "ms") == 0 ||
+               strcmp(end, "us") == 0)) &&
+            (cb_parse_duration(v, &us) != 0 || us < 50000))
+            return fail(err, nerr, CBFFI_EINVAL,
+                        "option %s: '%s' is not 0 (off) or a duration of at "
+                        "least 50ms", k, v);
+        cs->config_poll_interval_us = us;
+        cs->config_poll_given = 1;
+        return CBFFI_OK;
+    }
     if (strcmp(k, "http_max_response") == 0) {
         char *end = NULL;
         unsigned long long n = strtoull(v, &end, 10);

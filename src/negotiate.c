@@ -56,11 +56,17 @@ enum {
     FEAT_MUTATION_SEQNO = 0x04,
     FEAT_XERROR = 0x07,
     FEAT_SELECT_BUCKET = 0x08,
-    FEAT_JSON = 0x0b
+    FEAT_JSON = 0x0b,
+    FEAT_DUPLEX = 0x0c,
+    FEAT_CLUSTERMAP_CHANGE_NOTIFICATION = 0x0d
 };
+/* DUPLEX + CLUSTERMAP_CHANGE_NOTIFICATION: the server pushes config changes
+   (magic 0x82, cluster.c cb_cluster_server_request).  The brief form (0x1f)
+   is not asked for: the full one saves a GET_CLUSTER_CONFIG round trip. */
 static const uint16_t FEATURES[] = {FEAT_TCPNODELAY, FEAT_MUTATION_SEQNO,
                                     FEAT_XERROR, FEAT_SELECT_BUCKET,
-                                    FEAT_JSON};
+                                    FEAT_JSON, FEAT_DUPLEX,
+                                    FEAT_CLUSTERMAP_CHANGE_NOTIFICATION};
 
 struct cb_nego {
     cb_sasl_mech mech;
@@ -119,6 +125,7 @@ void cb_nego_start(cb_conn *conn)
         return;
     }
     conn->nego->opaque = NEGO_OPAQUE_BASE;
+    conn->push = 0; /* until this socket's HELLO says otherwise */
     if (conn->client->type == CBFFI_TYPE_MEMCACHED) {
         /* memcached:// with credentials: SASL only (memcached has no HELLO,
            buckets or cluster maps). */
@@ -156,13 +163,19 @@ static int on_hello(cb_conn *conn, const cb_resp *r)
                     "memcached:// for memcached servers", NULL);
     if (r->status != CB_ST_SUCCESS)
         return 0; /* refused: no features */
+    int duplex = 0, notify = 0;
     for (uint32_t i = 0; i + 1 < r->nvalue; i += 2) {
         uint16_t f = cb_get16(r->value + i);
         if (f == FEAT_XERROR)
             conn->xerror = 1;
         else if (f == FEAT_SELECT_BUCKET)
             conn->nego->select_bucket = 1;
+        else if (f == FEAT_DUPLEX)
+            duplex = 1;
+        else if (f == FEAT_CLUSTERMAP_CHANGE_NOTIFICATION)
+            notify = 1;
     }
+    conn->push = (uint8_t)(duplex && notify);
     return 0;
 }
 

@@ -79,6 +79,8 @@ _MEMCACHED = lib.CBFFI_TYPE_MEMCACHED
 _OP_TIMEOUT = lib.CBFFI_TIMEOUT_OPERATION
 _DUR_TIMEOUT = lib.CBFFI_TIMEOUT_DURABILITY
 _DUR_INTERVAL = lib.CBFFI_TIMEOUT_DURABILITY_INTERVAL
+_CONFIG_POLL = lib.CBFFI_TIMEOUT_CONFIG_POLL
+_CONFIG_POLL_NAME = "config_poll_interval"
 # sub-document (the subdoc block of Bucket)
 _LOOKUP_IN, _MUTATE_IN = lib.CBFFI_OP_LOOKUP_IN, lib.CBFFI_OP_MUTATE_IN
 _SD_MKDOC, _SD_ADD = lib.CBFFI_SDDOC_MKDOC, lib.CBFFI_SDDOC_ADD
@@ -478,7 +480,8 @@ class Bucket(object):
     def _cntlstr(self, key, value):
         """2.x's ``lcb_cntl_string``, for the settings this client has:
         operation_timeout, durability_timeout, durability_interval (seconds, or
-        durations like "500ms"); the libcouchbase options listed in
+        durations like "500ms"), config_poll_interval (0 turns polling off,
+        else at least 50 ms); the libcouchbase options listed in
         ``couchbase_ffi.connstr.IGNORED_OPTIONS`` are accepted and ignored;
         anything else is NotSupportedError."""
         if key in _connstr.IGNORED_OPTIONS or key == "config_cache":
@@ -486,12 +489,20 @@ class Bucket(object):
         kinds = {"operation_timeout": _OP_TIMEOUT, "durability_timeout": _DUR_TIMEOUT,
                  "durability_interval": _DUR_INTERVAL, "n1ql_timeout": lib.CBFFI_TIMEOUT_QUERY,
                  "query_timeout": lib.CBFFI_TIMEOUT_QUERY}
+        if key == "config_poll_interval":
+            kinds[key] = _CONFIG_POLL
         if key not in kinds:
             raise E.NotSupportedError("setting %r is not supported by this client" % (key,))
         try:
             usec = int(_seconds(str(value)) * 1e6)
         except ValueError:
-            raise E.ArgumentError("setting %s: %r is not a duration" % (key, value))
+            if key != _CONFIG_POLL_NAME or str(value).strip() not in ("0", "0s", "0ms"):
+                raise E.ArgumentError("setting %s: %r is not a duration" % (key, value))
+            usec = 0
+        if kinds[key] == _CONFIG_POLL:
+            if lib.cbffi_client_set_timeout(self._live(), _CONFIG_POLL, usec) != lib.CBFFI_OK:
+                raise E.ArgumentError("setting %s must be 0 (off) or at least 50ms" % (key,))
+            return None
         if usec <= 0:
             raise E.ArgumentError("setting %s must be greater than 0" % (key,))
         lib.cbffi_client_set_timeout(self._live(), kinds[key], usec)
@@ -501,7 +512,8 @@ class Bucket(object):
     # name of a timeout kept for its property (views/N1QL: no such requests here)
     _CNTL_TIMEOUTS = {0x00: _OP_TIMEOUT, 0x01: "views_timeout", 0x0D: _DUR_TIMEOUT,
                       0x0E: _DUR_INTERVAL, 0x0F: lib.CBFFI_TIMEOUT_HTTP,
-                      0x12: lib.CBFFI_TIMEOUT_BOOTSTRAP, 0x3D: lib.CBFFI_TIMEOUT_QUERY}
+                      0x12: lib.CBFFI_TIMEOUT_BOOTSTRAP, 0x3D: lib.CBFFI_TIMEOUT_QUERY,
+                      0x46: _CONFIG_POLL}
 
     # read-only lcb_cntl codes: LCB_CNTL_CONFIG_CACHE_LOADED, LCB_CNTL_CHANGESET
     _CNTL_INFO = frozenset((0x15, 0x1F))
@@ -509,7 +521,8 @@ class Bucket(object):
     def _cntl(self, op, value=None, value_type="int"):
         """2.x's ``lcb_cntl`` for the timeouts: LCB_CNTL_OP_TIMEOUT (0x00),
         VIEW_TIMEOUT (0x01), DURABILITY_TIMEOUT/INTERVAL (0x0D, 0x0E), HTTP_TIMEOUT
-        (0x0F), CONFIGURATION_TIMEOUT (0x12), N1QL_TIMEOUT (0x3D); read or set as
+        (0x0F), CONFIGURATION_TIMEOUT (0x12), N1QL_TIMEOUT (0x3D),
+        CONFIG_POLL_INTERVAL (0x46; 0 turns polling off); read or set as
         ``value_type`` "timeout" (seconds, float) or "int"/"uint32_t"/"unsigned"
         (microseconds).  Read-only: CONFIG_CACHE_LOADED (0x15; 1 if this Bucket
         bootstrapped from its ``config_cache`` file, which it never does: 0) and
@@ -537,6 +550,10 @@ class Bucket(object):
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise E.ArgumentError("a number is required for lcb_cntl 0x%x, got %r" % (op, value))
         usec = int(value * 1e6) if value_type == "timeout" else int(value)
+        if kind == _CONFIG_POLL:
+            if lib.cbffi_client_set_timeout(c, kind, usec) != lib.CBFFI_OK:
+                raise E.ArgumentError("config_poll_interval must be 0 (off) or at least 50ms")
+            return None
         if usec <= 0:
             raise E.ArgumentError("timeouts must be greater than 0")
         if isinstance(kind, str):

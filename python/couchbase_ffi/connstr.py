@@ -20,7 +20,7 @@ from urllib.parse import urlparse, parse_qs, urlencode
 IGNORED_OPTIONS = frozenset((
     "detailed_errcodes", "client_string", "fetch_mutation_tokens", "enable_mutation_tokens",
     "dur_mutation_tokens", "compression", "compression_min_size", "compression_min_ratio",
-    "tcp_nodelay", "tcp_keepalive", "config_poll_interval", "config_node_timeout",
+    "tcp_nodelay", "tcp_keepalive", "config_node_timeout",
     "config_cache_ro", "http_poolsize", "http_urlmode", "error_map",
     "select_bucket", "log_redaction", "enable_tracing", "tracing_orphaned_queue_flush_interval",
     "tracing_orphaned_queue_size", "tracing_threshold_queue_flush_interval",

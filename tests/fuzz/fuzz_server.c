@@ -808,10 +808,84 @@ static void on_request(server *s, sconn *sc, const uint8_t *h, const uint8_t *bo
         sb_free(&t);
         break;
     }
-    case 21: { /* a server-push packet (magic 0x82) first */
+    case 21: { /* server requests (magic 0x82) first: config change
+                  notifications, valid or hostile, with the opaque of the
+                  request they precede (they must not answer it) */
+        uint8_t how = rd(r);
+        uint8_t ext[16];
+        memset(ext, 0, sizeof ext);
+        sbuf m = {0};
         pkt push = {.magic = 0x82, .opcode = 0x01, .key = BUCKET, .nkey = 7,
+                    .opaque = (how & 0x80) ? opaque : 0,
                     .bodylen_override = -1};
+        switch (how % 10) {
+        case 0: /* no extras, no map */
+            break;
+        case 1: /* rev + a generated (hostile) map, maybe the current one */
+        case 2:
+            put32(ext, (uint32_t)(rd(r) * 1000 + 1));
+            push.ext = ext;
+            push.next = 4;
+            gen_map(&m, &s->ms, r);
+            push.val = m.d;
+            push.nval = m.n;
+            push.datatype = 1;
+            if (how % 10 == 2) {
+                sb_free(&s->map);
+                sb_add(&s->map, m.d, m.n);
+            }
+            break;
+        case 3: /* brief: epoch + rev, no map (the client asks) */
+            put64(ext, rd(r) & 1 ? 0x7fffffffffffffffull : 1);
+            put64(ext + 8, (uint64_t)rd16(r) << 20);
+            push.ext = ext;
+            push.next = 16;
+            break;
+        case 4: /* another bucket's map */
+            put32(ext, 0xffffffffu);
+            push.ext = ext;
+            push.next = 4;
+            push.key = "other";
+            push.nkey = 5;
+            gen_map(&m, &s->ms, r);
+            push.val = m.d;
+            push.nval = m.n;
+            break;
+        case 5: /* an opcode nobody knows, with a body */
+            push.opcode = rd(r);
+            push.ext = ext;
+            push.next = 8;
+            push.val = "whatever";
+            push.nval = 8;
+            break;
+        case 6: /* a huge body announced */
+            push.bodylen_override = 0x7fffffff;
+            break;
+        case 7: /* key and extras longer than the body */
+            push.ext = ext;
+            push.next = 4;
+            push.bodylen_override = 3;
+            break;
+        case 8: /* the global map (empty key), garbage for a value, Snappy */
+            put32(ext, 0xfffffff0u);
+            push.ext = ext;
+            push.next = 4;
+            push.key = NULL;
+            push.nkey = 0;
+            push.val = "{\"rev\":";
+            push.nval = 7;
+            push.datatype = (uint8_t)(rd(r) & 3);
+            break;
+        default: /* a burst of them */
+            put32(ext, 7);
+            push.ext = ext;
+            push.next = 4;
+            for (int i = 0; i < 64; i++)
+                emit(&ans, &push);
+            break;
+        }
         emit(&ans, &push);
+        sb_free(&m);
         normal_answer(s, sc, &ans, op, opaque, key, nkey, val, nval, param);
         break;
     }

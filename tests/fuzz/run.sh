@@ -21,8 +21,8 @@ clang -std=c11 -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer,address,undefined \
   -fno-sanitize-recover=undefined -Iinclude -Isrc tests/fuzz/fuzz_subdoc.c \
   src/buf.c src/codec.c src/errors.c src/connstr.c src/ketama.c src/sasl.c \
   src/clustermap.c src/conn.c src/negotiate.c src/cluster.c src/durability.c \
-  src/http.c src/query.c src/client.c src/io.c src/sync.c src/subdoc.c src/bg.c \
-  -lcrypto -ljson-c -lz -lcurl -lpthread -ldl -o "$out/fuzz_subdoc"
+  src/http.c src/query.c src/client.c src/io.c src/sync.c src/subdoc.c src/bg.c src/tls.c \
+  -lssl -lcrypto -ljson-c -lz -lcurl -lpthread -ldl -o "$out/fuzz_subdoc"
 mkdir -p "$out/corpus_subdoc"
 cp -n tests/fuzz/corpus/subdoc/* "$out/corpus_subdoc/" 2>/dev/null || true
 "$out/fuzz_subdoc" -max_total_time="$secs" -print_final_stats=0 "$out/corpus_subdoc" 2>&1 | tail -1
@@ -35,9 +35,9 @@ clang -std=c11 -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer,address,undefined \
   -fno-sanitize-recover=undefined -Iinclude -Isrc tests/fuzz/fuzz_server.c \
   src/buf.c src/codec.c src/errors.c src/connstr.c src/ketama.c src/sasl.c \
   src/clustermap.c src/conn.c src/negotiate.c src/cluster.c src/durability.c \
-  src/http.c src/query.c src/client.c src/io.c src/sync.c src/subdoc.c src/bg.c \
+  src/http.c src/query.c src/client.c src/io.c src/sync.c src/subdoc.c src/bg.c src/tls.c \
   -Wl,--export-dynamic-symbol=connect -Wl,--export-dynamic-symbol=getaddrinfo \
-  -lcrypto -ljson-c -lz -lcurl -lpthread -ldl -o "$out/fuzz_server"
+  -lssl -lcrypto -ljson-c -lz -lcurl -lpthread -ldl -o "$out/fuzz_server"
 mkdir -p "$out/corpus_server"
 cp -n tests/fuzz/corpus/server/* "$out/corpus_server/" 2>/dev/null || true
 ASAN_OPTIONS=quarantine_size_mb=32 FUZZ_SERVER_SLACK_MS=${FUZZ_SERVER_SLACK_MS:-500} \

@@ -51,6 +51,8 @@ def build_parser():
     p.add_argument("--tls-cert", default=None, metavar="PEM",
                    help="server certificate (chain): also serve TLS ports (kvSSL, mgmtSSL, n1qlSSL)")
     p.add_argument("--tls-key", default=None, metavar="PEM", help="the certificate's private key")
+    p.add_argument("--refuse-features", default="", metavar="F,G,...",
+                   help="HELLO feature codes to refuse although implemented (e.g. 0x0d: no config push)")
     p.add_argument("--json", action="store_true", help="print one JSON line with ports and connection strings")
     p.add_argument("--debug", action="store_true", help="log protocol details (unknown opcodes, HELLO) to stderr")
     return p
@@ -67,12 +69,14 @@ def main(argv=None):
         users = dict(parse_user(u) for u in args.user) or {"Administrator": "password"}
         query_nodes = None if args.query_nodes is None else \
             [int(n) for n in args.query_nodes.split(",") if n.strip()]
+        refuse = [int(f, 0) for f in args.refuse_features.split(",") if f.strip()]
     except (argparse.ArgumentTypeError, ValueError) as e:
         print("error: %s" % e, file=sys.stderr)
         return 2
     cluster = MockCluster(nodes=args.nodes, buckets=specs, users=users, kv_base_port=args.kv_base_port,
                           rest_port=args.rest_port, persist_delay=args.persist_delay,
                           replicate_delay=args.replicate_delay, query_nodes=query_nodes,
+                          refuse_features=refuse,
                           tls=(args.tls_cert, args.tls_key or args.tls_cert) if args.tls_cert else None)
     cluster.start()
     done = threading.Event()

@@ -43,13 +43,16 @@ static double now_s(void)
 
 /* ---- the mock ------------------------------------------------------------ */
 
-static int start_mock(void)
+/* Start a mock (refuse: its --refuse-features, "" for none); fills its pid,
+   REST port and couchbase:// connection string of bucket default. */
+static int start_mock_ex(const char *refuse, pid_t *pid, int *rest,
+                         char *cs, size_t ncs)
 {
     int fds[2];
     if (pipe(fds) != 0)
         return -1;
-    mock_pid = fork();
-    if (mock_pid == 0) {
+    *pid = fork();
+    if (*pid == 0) {
         dup2(fds[1], 1);
         close(fds[0]);
         setenv("PYTHONPATH", CBFFI_PYTHONPATH, 1);
@@ -57,7 +60,7 @@ static int start_mock(void)
               "--nodes", "4", "--replicas", "2", "--bucket",
               "default:couchbase:secret", "--bucket", "cache:memcached:",
               "--persist-delay", "0", "--replicate-delay", "0", "--json",
-              (char *)NULL);
+              "--refuse-features", refuse, (char *)NULL);
         _exit(127);
     }
     close(fds[1]);
@@ -69,17 +72,24 @@ static int start_mock(void)
     if (!o || !json_object_object_get_ex(o, "kv_ports", &ports) ||
         !json_object_object_get_ex(o, "rest_port", &rp))
         return -1;
-    int n = snprintf(connstr, sizeof connstr, "couchbase://");
+    int n = snprintf(cs, ncs, "couchbase://");
     for (int i = 0; i < 4; i++) {
-        kv_ports[i] = json_object_get_int(json_object_array_get_idx(ports, (size_t)i));
-        n += snprintf(connstr + n, sizeof connstr - (size_t)n, "%s127.0.0.1:%d",
-                      i ? "," : "", kv_ports[i]);
+        int port = json_object_get_int(json_object_array_get_idx(ports, (size_t)i));
+        if (cs == connstr)
+            kv_ports[i] = port;
+        n += snprintf(cs + n, ncs - (size_t)n, "%s127.0.0.1:%d", i ? "," : "",
+                      port);
     }
-    snprintf(connstr + n, sizeof connstr - (size_t)n, "/default");
-    rest_port = json_object_get_int(rp);
+    snprintf(cs + n, ncs - (size_t)n, "/default");
+    *rest = json_object_get_int(rp);
     json_object_put(o);
     /* keep f open: the mock's stdout stays a pipe nobody writes to */
     return 0;
+}
+
+static int start_mock(void)
+{
+    return start_mock_ex("", &mock_pid, &rest_port, connstr, sizeof connstr);
 }
 
 static size_t sink(char *p, size_t s, size_t n, void *u)
@@ -89,22 +99,70 @@ static size_t sink(char *p, size_t s, size_t n, void *u)
     return s * n;
 }
 
-/* POST /mock/<action> with a JSON body; returns the HTTP status. */
-static long control(const char *action, const char *body)
+typedef struct {
+    char *data;
+    size_t len;
+} membuf;
+
+static size_t keep(char *p, size_t s, size_t n, void *u)
+{
+    membuf *m = u;
+    char *d = realloc(m->data, m->len + s * n + 1);
+    if (!d)
+        return 0;
+    memcpy(d + m->len, p, s * n);
+    m->data = d;
+    m->len += s * n;
+    d[m->len] = 0;
+    return s * n;
+}
+
+/* POST /mock/<action> with a JSON body to the mock on REST port `port`;
+   returns the HTTP status, and the parsed answer in *out if out. */
+static long control_at(int port, const char *action, const char *body,
+                       json_object **out)
 {
     char url[256];
-    snprintf(url, sizeof url, "http://127.0.0.1:%d/mock/%s", rest_port, action);
+    snprintf(url, sizeof url, "http://127.0.0.1:%d/mock/%s", port, action);
     CURL *e = curl_easy_init();
+    membuf m = {0};
     curl_easy_setopt(e, CURLOPT_URL, url);
     curl_easy_setopt(e, CURLOPT_USERPWD, "Administrator:password");
     curl_easy_setopt(e, CURLOPT_POSTFIELDS, body);
-    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, sink);
+    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, out ? keep : sink);
+    curl_easy_setopt(e, CURLOPT_WRITEDATA, &m);
     curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, 5000L);
     long status = 0;
     if (curl_easy_perform(e) == CURLE_OK)
         curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &status);
     curl_easy_cleanup(e);
+    if (out)
+        *out = m.data ? json_tokener_parse(m.data) : NULL;
+    free(m.data);
     return status;
+}
+
+/* POST /mock/<action> with a JSON body; returns the HTTP status. */
+static long control(const char *action, const char *body)
+{
+    return control_at(rest_port, action, body, NULL);
+}
+
+/* NOT_MY_VBUCKET answers so far, over the mock's four nodes. */
+static long nmv_total(int port)
+{
+    long total = 0;
+    for (int i = 0; i < 4; i++) {
+        char body[32];
+        json_object *o = NULL, *v;
+        snprintf(body, sizeof body, "{\"node\": %d}", i);
+        assert_int_equal(control_at(port, "node_stats", body, &o), 200);
+        assert_non_null(o);
+        if (json_object_object_get_ex(o, "not_my_vbucket", &v))
+            total += json_object_get_int64(v);
+        json_object_put(o);
+    }
+    return total;
 }
 
 static int setup_all(void **state)
@@ -565,6 +623,168 @@ static const char *key_on(cbffi_client *c, int s, const char *prefix, char *buf,
     return NULL;
 }
 
+/* ---- config changes learnt without NOT_MY_VBUCKET ------------------------------ */
+
+/* Host loop until one result is ready (or 5 s). */
+static cbffi_result hl_one(cbffi_client *c, hostloop *L)
+{
+    cbffi_result r;
+    memset(&r, 0, sizeof r);
+    cbffi_io_flush(c);
+    double t0 = now_s();
+    while (cbffi_ready(c) == 0 && now_s() - t0 < 5)
+        hl_step(c, L);
+    assert_int_equal(cbffi_harvest(c, &r, 1), 1);
+    return r;
+}
+
+static int hl_set(cbffi_client *c, hostloop *L, const char *k, const char *v)
+{
+    assert_int_equal(cbffi_store(c, CBFFI_OP_SET, k, strlen(k), v, strlen(v),
+                                 0, 0, 0, 0), CBFFI_OK);
+    return hl_one(c, L).rc;
+}
+
+static int hl_get(cbffi_client *c, hostloop *L, const char *k)
+{
+    assert_int_equal(cbffi_get(c, k, strlen(k), CBFFI_GET_PLAIN, 0, 0), CBFFI_OK);
+    return hl_one(c, L).rc;
+}
+
+/* Host loop, no operation pending, until the map's rev passes `rev` or
+   `seconds` pass; returns the seconds it took (or -1). */
+static double hl_until_rev(cbffi_client *c, hostloop *L, int64_t rev,
+                           double seconds)
+{
+    double t0 = now_s();
+    while (cbffi_client_config_rev(c) <= rev && now_s() - t0 < seconds)
+        hl_step(c, L);
+    return cbffi_client_config_rev(c) > rev ? now_s() - t0 : -1;
+}
+
+/* A client on host loop L with a connection to every node. */
+static cbffi_client *hl_connected(const char *cs, hostloop *L)
+{
+    cbffi_client *c = client_with(cs, NULL, "secret");
+    assert_int_equal(cbffi_connect(c, 0), CBFFI_OK);
+    assert_int_equal(hl_one(c, L).rc, CBFFI_OK);
+    char buf[32];
+    for (int s = 0; s < cbffi_client_server_count(c); s++)
+        assert_int_equal(hl_set(c, L, key_on(c, s, "warm", buf, sizeof buf), "v"),
+                         CBFFI_OK);
+    return c;
+}
+
+/* Moves `key`'s vbucket to the next node; returns its new owner. */
+static int move_key(cbffi_client *c, int port, const char *key)
+{
+    uint32_t vb;
+    int srv;
+    cbffi_client_vbucket(c, key, strlen(key), &vb, &srv);
+    char body[128];
+    snprintf(body, sizeof body, "{\"bucket\": \"default\", \"vbuckets\": [%u], "
+             "\"to_node\": %d}", vb, (srv + 1) % 4);
+    assert_int_equal(control_at(port, "move_vbuckets", body, NULL), 200);
+    return (srv + 1) % 4;
+}
+
+/* DUPLEX + CLUSTERMAP_CHANGE_NOTIFICATION: a vbucket move and a failover
+   reach a client that only listens; the operations after them go straight
+   to the new owners, and no node ever answers NOT_MY_VBUCKET. */
+static void pushed_configs_avoid_not_my_vbucket(void **state)
+{
+    (void)state;
+    hostloop L = {0};
+    cbffi_client *c = hl_connected(connstr, &L);
+    /* polling off: what it learns here was pushed */
+    assert_int_equal(cbffi_client_set_timeout(c, CBFFI_TIMEOUT_CONFIG_POLL, 0),
+                     CBFFI_OK);
+    assert_int_equal(cbffi_client_get_timeout(c, CBFFI_TIMEOUT_CONFIG_POLL), 0);
+    long nmv = nmv_total(rest_port);
+    int64_t rev = cbffi_client_config_rev(c);
+    int owner = move_key(c, rest_port, "push:moved");
+    assert_true(hl_until_rev(c, &L, rev, 2.0) >= 0);
+    int srv;
+    cbffi_client_vbucket(c, "push:moved", 10, NULL, &srv);
+    assert_int_equal(srv, owner);
+    assert_int_equal(hl_set(c, &L, "push:moved", "x"), CBFFI_OK);
+    assert_int_equal(hl_get(c, &L, "push:moved"), CBFFI_OK);
+
+    char key[16];
+    for (int i = 0; i < 40; i++) {
+        snprintf(key, sizeof key, "pfo:%d", i);
+        assert_int_equal(hl_set(c, &L, key, key), CBFFI_OK);
+    }
+    rev = cbffi_client_config_rev(c);
+    assert_int_equal(control("failover", "{\"node\": 3}"), 200);
+    assert_true(hl_until_rev(c, &L, rev, 2.0) >= 0);
+    assert_int_equal(cbffi_client_server_count(c), 3);
+    for (int i = 0; i < 40; i++) {
+        snprintf(key, sizeof key, "pfo:%d", i);
+        assert_int_equal(hl_get(c, &L, key), CBFFI_OK);
+    }
+    rev = cbffi_client_config_rev(c);
+    assert_int_equal(control("add_back", "{\"node\": 3}"), 200);
+    assert_true(hl_until_rev(c, &L, rev, 2.0) >= 0);
+    assert_int_equal(cbffi_client_server_count(c), 4);
+    for (int i = 0; i < 40; i++) {
+        snprintf(key, sizeof key, "pfo:%d", i);
+        assert_int_equal(hl_set(c, &L, key, "again"), CBFFI_OK);
+    }
+    assert_int_equal(nmv_total(rest_port), nmv);
+    cbffi_client_destroy(c);
+}
+
+/* Push refused by the servers: config_poll_interval finds the change within
+   the interval, and the operations after it see no NOT_MY_VBUCKET either. */
+static void polling_without_push(void **state)
+{
+    (void)state;
+    pid_t pid;
+    int port;
+    char cs[512];
+    assert_int_equal(start_mock_ex("0x0d", &pid, &port, cs, sizeof cs - 64), 0);
+    /* out of range: refused */
+    char err[256];
+    cbffi_client *bad = NULL;
+    char bcs[600];
+    snprintf(bcs, sizeof bcs, "%s?config_poll_interval=10ms", cs);
+    assert_int_equal(cbffi_client_create(&bad, bcs, NULL, "secret", err, sizeof err),
+                     CBFFI_EINVAL);
+    snprintf(bcs, sizeof bcs, "%s?config_poll_interval=0", cs);
+    assert_int_equal(cbffi_client_create(&bad, bcs, NULL, "secret", err, sizeof err),
+                     CBFFI_OK);
+    assert_int_equal(cbffi_client_get_timeout(bad, CBFFI_TIMEOUT_CONFIG_POLL), 0);
+    cbffi_client_destroy(bad);
+
+    strcat(cs, "?config_poll_interval=300ms");
+    hostloop L = {0};
+    cbffi_client *c = hl_connected(cs, &L);
+    assert_int_equal(cbffi_client_get_timeout(c, CBFFI_TIMEOUT_CONFIG_POLL), 300000);
+    long nmv = nmv_total(port);
+    int64_t rev = cbffi_client_config_rev(c);
+    int owner = move_key(c, port, "poll:moved");
+    double took = hl_until_rev(c, &L, rev, 2.0);
+    assert_true(took >= 0);
+    assert_true(took < 0.3 + 0.2);
+    int srv;
+    cbffi_client_vbucket(c, "poll:moved", 10, NULL, &srv);
+    assert_int_equal(srv, owner);
+    assert_int_equal(hl_set(c, &L, "poll:moved", "x"), CBFFI_OK);
+    assert_int_equal(nmv_total(port), nmv);
+    /* off: the next change is not found by waiting */
+    assert_int_equal(cbffi_client_set_timeout(c, CBFFI_TIMEOUT_CONFIG_POLL, 20000),
+                     CBFFI_EINVAL);
+    assert_int_equal(cbffi_client_set_timeout(c, CBFFI_TIMEOUT_CONFIG_POLL, 0),
+                     CBFFI_OK);
+    rev = cbffi_client_config_rev(c);
+    move_key(c, port, "poll:moved");
+    assert_true(hl_until_rev(c, &L, rev, 0.8) < 0);
+    cbffi_client_destroy(c);
+    kill(pid, SIGTERM);
+    waitpid(pid, NULL, 0);
+}
+
 /* An operation scheduled while its connection is in the handshake gets an
    opaque after the handshake packets; one scheduled before gets one before
    them.  The client matched a reply to its request by arithmetic on the
@@ -870,6 +1090,8 @@ int main(void)
         cmocka_unit_test_setup(memcached_bucket_over_couchbase, reset),
         cmocka_unit_test_setup(subdoc_lookups_and_mutations, reset),
         cmocka_unit_test_setup(mutation_tokens, reset),
+        cmocka_unit_test_setup(pushed_configs_avoid_not_my_vbucket, reset),
+        cmocka_unit_test_setup(polling_without_push, reset),
     };
     return cmocka_run_group_tests(tests, setup_all, teardown_all);
 }
