@@ -24,7 +24,7 @@ ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 ctest --test-dir bu
 
 step "integration tests under valgrind (memcached, couchbase:// against the mock cluster, hostile servers and resolvers, TLS)"
 for t in test_memcached test_couchbase test_robust test_tls; do
-  valgrind -q --error-exitcode=9 --leak-check=full --errors-for-leak-kinds=definite,indirect \
+  CBFFI_TEST_SLACK=4 valgrind -q --error-exitcode=9 --leak-check=full --errors-for-leak-kinds=definite,indirect \
     "build/tests/c/$t" > "build/valgrind-$t.log" 2>&1 || { cat "build/valgrind-$t.log"; exit 1; }
   grep -E "PASSED|FAILED" "build/valgrind-$t.log"
 done
