@@ -20,14 +20,14 @@ def mk_devmode(name, use_devmode):
     return name
 
 
-def _check(bucket):
+def _check(bucket, what):
     if bucket._memcached:
-        raise E.NotSupportedError("views need a couchbase:// cluster; memcached:// has no "
-                                  "view service")
+        raise E.NotSupportedError("views (Bucket.%s) need a couchbase:// cluster; "
+                                  "memcached:// has no view service" % (what,))
 
 
 def query(bucket, design, view, use_devmode=False, **kwargs):
-    _check(bucket)
+    _check(bucket, "query")
     if not isinstance(design, str) or not isinstance(view, str) or not design or not view:
         raise E.ArgumentError.pyexc("design and view names are non-empty strings",
                                     (design, view))
@@ -73,7 +73,7 @@ def _wait(bucket, name, present, syncwait):
 
 
 def design_create(bucket, name, ddoc, use_devmode=True, syncwait=0):
-    _check(bucket)
+    _check(bucket, "design_create")
     name = mk_devmode(name, use_devmode)
     if isinstance(ddoc, (bytes, str)):
         body = ddoc.encode("utf-8") if isinstance(ddoc, str) else ddoc
@@ -95,12 +95,12 @@ def design_create(bucket, name, ddoc, use_devmode=True, syncwait=0):
 
 
 def design_get(bucket, name, use_devmode=True):
-    _check(bucket)
+    _check(bucket, "design_get")
     return _ddoc_request(bucket, "GET", mk_devmode(name, use_devmode))
 
 
 def design_publish(bucket, name, syncwait=0):
-    _check(bucket)
+    _check(bucket, "design_publish")
     dev = mk_devmode(name, True)
     prod = dev[len("dev_"):]
     doc = design_get(bucket, dev, use_devmode=False).value
@@ -112,7 +112,7 @@ def design_publish(bucket, name, syncwait=0):
 
 
 def design_delete(bucket, name, use_devmode=True, syncwait=0):
-    _check(bucket)
+    _check(bucket, "design_delete")
     name = mk_devmode(name, use_devmode)
     res = _ddoc_request(bucket, "DELETE", name)
     _wait(bucket, name, False, syncwait)
