@@ -171,7 +171,9 @@ typedef enum cbffi_op {
     CBFFI_OP_ENDURE = 18,       /* Couchbase: wait until persisted/replicated */
     CBFFI_OP_LOOKUP_IN = 19,    /* Couchbase: sub-document lookups */
     CBFFI_OP_MUTATE_IN = 20,    /* Couchbase: sub-document mutations */
-    CBFFI_OP_QUERY = 21         /* Couchbase: a N1QL request (cbffi_query) */
+    CBFFI_OP_QUERY = 21,        /* Couchbase: a N1QL request (cbffi_query) */
+    CBFFI_OP_VIEW = 22          /* Couchbase: a view or design-document
+                                   request (cbffi_view_request) */
 } cbffi_op;
 
 /* OBSERVE key states, reported in cbffi_result.flags (PROTOCOL.md 2.2). */
@@ -209,7 +211,7 @@ typedef struct cbffi_result {
     uint32_t flags;         /* GET: the item's flags */
     int32_t rc;             /* cbffi_rc */
     uint16_t status;        /* the raw server status (0 if no reply);
-                               QUERY: the HTTP status */
+                               QUERY, VIEW: the HTTP status */
     uint8_t op;             /* cbffi_op */
     uint8_t datatype;       /* the reply's datatype byte */
     int16_t server;         /* index of the server involved, -1 if none */
@@ -273,13 +275,17 @@ typedef enum cbffi_timeout_kind {
                                      scheduling to the whole response
                                      (query_timeout, or 2.x's n1ql_timeout);
                                      default 75 s, as libcouchbase's */
-    CBFFI_TIMEOUT_CONFIG_POLL = 8 /* couchbase://: between config polls
+    CBFFI_TIMEOUT_CONFIG_POLL = 8, /* couchbase://: between config polls
                                      (GET_CLUSTER_CONFIG on one data
                                      connection, run by the host loop's
                                      deadline / tick) (config_poll_interval);
                                      default 2.5 s, as libcouchbase's; 0
                                      turns polling off, otherwise at least
                                      50 ms */
+    CBFFI_TIMEOUT_VIEW = 9        /* a view / design-document request
+                                     (cbffi_view_request), likewise
+                                     (views_timeout or view_timeout);
+                                     default 75 s, as libcouchbase's */
 } cbffi_timeout_kind;
 
 /*
@@ -615,6 +621,50 @@ int cbffi_noop(cbffi_client *client, uint64_t cookie);
  */
 int cbffi_query(cbffi_client *client, const char *body, size_t nbody,
                 uint64_t timeout_us, uint64_t cookie);
+
+/* HTTP methods of cbffi_view_request. */
+typedef enum cbffi_http_method {
+    CBFFI_HTTP_GET = 0,
+    CBFFI_HTTP_POST = 1,
+    CBFFI_HTTP_PUT = 2,
+    CBFFI_HTTP_DELETE = 3
+} cbffi_http_method;
+
+/*
+ * Views and design documents (PROTOCOL.md 8.1): one HTTP request `method`
+ * (cbffi_http_method) to the bucket's view base on a node whose nodesExt
+ * lists a "capi" port (with TLS "capiSSL", over https), or else to a
+ * nodes[] couchApiBase (plain http only), the nodes taken in turn, with
+ * Basic auth of the client's username and password.  couchbase:// only.
+ *
+ * The URL is <base>/<bucket><path>: `path` (npath bytes, not
+ * NUL-terminated) starts with '/' and is sent as given, so the caller
+ * percent-encodes it, e.g. "/_design/dev_d/_view/v?stale=false&limit=10"
+ * or "/_design/dev_d".  It may not hold spaces, control bytes or '#'.
+ * POST and PUT send `body` (nbody bytes, may be empty) as
+ * application/json; GET and DELETE send none (body must then be empty).
+ *
+ * timeout_us bounds the whole request, from now to the last byte of the
+ * response (0: CBFFI_TIMEOUT_VIEW).  The response is read whole, up to
+ * http_max_response bytes.
+ *
+ * One result, op = CBFFI_OP_VIEW, server = -1, exactly as cbffi_query's:
+ * status = the HTTP status, value = the body as received; rc = CBFFI_OK for
+ * 2xx, CBFFI_AUTH_ERROR for 401/403, CBFFI_HTTP_ERROR for any other status
+ * (the body holds the server's {"error","reason"}); with no response the
+ * transport's rc (CBFFI_ETIMEDOUT, CBFFI_NETWORK_ERROR, CBFFI_E2BIG, ...),
+ * or CBFFI_NOT_SUPPORTED if the map that arrived lists no capi node.
+ * Before the first cluster map the request waits for it.
+ *
+ * Returns 0, or: CBFFI_NOT_SUPPORTED (memcached://; or the map is known and
+ * lists no view node), CBFFI_EINVAL (a bad method or path, a body with GET
+ * or DELETE), CBFFI_E2BIG (path over 64 KiB or body over 20 MiB),
+ * CBFFI_EBUSY (64 N1QL + view requests in flight already),
+ * CBFFI_CLIENT_ENOMEM.
+ */
+int cbffi_view_request(cbffi_client *client, int method, const char *path,
+                       size_t npath, const char *body, size_t nbody,
+                       uint64_t timeout_us, uint64_t cookie);
 
 /* ------------------------------------------------------------------------ */
 /* Driving: the built-in loop, and harvesting                               */

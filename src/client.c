@@ -20,6 +20,7 @@ enum {
     DEFAULT_DUR_INTERVAL = 10000,      /* 10 ms */
     DEFAULT_HTTP_TIMEOUT = 75000000,   /* 75 s, libcouchbase's http_timeout */
     DEFAULT_QUERY_TIMEOUT = 75000000,  /* 75 s, libcouchbase's n1ql_timeout */
+    DEFAULT_VIEW_TIMEOUT = 75000000,   /* 75 s, libcouchbase's views_timeout */
     MAX_VALUE = 20 * 1024 * 1024,
     MAX_BODY = 64 * 1024 * 1024
 };
@@ -91,6 +92,8 @@ static int setup(cbffi_client *c, const char *connstr, const char *user,
         c->http_timeout = c->cs.http_timeout_us;
     if (c->cs.query_timeout_us)
         c->query_timeout = c->cs.query_timeout_us;
+    if (c->cs.view_timeout_us)
+        c->view_timeout = c->cs.view_timeout_us;
     if (c->cs.http_max_response)
         c->http_max_response = (size_t)c->cs.http_max_response;
     if ((rc = copy_cred(&c->username, user, c->cs.username)) != CBFFI_OK ||
@@ -146,6 +149,7 @@ int cbffi_client_create(cbffi_client **out, const char *connstr,
     c->dur_interval = DEFAULT_DUR_INTERVAL;
     c->http_timeout = DEFAULT_HTTP_TIMEOUT;
     c->query_timeout = DEFAULT_QUERY_TIMEOUT;
+    c->view_timeout = DEFAULT_VIEW_TIMEOUT;
     c->http_max_response = MAX_BODY;
     c->next_retry = UINT64_MAX;
     c->max_value = MAX_VALUE;
@@ -207,6 +211,7 @@ static uint64_t *timeout_slot(cbffi_client *c, int kind)
     case CBFFI_TIMEOUT_HTTP: return &c->http_timeout;
     case CBFFI_TIMEOUT_QUERY: return &c->query_timeout;
     case CBFFI_TIMEOUT_CONFIG_POLL: return &c->poll_interval;
+    case CBFFI_TIMEOUT_VIEW: return &c->view_timeout;
     default: return NULL;
     }
 }

@@ -185,6 +185,8 @@ struct cbffi_client {
     uint64_t query_timeout;    /* us, N1QL requests (query.c) */
     size_t http_max_response;  /* bytes: a service response's cap (query.c) */
     uint32_t query_rr;         /* round-robin over the query nodes */
+    uint64_t view_timeout;     /* us, view / design-document requests (views.c) */
+    uint32_t view_rr;          /* round-robin over the capi nodes */
     uint32_t max_body;         /* response body cap */
     size_t max_value;          /* request value cap */
     char *username;            /* couchbase://: SASL user (bucket name if none) */
@@ -414,13 +416,24 @@ void cb_http_free(cbffi_client *c);
 int cb_http_service(cbffi_client *c, cb_op *op, const char *url,
                     const char *host, const char *body, size_t nbody,
                     const char *ctype, uint64_t timeout_us, size_t max_bytes);
-/* N1QL requests of op kind CBFFI_OP_QUERY in flight (their own limit). */
+/* The same with `method` "GET", "POST", "PUT" or "DELETE" (GET and DELETE
+   send no body: body/nbody/ctype are ignored).  For views.c. */
+int cb_http_service_method(cbffi_client *c, cb_op *op, const char *method,
+                           const char *url, const char *host, const char *body,
+                           size_t nbody, const char *ctype, uint64_t timeout_us,
+                           size_t max_bytes);
+/* Service requests (N1QL, views) in flight (their own limit). */
 int cb_http_service_count(const cbffi_client *c);
 
 /* ---- query.c: N1QL ----------------------------------------------------------- */
 /* A CBFFI_OP_QUERY op (body in op->pkt) once a map is known: pick a query
    node and start its HTTP request, or fail it. */
 void cb_query_dispatch(cbffi_client *c, cb_op *op);
+
+/* ---- views.c: views and design documents (capi) -------------------------------- */
+/* A CBFFI_OP_VIEW op (path '\0' body in op->pkt, method in op->cmd) once a
+   map is known: pick a capi node and start its HTTP request, or fail it. */
+void cb_view_dispatch(cbffi_client *c, cb_op *op);
 
 /* ---- durability.c: OBSERVE and endure -------------------------------------- */
 /* An endure probe or observe child answered. */

@@ -474,6 +474,10 @@ void cb_cluster_dispatch(cbffi_client *c, cb_op *op)
         cb_query_dispatch(c, op);
         return;
     }
+    if (op->op == CBFFI_OP_VIEW) { /* an HTTP request: views.c */
+        cb_view_dispatch(c, op);
+        return;
+    }
     int s = server_for(c, op);
     if (s < 0 && op->parent) {
         fail_child(c, op, CBFFI_NO_MATCHING_SERVER);

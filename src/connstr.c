@@ -301,6 +301,8 @@ static int set_option(cb_connstr *cs, const char *k, const char *v, char *err,
         dur = &cs->http_timeout_us;
     else if (strcmp(k, "query_timeout") == 0 || strcmp(k, "n1ql_timeout") == 0)
         dur = &cs->query_timeout_us;
+    else if (strcmp(k, "views_timeout") == 0 || strcmp(k, "view_timeout") == 0)
+        dur = &cs->view_timeout_us;
     if (dur) {
         if (cb_parse_duration(v, dur) != 0)
             return fail(err, nerr, CBFFI_EINVAL,

@@ -67,6 +67,7 @@ typedef struct cb_connstr {
     uint64_t config_total_timeout_us; /* 0 = default */
     uint64_t http_timeout_us;       /* 0 = default */
     uint64_t query_timeout_us;      /* 0 = default (query_timeout, n1ql_timeout) */
+    uint64_t view_timeout_us;       /* 0 = default (views_timeout, view_timeout) */
     uint64_t http_max_response;     /* bytes, 0 = default (http_max_response) */
     uint64_t config_poll_interval_us; /* config_poll_interval, 0 = off */
     uint8_t config_poll_given;      /* config_poll_interval= was given */

@@ -23,6 +23,8 @@
  * libcurl copies, with a Content-Type and no "Expect: 100-continue", that
  * is an operation: its status and body (at most max_bytes) complete the
  * op in one result; transport failures get their own typed rc.
+ * cb_http_service_method (views.c) is the same with another method: GET
+ * and DELETE without a body, PUT with one.
  *
  * TLS (couchbases:// or ssl=on): https only, to the map's mgmtSSL port
  * (flush) and the REST host's 18091 by default (bootstrap), with the KV
@@ -506,7 +508,7 @@ int cb_http_flush(cbffi_client *c, uint64_t cookie)
     return CBFFI_OK;
 }
 
-/* ---- requests to cluster services (query.c) ---------------------------------- */
+/* ---- requests to cluster services (query.c, views.c) ------------------------- */
 
 int cb_http_service_count(const cbffi_client *c)
 {
@@ -586,6 +588,17 @@ int cb_http_service(cbffi_client *c, cb_op *op, const char *url,
                     const char *host, const char *body, size_t nbody,
                     const char *ctype, uint64_t timeout_us, size_t max_bytes)
 {
+    return cb_http_service_method(c, op, "POST", url, host, body, nbody, ctype,
+                                  timeout_us, max_bytes);
+}
+
+int cb_http_service_method(cbffi_client *c, cb_op *op, const char *method,
+                           const char *url, const char *host, const char *body,
+                           size_t nbody, const char *ctype, uint64_t timeout_us,
+                           size_t max_bytes)
+{
+    /* GET and DELETE send no body (nor a Content-Type); POST and PUT do */
+    int has_body = strcmp(method, "GET") != 0 && strcmp(method, "DELETE") != 0;
     if (setup_multi(c) != 0)
         return CBFFI_CLIENT_ENOMEM;
     cb_http_req *q = calloc(1, sizeof(*q));
@@ -593,7 +606,7 @@ int cb_http_service(cbffi_client *c, cb_op *op, const char *url,
         return CBFFI_CLIENT_ENOMEM;
     char ct[96];
     snprintf(ct, sizeof ct, "Content-Type: %s", ctype);
-    struct curl_slist *h = curl_slist_append(NULL, ct);
+    struct curl_slist *h = curl_slist_append(NULL, has_body ? ct : "Accept: application/json");
     struct curl_slist *h2 = h ? curl_slist_append(h, "Expect:") : NULL;
     q->host = strdup(host);
     if (!h2 || !q->host) {
@@ -625,8 +638,18 @@ int cb_http_service(cbffi_client *c, cb_op *op, const char *url,
     curl_easy_setopt(e, CURLOPT_WRITEDATA, q);
     curl_easy_setopt(e, CURLOPT_USERAGENT, "couchbase-ffi/0.1.0");
     curl_easy_setopt(e, CURLOPT_HTTPHEADER, q->headers);
-    curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)nbody);
-    if (curl_easy_setopt(e, CURLOPT_COPYPOSTFIELDS, body) != CURLE_OK ||
+    CURLcode set = CURLE_OK;
+    if (has_body) {
+        curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)nbody);
+        set = curl_easy_setopt(e, CURLOPT_COPYPOSTFIELDS, nbody ? body : "");
+        if (set == CURLE_OK && strcmp(method, "POST") != 0)
+            set = curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, method);
+    } else if (strcmp(method, "GET") == 0) {
+        set = curl_easy_setopt(e, CURLOPT_HTTPGET, 1L);
+    } else {
+        set = curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, method);
+    }
+    if (set != CURLE_OK ||
         curl_multi_add_handle(c->http->multi, e) != CURLM_OK) {
         curl_easy_cleanup(e);
         curl_slist_free_all(q->headers);

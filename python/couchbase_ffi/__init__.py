@@ -102,6 +102,9 @@ _ALIASES = (
     ("couchbase.connection", "couchbase_ffi.connection"),
     ("couchbase.subdocument", "couchbase_ffi.subdocument"),
     ("couchbase.n1ql", "couchbase_ffi.n1ql"),
+    ("couchbase.views", "couchbase_ffi.views"),
+    ("couchbase.views.iterator", "couchbase_ffi.views.iterator"),
+    ("couchbase.views.params", "couchbase_ffi.views.params"),
     ("couchbase._libcouchbase", "couchbase_ffi._libcouchbase"),
     ("couchbase.experimental", "couchbase_ffi.experimental"),
     ("couchbase._pyport", "couchbase_ffi._pyport"),
@@ -152,7 +155,8 @@ _lazy_finder = _LazyAliases()
 def install_as_couchbase():
     """Make ``import couchbase`` and ``couchbase.bucket``, ``.cluster``, ``.exceptions``,
     ``.result`` (``.results``), ``.items``, ``.transcoder``, ``.connstr``,
-    ``.user_constants``, ``.connection``, ``.subdocument``, ``.n1ql``,
+    ``.user_constants``, ``.connection``, ``.subdocument``, ``.n1ql``, ``.views``
+    (``.views.iterator``, ``.views.params``),
     ``._libcouchbase``, ``.experimental`` and ``._pyport``
     resolve to this package, and 2.x's front-ends ``txcouchbase.bucket`` /
     ``txcouchbase.connection`` (Twisted: couchbase_ffi.twisted) and

@@ -21,6 +21,7 @@ import functools
 
 from couchbase_ffi._async import AsyncBucketBase, Host, _READ, _WRITE
 from couchbase_ffi import n1ql as _n1ql
+from couchbase_ffi.views import iterator as _views
 
 
 def _resolve(fut, value):
@@ -150,6 +151,28 @@ class Bucket(AsyncBucketBase):
         in q``.  Errors (N1QLError, TimeoutError...) come out of either."""
         kwargs.setdefault("itercls", AN1QLRequest)
         return AsyncBucketBase.n1ql_query(self, *args, **kwargs).start()
+
+    def query(self, *args, **kwargs):
+        """Start a view query (arguments as the sync ``query``); returns an AView."""
+        kwargs.setdefault("itercls", AView)
+        return AsyncBucketBase.query(self, *args, **kwargs).start()
+
+
+class AView(_views.AsyncViewBase):
+    """A view query on the asyncio Bucket (2.x's acouchbase): ``await v.future``
+    then ``for row in v``, or ``async for row in v``."""
+
+    @property
+    def future(self):
+        return self._fut
+
+    def __aiter__(self):
+        return self._arows()
+
+    async def _arows(self):
+        await self._fut
+        for row in self._batched:
+            yield row
 
 
 class AN1QLRequest(_n1ql.AsyncN1QLRequest):

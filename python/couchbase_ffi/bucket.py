@@ -368,7 +368,10 @@ class Bucket(object):
             elif name == "n1ql_timeout":  # N1QL requests (cbffi_query)
                 lib.cbffi_client_set_timeout(self._c, lib.CBFFI_TIMEOUT_QUERY,
                                              max(int(seconds * 1e6), 1))
-            else:  # views: kept for its property (no view requests here)
+            elif name == "views_timeout":  # views (cbffi_view_request)
+                lib.cbffi_client_set_timeout(self._c, lib.CBFFI_TIMEOUT_VIEW,
+                                             max(int(seconds * 1e6), 1))
+            else:
                 self._http_timeouts[name] = seconds
 
     # ---- lifecycle ------------------------------------------------------------------
@@ -488,7 +491,8 @@ class Bucket(object):
             return None   # config_cache: too late to matter after the bootstrap
         kinds = {"operation_timeout": _OP_TIMEOUT, "durability_timeout": _DUR_TIMEOUT,
                  "durability_interval": _DUR_INTERVAL, "n1ql_timeout": lib.CBFFI_TIMEOUT_QUERY,
-                 "query_timeout": lib.CBFFI_TIMEOUT_QUERY}
+                 "query_timeout": lib.CBFFI_TIMEOUT_QUERY,
+                 "views_timeout": lib.CBFFI_TIMEOUT_VIEW}
         if key == "config_poll_interval":
             kinds[key] = _CONFIG_POLL
         if key not in kinds:
@@ -510,7 +514,7 @@ class Bucket(object):
 
     # libcouchbase's lcb_cntl codes of the timeouts: a libcbffi timeout kind, or the
     # name of a timeout kept for its property (views/N1QL: no such requests here)
-    _CNTL_TIMEOUTS = {0x00: _OP_TIMEOUT, 0x01: "views_timeout", 0x0D: _DUR_TIMEOUT,
+    _CNTL_TIMEOUTS = {0x00: _OP_TIMEOUT, 0x01: lib.CBFFI_TIMEOUT_VIEW, 0x0D: _DUR_TIMEOUT,
                       0x0E: _DUR_INTERVAL, 0x0F: lib.CBFFI_TIMEOUT_HTTP,
                       0x12: lib.CBFFI_TIMEOUT_BOOTSTRAP, 0x3D: lib.CBFFI_TIMEOUT_QUERY,
                       0x46: _CONFIG_POLL}
@@ -672,12 +676,49 @@ class Bucket(object):
 
     @property
     def views_timeout(self):
-        """2.x's view-query timeout, in seconds (kept; this client runs no views)."""
-        return self._http_timeouts.get("views_timeout", 75.0)
+        """The timeout of view queries and design-document requests, in seconds
+        (default 75, as libcouchbase; connection-string ``views_timeout``)."""
+        return lib.cbffi_client_get_timeout(self._live(), lib.CBFFI_TIMEOUT_VIEW) / 1e6
 
     @views_timeout.setter
     def views_timeout(self, value):
-        self._http_timeouts["views_timeout"] = _positive_seconds(value)
+        usec = int(_positive_seconds(value) * 1e6)
+        lib.cbffi_client_set_timeout(self._live(), lib.CBFFI_TIMEOUT_VIEW, max(usec, 1))
+
+    # ---- views and design documents (couchbase_ffi.views, couchbase_ffi._design) -------
+    def query(self, design, view, use_devmode=False, **kwargs):
+        """A View (couchbase_ffi.views.iterator) of ``design``/``view``; iterate it
+        for ViewRows.  ``use_devmode=True`` queries ``dev_<design>``; ``itercls=``
+        another View class; other arguments go to it (view parameters,
+        ``include_docs``, ``streaming``, ``query=``, ``row_processor``).  Bad
+        parameters are ArgumentError here, before anything is sent."""
+        if isinstance(self._pipe, Pipeline):
+            raise E.PipelineError("view queries cannot run inside a pipeline")
+        from couchbase_ffi import _design
+        return _design.query(self, design, view, use_devmode, **kwargs)
+
+    def design_create(self, name, ddoc, use_devmode=True, syncwait=0):
+        """Store design document ``name`` (``dev_<name>`` with use_devmode); ``ddoc``
+        is a dict or its JSON.  ``syncwait`` seconds: wait until it can be read
+        back (TimeoutError past that).  Returns an HttpResult."""
+        from couchbase_ffi import _design
+        return _design.design_create(self, name, ddoc, use_devmode, syncwait)
+
+    def design_get(self, name, use_devmode=True):
+        """The design document (HttpResult, ``value`` the decoded document);
+        HTTPError (404) if there is none."""
+        from couchbase_ffi import _design
+        return _design.design_get(self, name, use_devmode)
+
+    def design_publish(self, name, syncwait=0):
+        """Copy ``dev_<name>`` to the production ``<name>`` and delete the dev copy."""
+        from couchbase_ffi import _design
+        return _design.design_publish(self, name, syncwait)
+
+    def design_delete(self, name, use_devmode=True, syncwait=0):
+        """Delete the design document; HTTPError (404) if there is none."""
+        from couchbase_ffi import _design
+        return _design.design_delete(self, name, use_devmode, syncwait)
 
     @property
     def n1ql_timeout(self):
@@ -2143,10 +2184,8 @@ for _old, _new in (("set", "upsert"), ("add", "insert"), ("delete", "remove")):
 # 2.x Bucket methods outside key-value access, which this client does not have:
 # they raise NotSupportedError (a CouchbaseError) rather than AttributeError.
 _UNSUPPORTED = {
-    "query": "view queries", "search": "full-text search",
+    "search": "full-text search",
     "analytics_query": "analytics queries", "bucket_manager": "the bucket manager",
-    "design_get": "design documents", "design_create": "design documents",
-    "design_publish": "design documents", "design_delete": "design documents",
     "ping": "ping", "diagnostics": "diagnostics",
 }
 

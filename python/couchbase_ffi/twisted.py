@@ -30,6 +30,7 @@ from twisted.python import failure, log
 
 from couchbase_ffi._async import AsyncBucketBase, Host, _READ, _WRITE
 from couchbase_ffi import n1ql as _n1ql
+from couchbase_ffi.views import iterator as _views
 from couchbase_ffi.bucket import _depr
 from couchbase_ffi.connstr import convert_1x_args
 
@@ -182,6 +183,20 @@ class Bucket(AsyncBucketBase):
         returns the Deferred like every other method of this Bucket)."""
         return self.n1qlQueryAll(*args, **kwargs)
 
+    # ---- views, as 2.x's txcouchbase -------------------------------------------------------
+    def queryAll(self, *args, **kwargs):
+        """A Deferred that fires with a BatchedView once the response is in: iterate
+        it for the ViewRows (``indexed_rows``, ``errors`` too).  Arguments as the
+        sync ``query``; errors as there (HTTPError, ViewEngineError, TimeoutError)."""
+        kwargs["itercls"] = BatchedView
+        return AsyncBucketBase.query(self, *args, **kwargs).start()._fut
+
+    def queryEx(self, viewcls, *args, **kwargs):
+        """Start a view query whose events go to an instance of ``viewcls`` (a subclass
+        of AsyncViewBase overriding on_rows / on_error / on_done); returns it."""
+        kwargs["itercls"] = viewcls
+        return AsyncBucketBase.query(self, *args, **kwargs).start()
+
 
     # ---- 2.x's txcouchbase ------------------------------------------------------------
     def registerDeferred(self, event, d):
@@ -234,6 +249,13 @@ class BatchedN1QLRequest(_n1ql.AsyncN1QLRequest):
 
 
 AsyncN1QLRequest = _n1ql.AsyncN1QLRequest
+
+
+class BatchedView(_views.AsyncViewBase):
+    """What queryAll's Deferred fires with: the finished View, iterable over its rows."""
+
+
+AsyncViewBase = _views.AsyncViewBase
 
 
 def _fire(d):

@@ -364,6 +364,12 @@ SCENARIOS = {
     "mutate_in": _unsupported(lambda b, t: b.mutate_in(t.k("a"), ("sd", "upsert", 0, 1))),
     # memcached:// has no query service (N1QL itself: test_n1ql.py, every front-end)
     "n1ql_query": _unsupported(lambda b, t: b.n1ql_query("SELECT 1")),
+    # nor a view service (views themselves: test_views.py, every front-end)
+    "query": _unsupported(lambda b, t: b.query("d", "v")),
+    "design_create": _unsupported(lambda b, t: b.design_create("d", {"views": {}})),
+    "design_get": _unsupported(lambda b, t: b.design_get("d")),
+    "design_publish": _unsupported(lambda b, t: b.design_publish("d")),
+    "design_delete": _unsupported(lambda b, t: b.design_delete("d")),
     "get_multi": sc_get_multi,
     "upsert_multi": _store_multi("upsert_multi", None),
     "insert_multi": _store_multi("insert_multi", E.KeyExistsError),

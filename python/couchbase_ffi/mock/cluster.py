@@ -5,6 +5,7 @@ introspection method may be called from any thread: it runs on the loop and
 waits for the result (the same code serves ``POST /mock/<action>``).
 """
 import asyncio
+import json
 import base64
 import ssl
 import threading
@@ -15,6 +16,7 @@ from couchbase_ffi.mock.kv import KVServer
 from couchbase_ffi.mock.protocol import Status
 from couchbase_ffi.mock.rest import RestServer
 from couchbase_ffi.mock.query import QueryServer, QueryService
+from couchbase_ffi.mock.views import ViewServer, ViewService
 from couchbase_ffi.mock.sasl import Credentials
 from couchbase_ffi.mock.state import (
     COUCHBASE, INF, LOCK_DEFAULT, LOCK_MAX, BucketSpec, ClusterState, as_bytes)
@@ -161,6 +163,8 @@ class MockCluster(object):
             raise ValueError("query_nodes must be node indexes below %d" % nodes)
         self._query = None
         self._qservers = []
+        self._views = None       # the view service (mock/views.py): every node
+        self._vservers = []
         self._delays = (persist_delay, replicate_delay)
         self._locks = (lock_default, lock_max)
         self._refuse = frozenset(int(f) for f in refuse_features)
@@ -244,6 +248,12 @@ class MockCluster(object):
             qs.ssl = self._ssl
             await qs.start()
             self._qservers.append(qs)
+        self._views = ViewService(self._state)
+        for i in range(self._nodes):
+            vs = ViewServer(self._state, self._views, i, self.host)
+            vs.ssl = self._ssl
+            await vs.start()
+            self._vservers.append(vs)
         self._rest = RestServer(self._state, self.control, self.host)
         self._rest.ssl = self._ssl
         await self._rest.start(self._rest_wanted)
@@ -260,6 +270,8 @@ class MockCluster(object):
             await self._rest.stop()
         for qs in self._qservers:
             await qs.stop()
+        for vs in self._vservers:
+            await vs.stop()
         if self._state is not None:
             self._state.persist_queue.clear()
             self._state.replicate_queue.clear()
@@ -501,6 +513,22 @@ class MockCluster(object):
         self._query.clear()
         return {}
 
+    async def _a_view_register(self, ddoc, view, **kw):
+        return self._views.register(ddoc=ddoc, view=view, **kw)
+
+    async def _a_view_requests(self, clear=False):
+        out = list(self._views.requests)
+        if clear:
+            self._views.requests = []
+        return out
+
+    async def _a_view_clear(self):
+        self._views.clear()
+        return {}
+
+    async def _a_design_docs(self, bucket):
+        return json.loads(json.dumps(self._views.ddocs.get(bucket, {})))
+
     async def _a_flush(self, bucket):
         for store in self._bucket_obj(bucket).stores.values():
             store.clear()
@@ -533,6 +561,41 @@ class MockCluster(object):
     def query_clear(self):
         """Forget every registration and every recorded request."""
         return self._call("query_clear")
+
+    # -- the view service (docs/mock.md, "View service") --------------------------------------
+    @property
+    def capi_ports(self):
+        """{node index: view (capi) port}."""
+        st = self._started()
+        return dict((n.index, n.capi_port) for n in st.nodes if n.capi_port)
+
+    def view_register(self, ddoc, view, rows=None, total_rows=None, errors=None,
+                      http_status=None, error=None, reason=None, delay=0.0, count=None,
+                      bucket=None, fault=None):
+        """Answer ``_design/<ddoc>/_view/<view>`` with ``rows`` (``{"id", "key", "value"}``
+        objects, sent as given: no parameter is applied to them), ``total_rows`` (default
+        len(rows)) and ``errors`` (a list of ``{"from", "reason"}``); or fail with
+        ``http_status`` and ``{"error": error, "reason": reason}``; ``delay`` seconds first
+        (``float('inf')``: never answer); ``fault`` "close" / "truncate"; ``count`` times
+        (None: until view_clear); on ``bucket`` only (None: any).  Newest wins."""
+        return self._call("view_register", ddoc=ddoc, view=view, rows=rows,
+                          total_rows=total_rows, errors=errors, http_status=http_status,
+                          error=error, reason=reason, delay=delay, count=count, bucket=bucket,
+                          fault=fault)
+
+    def view_requests(self, clear=False):
+        """The requests the view service received, oldest first (dicts: node, method, path,
+        query, params (the query string, decoded), body, user, authorized, bucket, ddoc,
+        view, content_type)."""
+        return self._call("view_requests", clear=clear)
+
+    def view_clear(self):
+        """Forget every view registration and recorded request (design documents stay)."""
+        return self._call("view_clear")
+
+    def design_docs(self, bucket="default"):
+        """{name: design document} stored for ``bucket`` (dev_ names included)."""
+        return self._call("design_docs", bucket=bucket)
 
     # -- the Python control API ---------------------------------------------------------------
     def failover(self, node):

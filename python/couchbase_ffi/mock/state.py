@@ -138,6 +138,8 @@ class Node(object):
         self.query_port = 0      # the query service's port (mock/query.py), 0 = none
         self.kv_ssl_port = 0     # TLS ports (MockCluster(tls=...)), 0 = none
         self.query_ssl_port = 0
+        self.capi_port = 0       # the view service's port (mock/views.py), 0 = none
+        self.capi_ssl_port = 0
 
 
 class BaseBucket(object):
@@ -173,8 +175,7 @@ class BaseBucket(object):
             "rev": c.rev, "revEpoch": c.rev_epoch, "name": name,
             "uri": "/pools/default/buckets/%s?bucket_uuid=%s" % (name, self.uuid),
             "streamingUri": "/pools/default/bucketsStreaming/%s?bucket_uuid=%s" % (name, self.uuid),
-            "nodes": [{"hostname": "$HOST:%d" % c.rest_port,
-                       "ports": {"direct": c.nodes[i].kv_port}} for i in servers],
+            "nodes": [self._node_entry(c, i, bucket_type) for i in servers],
             "nodesExt": c.nodes_ext(this_node, servers),
             "nodeLocator": locator, "uuid": self.uuid,
             "ddocs": {"uri": "/pools/default/buckets/%s/ddocs" % name},
@@ -182,6 +183,12 @@ class BaseBucket(object):
             "bucketType": bucket_type,
             "clusterCapabilitiesVer": [1, 0], "clusterCapabilities": {},
         }
+
+    def _node_entry(self, c, i, bucket_type):
+        entry = {"hostname": "$HOST:%d" % c.rest_port, "ports": {"direct": c.nodes[i].kv_port}}
+        if bucket_type == "membase" and c.nodes[i].capi_port:   # views (mock/views.py)
+            entry["couchApiBase"] = "http://$HOST:%d/%s" % (c.nodes[i].capi_port, self.name)
+        return entry
 
     def invalidate(self):
         self._config_cache.clear()
@@ -490,6 +497,10 @@ class ClusterState(object):
                 entry["services"]["mgmtSSL"] = self.rest_ssl_port
             if self.nodes[i].query_ssl_port:
                 entry["services"]["n1qlSSL"] = self.nodes[i].query_ssl_port
+            if self.nodes[i].capi_port:
+                entry["services"]["capi"] = self.nodes[i].capi_port
+            if self.nodes[i].capi_ssl_port:
+                entry["services"]["capiSSL"] = self.nodes[i].capi_ssl_port
             if i == this_node:
                 entry["thisNode"] = True
             else:

@@ -1,0 +1,316 @@
+"""View queries with the couchbase 2.x API (``couchbase.views.iterator``)::
+
+    from couchbase_ffi.views.iterator import View
+    from couchbase_ffi.views.params import Query, STALE_OK
+    for row in bucket.query("beer", "by_name", limit=10, stale=STALE_OK):
+        print(row.key, row.value, row.docid)
+
+A :class:`View` sends one request when first iterated: ``GET
+/<bucket>/_design/<design>/_view/<view>?<params>`` to a node's capi port
+(libcbffi's ``cbffi_view_request``), or a ``POST`` with ``{"keys": [...]}``
+when ``keys`` would make the URL long.  The response is read whole (bounded
+by ``http_max_response``) within the Bucket's ``views_timeout``; its rows
+are then yielded as :class:`ViewRow` ``(key, value, docid, doc)``.
+``include_docs=True`` fills ``doc`` with the ValueResult of a ``get_multi``
+(quiet) per page of rows (``streaming`` rows per page when it is a number,
+else 100); a document that is gone leaves ``doc`` None.
+
+After (or while) iterating: ``indexed_rows`` is the response's total_rows,
+``rows_returned`` the rows yielded so far, ``errors`` the engine's inline
+errors, ``raw`` the HttpResult of the request.
+
+Errors: a non-2xx answer (a missing design document or view, a parameter
+the server refused) is :class:`HTTPError` (rc 0x3B) with ``objextra`` the
+server's ``{"error", "reason"}``, 401/403 :class:`AuthError`; inline errors
+are :class:`ViewEngineError` after the rows unless ``on_error="continue"``
+(then a warning); the client's timeout :class:`TimeoutError`.  Bad
+parameters are :class:`ArgumentError` when the View is made.
+"""
+import json
+import warnings
+from collections import namedtuple
+from urllib.parse import quote
+
+from couchbase_ffi import exceptions as E
+from couchbase_ffi.views.params import Query, UNSPEC, make_dvpath, make_options_string  # noqa: F401
+
+ViewRow = namedtuple("ViewRow", ("key", "value", "docid", "doc"))
+
+# a longer query string moves ``keys`` into a POST body
+MAX_GET_URI_LENGTH = 2048
+_DEFAULT_PAGE = 100
+_KEYS = "keys"
+
+
+class AlreadyQueriedError(E.CouchbaseError):
+    """The View already ran: make a new one to query again."""
+
+
+class RowProcessor(object):
+    """Turns a page of rows into ``rowclass`` instances, fetching the documents for
+    include_docs (``handle_rows(rows, bucket, include_docs)`` -> an iterable)."""
+
+    def __init__(self, rowclass=ViewRow):
+        self.rowclass = rowclass
+
+    def handle_rows(self, rows, connection, include_docs):
+        docs = None
+        if include_docs:
+            ids = [r["id"] for r in rows if r.get("id") is not None]
+            docs = connection.get_multi(ids, quiet=True) if ids else {}
+        out = []
+        for r in rows:
+            doc = None
+            if docs is not None:
+                got = docs.get(r.get("id"))
+                doc = got if got is not None and got.success else None
+            out.append(self.rowclass(r.get("key"), r.get("value"), r.get("id"), doc))
+        return out
+
+
+def view_path(design, view):
+    return "/_design/%s/_view/%s" % (quote(design, safe=""), quote(view, safe=""))
+
+
+def request_of(query, design, view):
+    """(method, path, body bytes) of a view query."""
+    path = view_path(design, view)
+    qs = query.encoded
+    if _KEYS in query._wire and len(path) + len(qs) + 1 > MAX_GET_URI_LENGTH:
+        qs = query._pairs(skip=(_KEYS,))
+        body = json.dumps({"keys": json.loads(query._wire[_KEYS])}).encode("utf-8")
+        return "POST", path + ("?" + qs if qs else ""), body
+    return "GET", path + ("?" + qs if qs else ""), b""
+
+
+
+def _http_failure(rc, status, body, detail):
+    """The exception for a failed request."""
+    doc = None
+    try:
+        doc = json.loads(body.decode("utf-8")) if body else None
+    except (ValueError, UnicodeDecodeError):
+        doc = None
+    if rc in (0x3B, 0x02):
+        if isinstance(doc, dict) and "error" in doc:
+            what = "%s: %s" % (doc.get("error"), doc.get("reason"))
+        else:
+            what = body[:200].decode("utf-8", "replace") or detail
+        cls = E.AuthError if rc == 0x02 else E.HTTPError
+        exc = cls({"rc": rc, "message": "HTTP %d: %s" % (status, what), "objextra": doc})
+        exc.http_status = status
+        return exc
+    return E.exc_from_rc(rc, message="view request failed: %s" % (detail or E.strerror(rc),))
+
+
+def decode_response(rc, status, body, detail):
+    """The decoded JSON object of a 2xx response, or raise."""
+    if rc != 0:
+        raise _http_failure(rc, status, body, detail)
+    try:
+        doc = json.loads(body.decode("utf-8"))
+    except (ValueError, UnicodeDecodeError):
+        doc = None
+    if not isinstance(doc, dict):
+        raise E.ProtocolError("the view service's response is not a JSON object "
+                              "(HTTP %d, %d bytes)" % (status, len(body)))
+    return doc
+
+
+def run_sync(bucket, method, path, body, timeout_us=0):
+    """One cbffi_view_request through the built-in loop: (rc, status, body, detail)."""
+    from couchbase_ffi._lowlevel import ffi, lib
+    if getattr(bucket, "_host", None) is not None:
+        raise E.NotSupportedError("this runs on a synchronous Bucket; an asynchronous one "
+                                  "has its own query (queryAll on Twisted)")
+    if bucket._pipe is not None:
+        raise E.PipelineError("view queries and design documents cannot run inside a "
+                              "pipeline")
+    m = {"GET": lib.CBFFI_HTTP_GET, "POST": lib.CBFFI_HTTP_POST, "PUT": lib.CBFFI_HTTP_PUT,
+         "DELETE": lib.CBFFI_HTTP_DELETE}[method]
+    p = path.encode("ascii")
+    c = bucket._enter()
+    try:
+        rc = lib.cbffi_view_request(c, m, p, len(p), body, len(body), timeout_us, 0)
+        if rc == 0:
+            r = bucket._r0
+            lib.cbffi_wait(c, bucket._res, 1)
+            rc, status = r.rc, r.status
+            data = ffi.unpack(r.value, r.nvalue) if r.nvalue else b""
+        else:
+            status, data = 0, b""
+        detail = ffi.string(lib.cbffi_client_last_error(c)).decode("utf-8", "replace")
+    finally:
+        bucket._leave()
+    return rc, status, data, detail
+
+
+class View(object):
+    """One view query on ``parent`` (a Bucket): iterate it for the rows.
+
+    ``View(parent, design, view, row_processor=None, include_docs=False, query=None,
+    streaming=False, **params)``: ``query`` (a Query) or ``params`` (its parameters),
+    not both.  include_docs with reduce/group/group_level is ArgumentError."""
+
+    def __init__(self, parent, design, view, row_processor=None, include_docs=False,
+                 query=None, streaming=False, **params):
+        self._parent = parent
+        self.design = design
+        self.view = view
+        self.errors = []
+        self.raw = None
+        self.rows_returned = 0
+        self.indexed_rows = 0
+        self.include_docs = include_docs
+        self.row_processor = row_processor or RowProcessor()
+        if query is not None and params:
+            raise E.ArgumentError.pyexc("give either query= or view parameters, not both "
+                                        "(use query.update() to add to a Query)")
+        self._query = Query.from_any(query) if query is not None else Query.from_any(params)
+        if include_docs and (self._query.reduce or self._query.group or
+                             self._query.group_level):
+            raise E.ArgumentError.pyexc("include_docs is for map-only queries: reduce, "
+                                        "group or group_level is set", self._query)
+        self._streaming = streaming
+        self._ran = False
+        self._request = request_of(self._query, design, view)
+
+    @property
+    def streaming(self):
+        return self._streaming
+
+    @property
+    def query(self):
+        return self._query
+
+    def _page_size(self):
+        s = self._streaming
+        return s if isinstance(s, int) and not isinstance(s, bool) and s > 0 else _DEFAULT_PAGE
+
+    def _fetch(self):
+        method, path, body = self._request
+        rc, status, data, detail = run_sync(self._parent, method, path, body)
+        return self._decoded(rc, status, data, detail, path)
+
+    def _decoded(self, rc, status, data, detail, path):
+        from couchbase_ffi.result import HttpResult
+        doc = decode_response(rc, status, data, detail)
+        self.raw = HttpResult(rc=0, value=doc, http_status=status, url=path)
+        return doc
+
+    def _handle_meta(self, doc):
+        self.indexed_rows = doc.get("total_rows", 0)
+        errors = doc.get("errors")
+        if not errors:
+            return
+        self.errors.extend(errors)
+        if self._query.on_error == "continue":
+            warnings.warn("the view engine reported errors: see View.errors")
+        else:
+            raise E.ViewEngineError.pyexc("the view engine reported errors", self.errors)
+
+    def __iter__(self):
+        if self._ran:
+            raise AlreadyQueriedError.pyexc("this View already ran: make a new one to "
+                                            "query again")
+        self._ran = True
+        return self._gen()
+
+    def _gen(self):
+        doc = self._fetch()
+        self.indexed_rows = doc.get("total_rows", 0)
+        rows = doc.get("rows") or []
+        n = self._page_size()
+        for i in range(0, len(rows), n):
+            page = rows[i:i + n]
+            for row in self.row_processor.handle_rows(page, self._parent, self.include_docs):
+                self.rows_returned += 1
+                yield row
+        self._handle_meta(doc)
+
+    def __repr__(self):
+        return "%s<Design=%s, View=%s, Query=%s, Rows Fetched=%d>" % (
+            type(self).__name__, self.design, self.view, self._query, self.rows_returned)
+
+
+# ---- the asynchronous Buckets (couchbase_ffi.twisted, couchbase_ffi.asyncio) ----------------
+
+class AsyncViewBase(View):
+    """A View on an asynchronous Bucket: ``start()`` schedules the request; when the
+    response is in, ``on_rows(rows)`` gets every ViewRow, then ``on_done()``, or
+    ``on_error(exc)``.  By default the rows are kept (iterate the View once it is
+    done) and the front-end's future (``_fut``) resolves with the View.
+    include_docs is NotSupportedError here (it would need get_multi in between)."""
+
+    def __init__(self, *args, **kwargs):
+        View.__init__(self, *args, **kwargs)
+        if self.include_docs:
+            raise E.NotSupportedError("include_docs is not supported on the asynchronous "
+                                      "Buckets: get the documents from the rows' docids")
+        self._host = self._parent._host
+        self._fut = self._host._new_future()
+        self._batched = []
+        self._started = False
+        self.done = False
+
+    def start(self):
+        if self._started:
+            return self
+        from couchbase_ffi._lowlevel import lib
+        self._started = self._ran = True
+        method, path, body = self._request
+        m = {"GET": lib.CBFFI_HTTP_GET, "POST": lib.CBFFI_HTTP_POST}[method]
+        p = path.encode("ascii")
+        self._host.add_state(lib.cbffi_view_request, (m, p, len(p), body, len(body), 0),
+                             _ViewState(self._host, self))
+        return self
+
+    def _end(self, rc, status, data, detail):
+        self.done = True
+        try:
+            doc = self._decoded(rc, status, data, detail, self._request[1])
+            rows = self.row_processor.handle_rows(doc.get("rows") or [], self._parent, False)
+            self.rows_returned = len(rows)
+            self.indexed_rows = doc.get("total_rows", 0)
+            self.on_rows(rows)
+            self._handle_meta(doc)
+        except E.CouchbaseError as exc:
+            self.on_error(exc)
+            return
+        self.on_done()
+
+    def on_rows(self, rows):
+        self._batched.extend(rows)
+
+    def on_done(self):
+        self._host._resolve(self._fut, self)
+
+    def on_error(self, exc):
+        self._host._reject(self._fut, exc)
+
+    def __iter__(self):
+        if not self.done:
+            raise ValueError("the view query has not finished: wait for it first")
+        return iter(self._batched)
+
+
+class _ViewState(object):
+    """The Host's view of one view request in flight (couchbase_ffi._async)."""
+    __slots__ = ("host", "req", "fut")
+
+    def __init__(self, host, req):
+        self.host = host
+        self.req = req
+        self.fut = req._fut
+
+    def row(self, r):
+        pass
+
+    def end(self, r, what, index):
+        from couchbase_ffi._lowlevel import ffi, lib
+        data = ffi.unpack(r.value, r.nvalue) if r.nvalue else b""
+        detail = ""
+        if r.rc:
+            detail = ffi.string(lib.cbffi_client_last_error(self.host.c)).decode(
+                "utf-8", "replace")
+        self.req._end(r.rc, r.status, data, detail)
