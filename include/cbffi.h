@@ -527,4 +527,43 @@ int cbffi_store_multi(cbffi_client *client, int op, const char *keys,
                       size_t n, uint32_t exptime, uint64_t cookie0,
                       size_t *nscheduled);
 
+/*
+ * Harvesting into columns: cbffi_harvest, but each field of the results goes
+ * to its own array (result i, oldest first, to entry i of every array) and
+ * the values are left back to back in one client-owned region, so that a
+ * binding converts a whole batch with a few bulk calls (an array into a
+ * list, the region into one bytes object) instead of reading struct fields
+ * one result at a time.
+ *
+ * The cbffi_columns struct and the arrays are owned by the caller: it sets
+ * cap and the array pointers, each either NULL (that field is not wanted) or
+ * an array of cap entries.  The call sets values, nvalues and nfailed.  Only
+ * the fields below are reported (not key, u64, status, op, server, final,
+ * replica, datatype): operations that need those (STATS, VERSION, OBSERVE,
+ * counters...) are harvested with cbffi_harvest; both calls take from the
+ * same queue.
+ */
+typedef struct cbffi_columns {
+    size_t cap;             /* in: entries in each non-NULL array */
+    uint64_t *cookie;       /* in: caller-owned arrays of cap entries, or NULL */
+    uint64_t *cas;
+    int32_t *rc;            /* cbffi_rc */
+    uint32_t *flags;
+    uint32_t *voff;         /* value i is the nvalue[i] bytes at values + voff[i] */
+    uint32_t *nvalue;
+    const char *values;     /* out: the values, client-owned, valid exactly as
+                               long as harvested value pointers (see
+                               Ownership); NULL when no result has a value */
+    size_t nvalues;         /* out: bytes from values to the end of the last
+                               value (copy them in one piece) */
+    size_t nfailed;         /* out: results harvested with rc != CBFFI_OK */
+} cbffi_columns;
+
+/* Copy up to out->cap ready results into out's arrays, oldest first;
+   returns how many (call again for the rest).  Like cbffi_harvest it
+   invalidates the pointers of results harvested before.  Stops early before
+   a result whose value would end 4 GiB or more past out->values (never
+   before the first: a reply body is at most 64 MiB). */
+size_t cbffi_harvest_columns(cbffi_client *client, cbffi_columns *out);
+
 #endif

@@ -327,6 +327,66 @@ static void harvest_in_small_batches(void **state)
     cbffi_client_destroy(c);
 }
 
+/* cbffi_get_multi then cbffi_harvest_columns: every key once, hits with
+   their values, misses as KEY_ENOENT, in batches smaller than the lot. */
+static void get_multi_into_columns(void **state)
+{
+    (void)state;
+    cbffi_client *c = client1();
+    char keys[64 * 16], val[32];
+    uint32_t nkeys[64];
+    size_t off = 0;
+    for (int i = 0; i < 64; i++) {
+        int nk = snprintf(keys + off, 16, "col:%d", i);
+        nkeys[i] = (uint32_t)nk;
+        if (i % 3 != 0) {
+            snprintf(val, sizeof val, "value-%d", i);
+            do_store(c, CBFFI_OP_SET, keys + off, val, 0); /* NUL-ended for now */
+        } else {
+            assert_int_equal(cbffi_remove(c, keys + off, (size_t)nk, 0, 0), CBFFI_OK);
+            one(c);
+        }
+        off += (size_t)nk;
+    }
+    size_t nsched = 0;
+    assert_int_equal(cbffi_get_multi(c, keys, nkeys, 64, CBFFI_GET_PLAIN, 0, 1000,
+                                     &nsched), CBFFI_OK);
+    assert_int_equal(nsched, 64);
+    assert_int_equal(cbffi_wait(c, NULL, 0), 0);
+    uint64_t cookie[10], cas[10];
+    int32_t rc[10];
+    uint32_t flags[10], voff[10], nvalue[10];
+    cbffi_columns cols = {.cap = 10, .cookie = cookie, .cas = cas, .rc = rc,
+                          .flags = flags, .voff = voff, .nvalue = nvalue};
+    int seen[64] = {0};
+    size_t n, total = 0, failed = 0;
+    while ((n = cbffi_harvest_columns(c, &cols)) > 0) {
+        total += n;
+        failed += cols.nfailed;
+        for (size_t j = 0; j < n; j++) {
+            int i = (int)(cookie[j] - 1000);
+            assert_true(i >= 0 && i < 64);
+            seen[i]++;
+            if (i % 3 == 0) {
+                assert_int_equal(rc[j], CBFFI_KEY_ENOENT);
+                continue;
+            }
+            assert_int_equal(rc[j], CBFFI_OK);
+            assert_true(cas[j] != 0);
+            assert_int_equal(flags[j], 0x02000000);
+            snprintf(val, sizeof val, "value-%d", i);
+            assert_int_equal(nvalue[j], strlen(val));
+            assert_true(voff[j] + nvalue[j] <= cols.nvalues);
+            assert_memory_equal(cols.values + voff[j], val, nvalue[j]);
+        }
+    }
+    assert_int_equal(total, 64);
+    assert_int_equal(failed, 22);
+    for (int i = 0; i < 64; i++)
+        assert_int_equal(seen[i], 1);
+    cbffi_client_destroy(c);
+}
+
 /* Results harvested by cbffi_wait itself (the sync shortcuts, or
    cbffi_wait(c, out, max) taking everything) used to stay in the client's
    result queue and arena for ever: 2000 reads of a 4 KiB value kept 8 MiB. */
@@ -694,6 +754,7 @@ int main(void)
         cmocka_unit_test(flush_empties_the_server),
         cmocka_unit_test(ten_thousand_pipelined),
         cmocka_unit_test(harvest_in_small_batches),
+        cmocka_unit_test(get_multi_into_columns),
         cmocka_unit_test(results_do_not_pile_up),
         cmocka_unit_test(three_server_cluster),
         cmocka_unit_test(server_killed_mid_batch),
