@@ -557,6 +557,8 @@ typedef struct cbffi_columns {
     size_t nvalues;         /* out: bytes from values to the end of the last
                                value (copy them in one piece) */
     size_t nfailed;         /* out: results harvested with rc != CBFFI_OK */
+    size_t nready;          /* out: results still ready after this call
+                               (0: harvest again only after more IO) */
 } cbffi_columns;
 
 /* Copy up to out->cap ready results into out's arrays, oldest first;
@@ -565,5 +567,10 @@ typedef struct cbffi_columns {
    a result whose value would end 4 GiB or more past out->values (never
    before the first: a reply body is at most 64 MiB). */
 size_t cbffi_harvest_columns(cbffi_client *client, cbffi_columns *out);
+
+/* cbffi_wait(client, NULL, 0) then cbffi_harvest_columns(client, out): run
+   the built-in loop until every scheduled operation has ended, then harvest
+   the first results into columns.  Blocks, like cbffi_wait. */
+size_t cbffi_wait_columns(cbffi_client *client, cbffi_columns *out);
 
 #endif

@@ -138,5 +138,12 @@ size_t cbffi_harvest_columns(cbffi_client *c, cbffi_columns *out)
     out->nvalues = end;
     out->nfailed = nfailed;
     c->res_head += i;
+    out->nready = c->res_len - c->res_head;
     return i;
+}
+
+size_t cbffi_wait_columns(cbffi_client *c, cbffi_columns *out)
+{
+    cbffi_wait(c, NULL, 0);
+    return cbffi_harvest_columns(c, out);
 }

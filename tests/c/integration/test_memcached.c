@@ -327,7 +327,7 @@ static void harvest_in_small_batches(void **state)
     cbffi_client_destroy(c);
 }
 
-/* cbffi_get_multi then cbffi_harvest_columns: every key once, hits with
+/* cbffi_get_multi then cbffi_wait_columns / cbffi_harvest_columns: every key once, hits with
    their values, misses as KEY_ENOENT, in batches smaller than the lot. */
 static void get_multi_into_columns(void **state)
 {
@@ -352,15 +352,16 @@ static void get_multi_into_columns(void **state)
     assert_int_equal(cbffi_get_multi(c, keys, nkeys, 64, CBFFI_GET_PLAIN, 0, 1000,
                                      &nsched), CBFFI_OK);
     assert_int_equal(nsched, 64);
-    assert_int_equal(cbffi_wait(c, NULL, 0), 0);
     uint64_t cookie[10], cas[10];
     int32_t rc[10];
     uint32_t flags[10], voff[10], nvalue[10];
     cbffi_columns cols = {.cap = 10, .cookie = cookie, .cas = cas, .rc = rc,
                           .flags = flags, .voff = voff, .nvalue = nvalue};
     int seen[64] = {0};
-    size_t n, total = 0, failed = 0;
-    while ((n = cbffi_harvest_columns(c, &cols)) > 0) {
+    size_t n = cbffi_wait_columns(c, &cols), total = 0, failed = 0;
+    assert_int_equal(n, 10);
+    assert_int_equal(cols.nready, 54);
+    for (; n > 0; n = cbffi_harvest_columns(c, &cols)) {
         total += n;
         failed += cols.nfailed;
         for (size_t j = 0; j < n; j++) {

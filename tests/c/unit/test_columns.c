@@ -67,9 +67,11 @@ static void empty_queue_gives_nothing(void **state)
     assert_null(k.c.values);
     assert_int_equal(k.c.nvalues, 0);
     assert_int_equal(k.c.nfailed, 0);
+    assert_int_equal(k.c.nready, 0);
     push(c, 1, CBFFI_OK, 1, 0, NULL, "v");
     cols_init(&k, 0); /* cap 0 takes nothing */
     assert_int_equal(cbffi_harvest_columns(c, &k.c), 0);
+    assert_int_equal(k.c.nready, 1);
     assert_int_equal(cbffi_ready(c), 1);
     cbffi_client_destroy(c);
 }
@@ -104,6 +106,7 @@ static void fields_values_and_failures(void **state)
     value_is(&k, 4, "server text");
     assert_int_equal(k.c.nvalues, k.voff[4] + strlen("server text"));
     assert_int_equal(k.c.nfailed, 2);
+    assert_int_equal(k.c.nready, 0);
     assert_int_equal(cbffi_ready(c), 0);
     cbffi_client_destroy(c);
 }
@@ -127,6 +130,7 @@ static void small_batches_and_null_columns(void **state)
         if (!n)
             break;
         assert_true(n <= 3);
+        assert_int_equal(k.c.nready, 7 - seen - n);
         for (size_t i = 0; i < n; i++, seen++) {
             assert_int_equal(k.cookie[i], seen);
             snprintf(v, sizeof v, "value-%d", seen);
@@ -154,6 +158,7 @@ static void mixes_with_cbffi_harvest(void **state)
     cols k;
     cols_init(&k, CAP);
     assert_int_equal(cbffi_harvest_columns(c, &k.c), 2);
+    assert_int_equal(k.c.nready, 0);
     assert_int_equal(k.cookie[0], 2);
     value_is(&k, 0, "two");
     value_is(&k, 1, "three");
