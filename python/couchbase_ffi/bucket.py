@@ -117,6 +117,37 @@ def _lengths(items):
     return ffi.new("uint32_t[]", [len(x) for x in items])
 
 
+class _Columns(object):
+    """A cbffi_columns struct with its arrays (cookie, cas, rc, flags, voff, nvalue),
+    _RES_CAP entries each, allocated once per Bucket: cbffi_harvest_columns fills
+    them.  On PyPy the uint64_t columns are also read through int64_t views (see
+    _W above)."""
+    __slots__ = ("s", "cookie", "cas", "rc", "flags", "voff", "nvalue", "_keep")
+
+    def __init__(self):
+        s = self.s = ffi.new("cbffi_columns *")
+        self.cookie = ffi.new("uint64_t[]", _RES_CAP)
+        self.cas = ffi.new("uint64_t[]", _RES_CAP)
+        self.rc = ffi.new("int32_t[]", _RES_CAP)
+        self.flags = ffi.new("uint32_t[]", _RES_CAP)
+        self.voff = ffi.new("uint32_t[]", _RES_CAP)
+        self.nvalue = ffi.new("uint32_t[]", _RES_CAP)
+        s.cap = _RES_CAP
+        s.cookie, s.cas, s.rc = self.cookie, self.cas, self.rc
+        s.flags, s.voff, s.nvalue = self.flags, self.voff, self.nvalue
+        self._keep = None
+        if _PYPY:  # read as int64_t: see _W
+            self._keep = (self.cookie, self.cas)
+            self.cookie = ffi.cast("int64_t *", self.cookie)
+            self.cas = ffi.cast("int64_t *", self.cas)
+
+
+_columns = _Columns
+# ffi.unpack of a whole column: a list of ints in one call (CPython)
+_NOFAIL = [0] * _RES_CAP  # the rc column when nothing failed
+_join = "".join
+
+
 if _PYPY:
     def _keyed(keys):
         """A MultiResult with every key (value None), in order: on PyPy a loop the JIT
@@ -251,6 +282,7 @@ class Bucket(object):
         self._r0 = self._res[0]
         self._v64 = ffi.cast("int64_t *", self._res)
         self._nsched = ffi.new("size_t *")
+        self._cols = _columns()
         if _PYPY:
             self._kbuf = ffi.new("char[%d]" % _MAX_KEY)
             self._vbuf = ffi.new("char[%d]" % _VBUF)
@@ -1146,6 +1178,26 @@ class Bucket(object):
     # with every key first, so it keeps the caller's order whatever order the replies
     # come in; a duplicated key gets the result that arrives last (its last one).
 
+    def _encode_keys_joined(self, keys):
+        """(keys as a list, their checked bytes back to back, a uint32_t[] of their
+        lengths, a MultiResult keyed in their order).  Keys that are all str and
+        ASCII (no transcoder) are encoded in a few bulk calls: one join and one
+        encode for the lot, the lengths by map(len) (an ASCII key's length in
+        bytes is its length in characters); anything else key by key."""
+        keys = keys if keys.__class__ is list else list(keys)
+        if self._tc is None and not _PYPY:
+            try:
+                joined = _join(keys)
+            except TypeError:  # not all str
+                joined = None
+            if joined is not None and joined.isascii():
+                lens = list(map(len, keys))
+                if min(lens) > 0 and max(lens) <= _MAX_KEY:
+                    return keys, joined.encode("ascii"), ffi.new("uint32_t[]", lens), \
+                        _keyed(keys)
+        keys, kbs, mres = self._encode_keys(keys)
+        return keys, b"".join(kbs), _lengths(kbs), mres
+
     def _encode_keys(self, keys):
         """(keys as a list, their checked bytes, a MultiResult keyed in their order)."""
         keys = keys if keys.__class__ is list else list(keys)
@@ -1172,44 +1224,62 @@ class Bucket(object):
             pass
 
     def _get_multi_now(self, keys, mode, ttl, quiet, no_format):
-        keys, kbs, mres = self._encode_keys(keys)
-        if len(mres) != len(keys):
+        keys, kall, klens, mres = self._encode_keys_joined(keys)
+        nkeys = len(keys)
+        if len(mres) != nkeys:
             warnings.warn("Found duplicate key (a multi operation got a key more than "
                           "once; the last result wins)", RuntimeWarning, stacklevel=3)
-        raw = no_format or self.data_passthrough
+        decode = not (no_format or self.data_passthrough)
         tc = self._tc
+        plain = FMT_BYTES if tc is None else -1  # flags that need no decoding
         error = None
         failed = False
         c = self._enter()
         try:
             nsched = self._nsched
-            rc = lib.cbffi_get_multi(c, b"".join(kbs), _lengths(kbs), len(kbs), mode, ttl, 0,
-                                     nsched)
+            rc = lib.cbffi_get_multi(c, kall, klens, nkeys, mode, ttl, 0, nsched)
             if rc:
                 self._abandon(c)
                 self._sched_error(rc, keys[nsched[0]])
-            res = self._res
-            v64 = self._v64
-            n = lib.cbffi_wait(c, res, _RES_CAP)
+            # Harvested into columns.  CPython: a list per column (ffi.unpack) and
+            # the values in one bytes object, sliced per key.  PyPy: the columns
+            # read in place (the JIT makes those plain loads) and each value
+            # copied from its place.
+            cols = self._cols
+            cs = cols.s
+            n = lib.cbffi_wait_columns(c, cs)
             while n:
-                for j in range(n):
-                    r = res[j]
-                    key = keys[v64[j * _W] if _PYPY else r.cookie]
-                    rc = r.rc
+                if _PYPY:
+                    vals = cs.values
+                    idxs, rcs, cass = cols.cookie, cols.rc, cols.cas
+                    flgs, offs, nvs = cols.flags, cols.voff, cols.nvalue
+                    rows = range(n)
+                else:
+                    nb = cs.nvalues
+                    blob = _copy(cs.values, nb) if nb else b""
+                    rows = zip(_copy(cols.cookie, n),
+                               _copy(cols.rc, n) if cs.nfailed else _NOFAIL,
+                               _copy(cols.cas, n), _copy(cols.flags, n),
+                               _copy(cols.voff, n), _copy(cols.nvalue, n))
+                for row in rows:
+                    if _PYPY:
+                        i = idxs[row]
+                        rc = rcs[row]
+                        cas = cass[row]
+                        if cas < 0:
+                            cas += _U64
+                        flags = flgs[row]
+                        nv = nvs[row]
+                        data = _copy(vals + offs[row], nv) if nv else b""
+                    else:
+                        i, rc, cas, flags, o, nv = row
+                        data = blob[o:o + nv]
+                    key = keys[i]
                     if rc:
                         mres[key] = ValueResult(key, rc)
                         failed = True
                         continue
-                    nv = r.nvalue
-                    data = _copy(r.value, nv) if nv else b""
-                    flags = r.flags
-                    if _PYPY:
-                        cas = v64[j * _W + 1]
-                        if cas < 0:
-                            cas += _U64
-                    else:
-                        cas = r.cas
-                    if not raw and (tc is not None or flags != FMT_BYTES):
+                    if decode and flags != plain:
                         try:
                             data = decode_value(data, flags) if tc is None else \
                                 tc.decode_value(data, flags)
@@ -1227,8 +1297,7 @@ class Bucket(object):
                     out.value = data
                     out.flags = flags
                     mres[key] = out
-                # cbffi_wait returned once everything ended: a short batch was the last
-                n = lib.cbffi_harvest(c, res, _RES_CAP) if n == _RES_CAP else 0
+                n = lib.cbffi_harvest_columns(c, cs) if cs.nready else 0
         finally:
             self._leave()
         if error is not None:

@@ -2,7 +2,8 @@
 (cbffi_get_wait / cbffi_store_wait schedule, wait and harvest); the other
 single-key operations twice (schedule, then cbffi_wait which also harvests); a
 get or store multi operation twice (cbffi_get_multi / cbffi_store_multi schedule
-every key, then one wait); a pipeline once per operation plus one wait."""
+every key, then one wait that also harvests, into columns for get_multi); a
+pipeline once per operation plus one wait."""
 import pytest
 
 from couchbase_ffi import bucket as bucket_module
@@ -49,7 +50,7 @@ def test_multi_schedules_everything_then_waits_once(bucket, counting):
     bucket.upsert_multi(dict.fromkeys(keys, 1))
     del counting.calls[:]
     bucket.get_multi(keys)
-    assert counting.calls == ["cbffi_get_multi", "cbffi_wait"]
+    assert counting.calls == ["cbffi_get_multi", "cbffi_wait_columns"]
     del counting.calls[:]
     bucket.upsert_multi(dict.fromkeys(keys, 2))
     assert counting.calls == ["cbffi_store_multi", "cbffi_wait"]
