@@ -508,6 +508,17 @@ int cbffi_store_wait(cbffi_client *client, int op, const char *key,
                      uint32_t flags, uint32_t exptime, uint64_t cas,
                      cbffi_result *out);
 
+/* The commonest forms with fewer arguments (a binding pays for each one it
+   converts: on CPython with cffi, about as much per argument as the whole
+   C-side work of scheduling the operation): cbffi_get_wait with mode
+   CBFFI_GET_PLAIN and exptime 0, and cbffi_store_wait with op CBFFI_OP_SET,
+   exptime 0 and cas 0.  Same rules and results. */
+int cbffi_get_now(cbffi_client *client, const char *key, size_t nkey,
+                  cbffi_result *out);
+int cbffi_set_now(cbffi_client *client, const char *key, size_t nkey,
+                  const char *value, size_t nvalue, uint32_t flags,
+                  cbffi_result *out);
+
 /*
  * Schedule n operations in one call, as n calls of cbffi_get / cbffi_store
  * would, in order: key i is the next nkeys[i] bytes of `keys` (all keys

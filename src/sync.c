@@ -56,6 +56,20 @@ int cbffi_store_wait(cbffi_client *c, int op, const char *key, size_t nkey,
                                    exptime, cas, 0), out);
 }
 
+int cbffi_get_now(cbffi_client *c, const char *key, size_t nkey,
+                  cbffi_result *out)
+{
+    return cbffi_get_wait(c, key, nkey, CBFFI_GET_PLAIN, 0, out);
+}
+
+int cbffi_set_now(cbffi_client *c, const char *key, size_t nkey,
+                  const char *value, size_t nvalue, uint32_t flags,
+                  cbffi_result *out)
+{
+    return cbffi_store_wait(c, CBFFI_OP_SET, key, nkey, value, nvalue, flags,
+                            0, 0, out);
+}
+
 int cbffi_get_multi(cbffi_client *c, const char *keys, const uint32_t *nkeys,
                     size_t n, int mode, uint32_t exptime, uint64_t cookie0,
                     size_t *nscheduled)

@@ -388,6 +388,42 @@ static void get_multi_into_columns(void **state)
     cbffi_client_destroy(c);
 }
 
+/* cbffi_set_now / cbffi_get_now: cbffi_store_wait (SET, no expiry, no CAS)
+   and cbffi_get_wait (plain) with fewer arguments, same results and rules. */
+static void set_now_and_get_now(void **state)
+{
+    (void)state;
+    cbffi_client *c = client1();
+    cbffi_result r;
+    assert_int_equal(cbffi_set_now(c, "now:k", 5, "value", 5, 0x1234, &r), CBFFI_OK);
+    assert_int_equal(r.op, CBFFI_OP_SET);
+    assert_true(r.final && r.cas != 0);
+    uint64_t cas = r.cas;
+    assert_int_equal(cbffi_get_now(c, "now:k", 5, &r), CBFFI_OK);
+    assert_int_equal(r.op, CBFFI_OP_GET);
+    assert_true(r.cas == cas);
+    assert_int_equal(r.flags, 0x1234);
+    assert_int_equal(r.nvalue, 5);
+    assert_memory_equal(r.value, "value", 5);
+    assert_int_equal(cbffi_set_now(c, "now:k", 5, NULL, 0, 0, &r), CBFFI_OK);
+    assert_int_equal(cbffi_get_now(c, "now:k", 5, &r), CBFFI_OK);
+    assert_int_equal(r.nvalue, 0);
+    assert_int_equal(cbffi_get_now(c, "now:missing", 11, &r), CBFFI_KEY_ENOENT);
+    assert_true(r.final);
+    /* refused: nothing scheduled, final = 0 */
+    assert_int_equal(cbffi_get_now(c, "", 0, &r), CBFFI_EMPTY_KEY);
+    assert_int_equal(r.final, 0);
+    assert_int_equal(cbffi_set_now(c, "", 0, "v", 1, 0, &r), CBFFI_EMPTY_KEY);
+    assert_int_equal(r.final, 0);
+    /* busy: an operation pending */
+    assert_int_equal(cbffi_get(c, "now:k", 5, CBFFI_GET_PLAIN, 0, 9), CBFFI_OK);
+    assert_int_equal(cbffi_get_now(c, "now:k", 5, &r), CBFFI_EINVAL);
+    assert_int_equal(cbffi_set_now(c, "now:k", 5, "v", 1, 0, &r), CBFFI_EINVAL);
+    assert_int_equal(cbffi_pending(c), 1);
+    assert_int_equal(one(c).cookie, 9);
+    cbffi_client_destroy(c);
+}
+
 /* Results harvested by cbffi_wait itself (the sync shortcuts, or
    cbffi_wait(c, out, max) taking everything) used to stay in the client's
    result queue and arena for ever: 2000 reads of a 4 KiB value kept 8 MiB. */
@@ -756,6 +792,7 @@ int main(void)
         cmocka_unit_test(ten_thousand_pipelined),
         cmocka_unit_test(harvest_in_small_batches),
         cmocka_unit_test(get_multi_into_columns),
+        cmocka_unit_test(set_now_and_get_now),
         cmocka_unit_test(results_do_not_pile_up),
         cmocka_unit_test(three_server_cluster),
         cmocka_unit_test(server_killed_mid_batch),
