@@ -1189,16 +1189,27 @@ class Bucket(object):
         encode for the lot, the lengths by map(len) (an ASCII key's length in
         bytes is its length in characters); anything else key by key."""
         keys = keys if keys.__class__ is list else list(keys)
-        if self._tc is None and not _PYPY:
+        if self._tc is None:
             try:
                 joined = _join(keys)
             except TypeError:  # not all str
                 joined = None
             if joined is not None and joined.isascii():
-                lens = list(map(len, keys))
-                if min(lens) > 0 and max(lens) <= _MAX_KEY:
-                    return keys, joined.encode("ascii"), ffi.new("uint32_t[]", lens), \
-                        _keyed(keys)
+                if _PYPY:  # a loop the JIT compiles
+                    n = len(keys)
+                    lens = ffi.new("uint32_t[]", n)
+                    for i in range(n):
+                        m = len(keys[i])
+                        if not 0 < m <= _MAX_KEY:
+                            break
+                        lens[i] = m
+                    else:
+                        return keys, joined.encode("ascii"), lens, _keyed(keys)
+                else:
+                    lens = list(map(len, keys))
+                    if min(lens) > 0 and max(lens) <= _MAX_KEY:
+                        return keys, joined.encode("ascii"), ffi.new("uint32_t[]", lens), \
+                            _keyed(keys)
         keys, kbs, mres = self._encode_keys(keys)
         return keys, b"".join(kbs), _lengths(kbs), mres
 
