@@ -20,6 +20,7 @@ the client type so the couchbase:// path can enable them.
 import platform
 import threading
 import warnings
+from array import array as _array
 
 from couchbase_ffi._lowlevel import ffi, lib
 from couchbase_ffi import exceptions as E
@@ -117,7 +118,17 @@ def _lengths(items):
         for i in range(n):
             a[i] = len(items[i])
         return a
-    return ffi.new("uint32_t[]", [len(x) for x in items])
+    return _u32s(list(map(len, items)))
+
+
+if _array("I").itemsize == 4:
+    def _u32s(ints):
+        """A uint32_t[] of a list of ints.  CPython: through array.array, whose C loop
+        converts ~4x faster than ffi.new's (~9 ns a key on get_multi)."""
+        return ffi.from_buffer("uint32_t[]", _array("I", ints))
+else:
+    def _u32s(ints):
+        return ffi.new("uint32_t[]", ints)
 
 
 class _Columns(object):
@@ -1208,8 +1219,7 @@ class Bucket(object):
                 else:
                     lens = list(map(len, keys))
                     if min(lens) > 0 and max(lens) <= _MAX_KEY:
-                        return keys, joined.encode("ascii"), ffi.new("uint32_t[]", lens), \
-                            _keyed(keys)
+                        return keys, joined.encode("ascii"), _u32s(lens), _keyed(keys)
         keys, kbs, mres = self._encode_keys(keys)
         return keys, b"".join(kbs), _lengths(kbs), mres
 
@@ -1358,9 +1368,9 @@ class Bucket(object):
         c = self._enter()
         try:
             nsched = self._nsched
+            flags = ffi.new("uint32_t[]", fls) if _PYPY else _u32s(fls)
             rc = lib.cbffi_store_multi(c, op, b"".join(kbs), _lengths(kbs), b"".join(vbs),
-                                       _lengths(vbs), ffi.new("uint32_t[]", fls), len(kbs), ttl,
-                                       0, nsched)
+                                       _lengths(vbs), flags, len(kbs), ttl, 0, nsched)
             if rc:
                 self._abandon(c)
                 self._sched_error(rc, keys[nsched[0]])
