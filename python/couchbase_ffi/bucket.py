@@ -1374,27 +1374,37 @@ class Bucket(object):
             if rc:
                 self._abandon(c)
                 self._sched_error(rc, keys[nsched[0]])
-            res = self._res
-            v64 = self._v64
-            n = lib.cbffi_wait(c, res, _RES_CAP)
+            # harvested into columns, read as in _get_multi_now
+            cols = self._cols
+            cs = cols.s
+            n = lib.cbffi_wait_columns(c, cs)
             while n:
-                for j in range(n):
-                    r = res[j]
-                    rc = r.rc
-                    key = keys[v64[j * _W] if _PYPY else r.cookie]
-                    out = _alloc(OperationResult)
-                    out.key = key
-                    out.rc = rc
-                    out.cas = 0
-                    if rc:
-                        failed = True
-                    elif _PYPY:
-                        cas = v64[j * _W + 1]
-                        out.cas = cas + _U64 if cas < 0 else cas
-                    else:
-                        out.cas = r.cas
-                    mres[key] = out
-                n = lib.cbffi_harvest(c, res, _RES_CAP) if n == _RES_CAP else 0
+                if cs.nfailed:
+                    failed = True
+                if _PYPY:
+                    idxs, rcs, cass = cols.cookie, cols.rc, cols.cas
+                    for j in range(n):
+                        key = keys[idxs[j]]
+                        out = _alloc(OperationResult)
+                        out.key = key
+                        rc = out.rc = rcs[j]
+                        if rc:
+                            out.cas = 0
+                        else:
+                            cas = cass[j]
+                            out.cas = cas + _U64 if cas < 0 else cas
+                        mres[key] = out
+                else:
+                    for i, rc, cas in zip(_copy(cols.cookie, n),
+                                          _copy(cols.rc, n) if cs.nfailed else _NOFAIL,
+                                          _copy(cols.cas, n)):
+                        key = keys[i]
+                        out = _alloc(OperationResult)
+                        out.key = key
+                        out.rc = rc
+                        out.cas = 0 if rc else cas
+                        mres[key] = out
+                n = lib.cbffi_harvest_columns(c, cs) if cs.nready else 0
         finally:
             self._leave()
         if failed:

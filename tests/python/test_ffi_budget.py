@@ -3,7 +3,7 @@
 cas or other store operation: schedule, wait and harvest); the other single-key
 operations twice (schedule, then cbffi_wait which also harvests); a
 get or store multi operation twice (cbffi_get_multi / cbffi_store_multi schedule
-every key, then one wait that also harvests, into columns for get_multi); a
+every key, then one wait that also harvests, into columns); a
 pipeline once per operation plus one wait."""
 import pytest
 
@@ -59,7 +59,7 @@ def test_multi_schedules_everything_then_waits_once(bucket, counting):
     assert counting.calls == ["cbffi_get_multi", "cbffi_wait_columns"]
     del counting.calls[:]
     bucket.upsert_multi(dict.fromkeys(keys, 2))
-    assert counting.calls == ["cbffi_store_multi", "cbffi_wait"]
+    assert counting.calls == ["cbffi_store_multi", "cbffi_wait_columns"]
 
 
 def test_pipeline_waits_once_at_the_end(bucket, counting):
