@@ -1,9 +1,10 @@
 """The couchbase 2.x ``Bucket`` over libcbffi.
 
-A synchronous get or store is one call into C (``cbffi_get_wait`` /
-``cbffi_store_wait``: schedule, do the IO, harvest the result into a struct
-array allocated once per Bucket); the other single-key operations are two
-(schedule, then ``cbffi_wait``).  Then the fields are read from that struct.
+A synchronous get or store is one call into C (``cbffi_get_now`` /
+``cbffi_set_now``, or ``cbffi_get_wait`` / ``cbffi_store_wait`` with a ttl,
+CAS or other store operation: schedule, do the IO, harvest the result into a
+struct array allocated once per Bucket); the other single-key operations are
+two (schedule, then ``cbffi_wait``).  Then the fields are read from that struct.
 No callbacks.  cffi releases the GIL around every C call, so threads
 with their own Buckets run in parallel (``unlock_gil`` is accepted for 2.x
 compatibility; the GIL is always released).
@@ -11,7 +12,8 @@ compatibility; the GIL is always released).
 ``*_multi`` calls and ``pipeline()`` schedule every operation first and then
 wait once, so all the operations for one server go out in one write;
 ``get_multi`` and the store multis schedule the whole batch in one call
-(``cbffi_get_multi`` / ``cbffi_store_multi``).
+(``cbffi_get_multi`` / ``cbffi_store_multi``) and harvest into columns
+(``cbffi_wait_columns``: an array per field, converted in bulk).
 
 Operations a memcached bucket cannot do (lock/unlock, durability, replica
 reads) raise NotSupportedError before anything is sent; they are gated on
