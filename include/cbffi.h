@@ -99,7 +99,25 @@ typedef enum cbffi_rc {
     CBFFI_ECONNRESET = 0x2e,
     CBFFI_EMPTY_KEY = 0x35,           /* empty key */
     CBFFI_UNKNOWN_MEMCACHED_ERROR = 0x3d, /* a server status with no mapping */
+    CBFFI_HTTP_ERROR = 0x3b,          /* an HTTP service answered a non-2xx
+                                         status (cbffi_result.status) */
     CBFFI_MUTATION_LOST = 0x3e,
+    /* sub-document (libcouchbase 2.x numbers; server statuses 0xc0..0xcc) */
+    CBFFI_SUBDOC_PATH_ENOENT = 0x3f,      /* the path does not exist */
+    CBFFI_SUBDOC_PATH_MISMATCH = 0x40,    /* the path contradicts the document */
+    CBFFI_SUBDOC_PATH_EINVAL = 0x41,      /* the path does not parse */
+    CBFFI_SUBDOC_PATH_E2BIG = 0x42,       /* the path is too long / deep */
+    CBFFI_SUBDOC_DOC_E2DEEP = 0x43,       /* the document is too deep */
+    CBFFI_SUBDOC_VALUE_CANTINSERT = 0x44, /* the value cannot go there */
+    CBFFI_SUBDOC_DOC_NOTJSON = 0x45,      /* the document is not JSON */
+    CBFFI_SUBDOC_NUM_ERANGE = 0x46,       /* the number is out of range */
+    CBFFI_SUBDOC_BAD_DELTA = 0x47,        /* invalid counter delta */
+    CBFFI_SUBDOC_PATH_EEXISTS = 0x48,     /* the path exists already */
+    CBFFI_SUBDOC_MULTI_FAILURE = 0x49,    /* one or more specs failed */
+    CBFFI_SUBDOC_VALUE_E2DEEP = 0x4a,     /* the value would be too deep */
+    CBFFI_EMPTY_PATH = 0x4c,              /* a path is required */
+    CBFFI_UNKNOWN_SDCMD = 0x4d,           /* not a sub-document command here */
+    CBFFI_ENO_COMMANDS = 0x4e,            /* no specs given */
     CBFFI_RC_MAX = 0x100
 } cbffi_rc;
 
@@ -144,7 +162,10 @@ typedef enum cbffi_op {
     CBFFI_OP_CONNECT = 15,
     CBFFI_OP_GET_REPLICA = 16,  /* Couchbase: read a replica copy */
     CBFFI_OP_OBSERVE = 17,      /* Couchbase: where and how a key is stored */
-    CBFFI_OP_ENDURE = 18        /* Couchbase: wait until persisted/replicated */
+    CBFFI_OP_ENDURE = 18,       /* Couchbase: wait until persisted/replicated */
+    CBFFI_OP_LOOKUP_IN = 19,    /* Couchbase: sub-document lookups */
+    CBFFI_OP_MUTATE_IN = 20,    /* Couchbase: sub-document mutations */
+    CBFFI_OP_QUERY = 21         /* Couchbase: a N1QL request (cbffi_query) */
 } cbffi_op;
 
 /* OBSERVE key states, reported in cbffi_result.flags (PROTOCOL.md 2.2). */
@@ -181,7 +202,8 @@ typedef struct cbffi_result {
     uint32_t nvalue;
     uint32_t flags;         /* GET: the item's flags */
     int32_t rc;             /* cbffi_rc */
-    uint16_t status;        /* the raw server status (0 if no reply) */
+    uint16_t status;        /* the raw server status (0 if no reply);
+                               QUERY: the HTTP status */
     uint8_t op;             /* cbffi_op */
     uint8_t datatype;       /* the reply's datatype byte */
     int16_t server;         /* index of the server involved, -1 if none */
@@ -224,14 +246,26 @@ typedef enum cbffi_timeout_kind {
                                      map (config_total_timeout); default 5 s */
     CBFFI_TIMEOUT_DURABILITY = 4, /* persist_to / replicate_to polling after
                                      a mutation; default 5 s */
-    CBFFI_TIMEOUT_DURABILITY_INTERVAL = 5  /* between OBSERVE rounds;
+    CBFFI_TIMEOUT_DURABILITY_INTERVAL = 5, /* between OBSERVE rounds;
                                               default 10 ms */
+    CBFFI_TIMEOUT_HTTP = 6,       /* a REST request that is an operation
+                                     (cbffi_flush of a couchbase:// bucket)
+                                     (http_timeout); default 75 s, as
+                                     libcouchbase's */
+    CBFFI_TIMEOUT_QUERY = 7       /* a N1QL request (cbffi_query), from
+                                     scheduling to the whole response
+                                     (query_timeout, or 2.x's n1ql_timeout);
+                                     default 75 s, as libcouchbase's */
 } cbffi_timeout_kind;
 
 /*
  * Create a client for `connstr` (see docs; e.g.
  * "memcached://host1:11211,[::1]:11212?operation_timeout=500ms").
- * username/password may be NULL.  Nothing is connected yet.
+ * username/password may be NULL.  Nothing is connected yet.  On
+ * couchbase:// the username defaults to the bucket name (classic
+ * credentials).  On memcached:// a username turns on SASL on every
+ * connection (SCRAM if the server offers it, else PLAIN: memcached's SASL);
+ * without one, no SASL is attempted.
  *
  * On success returns CBFFI_OK and stores a new client in *out (owned by the
  * caller, free it with cbffi_client_destroy).  On failure returns
@@ -405,13 +439,147 @@ int cbffi_remove_durable(cbffi_client *client, const char *key, size_t nkey,
                          uint64_t cas, int persist_to, int replicate_to,
                          uint64_t cookie);
 
+/*
+ * Sub-document operations (couchbase:// vbucket buckets; docs/couchbase.md).
+ *
+ * One LOOKUP_IN or MUTATE_IN op carries 1..16 specs, each a command
+ * (cbffi_sdcmd), path flags (cbffi_sdspec_flags), a path and, for the
+ * mutations that take one, a JSON value (array commands: one value or a
+ * comma-separated list of them; counters: the delta as JSON text).
+ */
+typedef enum cbffi_sdcmd {
+    CBFFI_SDCMD_GET_DOC = 0x00,     /* lookup: the whole document; empty path */
+    CBFFI_SDCMD_SET_DOC = 0x01,     /* mutation: replace the whole body; empty path */
+    CBFFI_SDCMD_REMOVE_DOC = 0x04,  /* mutation: delete the document; empty path */
+    CBFFI_SDCMD_GET = 0xc5,
+    CBFFI_SDCMD_EXISTS = 0xc6,
+    CBFFI_SDCMD_DICT_ADD = 0xc7,        /* insert */
+    CBFFI_SDCMD_DICT_UPSERT = 0xc8,     /* upsert */
+    CBFFI_SDCMD_REMOVE = 0xc9,
+    CBFFI_SDCMD_REPLACE = 0xca,
+    CBFFI_SDCMD_ARRAY_ADD_LAST = 0xcb,  /* array append */
+    CBFFI_SDCMD_ARRAY_ADD_FIRST = 0xcc, /* array prepend */
+    CBFFI_SDCMD_ARRAY_INSERT = 0xcd,
+    CBFFI_SDCMD_ARRAY_ADD_UNIQUE = 0xce,
+    CBFFI_SDCMD_COUNTER = 0xcf,
+    CBFFI_SDCMD_GET_COUNT = 0xd2
+} cbffi_sdcmd;
+
+typedef enum cbffi_sdspec_flags {
+    CBFFI_SDSPEC_MKDIR_P = 0x01,    /* create missing parents (mutations) */
+    CBFFI_SDSPEC_XATTR = 0x04       /* the path names an extended attribute */
+} cbffi_sdspec_flags;
+
+typedef enum cbffi_sddoc_flags {
+    CBFFI_SDDOC_MKDOC = 0x01,       /* create the document if missing (upsert_doc) */
+    CBFFI_SDDOC_ADD = 0x02          /* create it, failing if it exists (insert_doc) */
+} cbffi_sddoc_flags;
+
+/*
+ * Schedule a LOOKUP_IN (op = CBFFI_OP_LOOKUP_IN) or MUTATE_IN
+ * (CBFFI_OP_MUTATE_IN) of n specs on `key`: spec i is cmds[i],
+ * pathflags[i] (NULL: all 0), the next npaths[i] bytes of `paths` (all paths
+ * back to back) and the next nvalues[i] bytes of `values` (NULL for a
+ * lookup: no values).  Mutations take docflags (cbffi_sddoc_flags), exptime,
+ * cas and persist_to / replicate_to (as cbffi_store_durable); lookups need
+ * them all 0.  Refused before anything is sent: memcached:// or a memcached
+ * bucket (CBFFI_NOT_SUPPORTED), n == 0 (CBFFI_ENO_COMMANDS) or > 16
+ * (CBFFI_EINVAL), a command of the other kind (CBFFI_UNKNOWN_SDCMD), an
+ * empty path where one is needed (CBFFI_EMPTY_PATH: every command but
+ * GET_DOC, SET_DOC, REMOVE_DOC, EXISTS, GET_COUNT and the array pushes /
+ * add-unique, which may work on the root), a path on a whole-document
+ * command, a path over 1024 bytes, a missing value, a value on REMOVE, MKDOC
+ * with ADD, ADD with a CAS (CBFFI_EINVAL).
+ *
+ * Lookups are retried after a lost connection like other reads; a mutation
+ * that may have reached the server never is.  One result, op as given:
+ *   rc CBFFI_OK: every spec succeeded; CBFFI_SUBDOC_MULTI_FAILURE: some
+ *   failed (lookups: each says which; mutations: nothing was changed, the one
+ *   entry names the first failing spec); otherwise a document-level error
+ *   (CBFFI_KEY_ENOENT, CBFFI_KEY_EEXISTS for a CAS mismatch or ADD on an
+ *   existing document, CBFFI_EINVAL, a timeout...).
+ *   value: with CBFFI_OK or CBFFI_SUBDOC_MULTI_FAILURE, the server's
+ *   multi-response body, already checked against the request: read it with
+ *   cbffi_subdoc_parse.  cas: the document's CAS (new CAS for a mutation).
+ */
+int cbffi_subdoc(cbffi_client *client, int op, const char *key, size_t nkey,
+                 size_t n, const uint8_t *cmds, const uint8_t *pathflags,
+                 const char *paths, const uint32_t *npaths,
+                 const char *values, const uint32_t *nvalues,
+                 uint32_t docflags, uint32_t exptime, uint64_t cas,
+                 int persist_to, int replicate_to, uint64_t cookie);
+
+/* One spec's outcome, read from a sub-document result by cbffi_subdoc_parse.
+   value points into the body given to it (lookups: GET's JSON, GET_COUNT's
+   decimal count; mutations: a counter's new value). */
+typedef struct cbffi_subdoc_entry {
+    const char *value;      /* NULL when nvalue is 0 */
+    uint32_t nvalue;
+    int32_t rc;             /* cbffi_rc of status (CBFFI_OK on success) */
+    uint16_t status;        /* the server's status for this spec */
+    uint8_t index;          /* the spec it answers (0-based) */
+    uint8_t reserved[1];
+} cbffi_subdoc_entry;
+
+/*
+ * A pure function (no client): split the value of a LOOKUP_IN / MUTATE_IN
+ * result of a request with n specs into entries, written to out[0..n) (out
+ * may be NULL to only check).  `rc` is the result's rc.  Lookups give n
+ * entries, in spec order.  Mutations: with CBFFI_OK one entry per spec that
+ * returned a value (counters), in increasing index order, all successes;
+ * with CBFFI_SUBDOC_MULTI_FAILURE exactly one, the first failing spec.
+ * Returns the number of entries, or -1 if the body is not a well-formed
+ * answer to n specs (a length past the end, too many or too few entries, an
+ * index out of range or out of order, trailing bytes, n == 0 or n > 16).
+ */
+int cbffi_subdoc_parse(int op, int rc, const char *body, size_t nbody,
+                       size_t n, cbffi_subdoc_entry *out);
+
 /* STAT `group` (NULL/0 for the default group) on every server; VERSION,
-   FLUSH and NOOP on every server.  See cbffi_result.final. */
+   FLUSH and NOOP on every server.  See cbffi_result.final.  On a
+   couchbase:// bucket, flush is one REST request (doFlush) with the
+   CBFFI_TIMEOUT_HTTP timeout; with 16 REST requests in flight already it
+   returns CBFFI_EBUSY (nothing scheduled). */
 int cbffi_stats(cbffi_client *client, const char *group, size_t ngroup,
                 uint64_t cookie);
 int cbffi_version(cbffi_client *client, uint64_t cookie);
 int cbffi_flush(cbffi_client *client, uint64_t cookie);
 int cbffi_noop(cbffi_client *client, uint64_t cookie);
+
+/*
+ * N1QL: POST `body` (a JSON object: "statement", "args", "$name",
+ * "scan_consistency", ... as the query service takes it; sent as it is,
+ * Content-Type application/json) to /query/service on a node whose
+ * nodesExt lists a "n1ql" port, the nodes taken in turn (round-robin), with
+ * Basic auth of the client's username and password.  couchbase:// only.
+ *
+ * timeout_us bounds the whole request, from now to the last byte of the
+ * response (0: CBFFI_TIMEOUT_QUERY).  The response is read whole, up to
+ * the client's limit (connection-string option http_max_response, bytes;
+ * default 64 MiB).
+ *
+ * One result, op = CBFFI_OP_QUERY, server = -1:
+ *   status = the HTTP status (0 if none arrived), value = the response
+ *   body as received (not checked to be JSON);
+ *   rc = CBFFI_OK for a 2xx status (a N1QL error can still be in the
+ *   body's "errors"), CBFFI_AUTH_ERROR for 401/403, CBFFI_HTTP_ERROR for
+ *   any other status (the body holds the server's "errors");
+ *   or, with no response (value empty): CBFFI_ETIMEDOUT (the timeout
+ *   passed: a silent or slow server), CBFFI_NETWORK_ERROR (the connection
+ *   closed or failed before the whole response), CBFFI_PROTOCOL_ERROR
+ *   (not HTTP), CBFFI_CONNECT_ERROR / CBFFI_UNKNOWN_HOST, CBFFI_E2BIG (the
+ *   response is larger than http_max_response), CBFFI_NOT_SUPPORTED (the
+ *   cluster map that arrived lists no node with the query service).
+ * Before the first cluster map the request waits for it, as KV operations
+ * do (and fails with the bootstrap's rc).
+ *
+ * Returns 0, or: CBFFI_NOT_SUPPORTED (memcached://; or the map is known
+ * and no node runs the query service: cbffi_client_last_error says so),
+ * CBFFI_EINVAL (empty body), CBFFI_E2BIG (body over 20 MiB), CBFFI_EBUSY
+ * (64 N1QL requests in flight already), CBFFI_CLIENT_ENOMEM.
+ */
+int cbffi_query(cbffi_client *client, const char *body, size_t nbody,
+                uint64_t timeout_us, uint64_t cookie);
 
 /* ------------------------------------------------------------------------ */
 /* Driving: the built-in loop, and harvesting                               */
@@ -445,7 +613,9 @@ size_t cbffi_ready(cbffi_client *client);
  *      means "stop watching fd".  The core has already closed that fd by
  *      then (and may reuse the number for a new socket in the same call): a
  *      loop that needs an open descriptor to unregister should register a
- *      dup() of each fd instead.
+ *      dup() of each fd instead.  Besides sockets the set may hold one
+ *      eventfd, the core's own (host name lookups and SCRAM key derivation
+ *      run in threads and signal through it): watch it like the others.
  *   3. When the host sees fd readable/writable, call cbffi_io_event.
  *   4. Keep a timer for cbffi_io_deadline(); when it fires call
  *      cbffi_io_tick.  Read the deadline again after every cbffi_io_* call

@@ -60,7 +60,7 @@ def make_ffi(relative=False):
         include_dirs=[os.path.join(ROOT, "include"), os.path.join(ROOT, "src")],
         define_macros=[("_GNU_SOURCE", "1")],
         extra_compile_args=["-std=c11", "-O2", "-Wall", "-Wno-unused-function"],
-        libraries=["crypto", "json-c", "z", "curl"],
+        libraries=["crypto", "json-c", "z", "curl", "pthread"],
     )
     return ffi
 

@@ -9,6 +9,7 @@ PKGS=(
   libssl-dev zlib1g-dev libjson-c-dev libcurl4-openssl-dev
   # C tests
   libcmocka-dev valgrind memcached
+  sasl2-bin libsasl2-modules        # memcached -S for the SASL tests (saslpasswd2, PLAIN, SCRAM)
   clang libclang-rt-14-dev          # libFuzzer targets (tests/fuzz)
   # python, both interpreters, cffi
   python3 python3-cffi python3-dev python3-venv python3-pip python3-setuptools python3-wheel

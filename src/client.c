@@ -2,6 +2,7 @@
  * client.c - the client: creation, routing, scheduling, per-operation
  * timeouts, turning responses into results, and harvesting.
  */
+#include "bg.h"
 #include "client_private.h"
 #include "errors.h"
 
@@ -16,6 +17,8 @@ enum {
     DEFAULT_CONNECT_TIMEOUT = 2000000, /* 2 s */
     DEFAULT_DUR_TIMEOUT = 5000000,     /* 5 s */
     DEFAULT_DUR_INTERVAL = 10000,      /* 10 ms */
+    DEFAULT_HTTP_TIMEOUT = 75000000,   /* 75 s, libcouchbase's http_timeout */
+    DEFAULT_QUERY_TIMEOUT = 75000000,  /* 75 s, libcouchbase's n1ql_timeout */
     MAX_VALUE = 20 * 1024 * 1024,
     MAX_BODY = 64 * 1024 * 1024
 };
@@ -83,6 +86,12 @@ static int setup(cbffi_client *c, const char *connstr, const char *user,
         c->op_timeout = c->cs.operation_timeout_us;
     if (c->cs.connect_timeout_us)
         c->connect_timeout = c->cs.connect_timeout_us;
+    if (c->cs.http_timeout_us)
+        c->http_timeout = c->cs.http_timeout_us;
+    if (c->cs.query_timeout_us)
+        c->query_timeout = c->cs.query_timeout_us;
+    if (c->cs.http_max_response)
+        c->http_max_response = (size_t)c->cs.http_max_response;
     if ((rc = copy_cred(&c->username, user, c->cs.username)) != CBFFI_OK ||
         (rc = copy_cred(&c->password, pass, c->cs.password)) != CBFFI_OK)
         return rc;
@@ -91,6 +100,12 @@ static int setup(cbffi_client *c, const char *connstr, const char *user,
         return cb_cluster_setup(c);
     }
     c->type = CBFFI_TYPE_MEMCACHED;
+    if (c->password && c->password[0] && !(c->username && c->username[0])) {
+        if (errbuf && nerr)
+            snprintf(errbuf, nerr, "a password without a username: "
+                     "memcached:// SASL needs both");
+        return CBFFI_EINVAL;
+    }
     c->conns = calloc(c->cs.nhosts, sizeof(*c->conns));
     if (!c->conns)
         return CBFFI_CLIENT_ENOMEM;
@@ -124,6 +139,9 @@ int cbffi_client_create(cbffi_client **out, const char *connstr,
     c->connect_timeout = DEFAULT_CONNECT_TIMEOUT;
     c->dur_timeout = DEFAULT_DUR_TIMEOUT;
     c->dur_interval = DEFAULT_DUR_INTERVAL;
+    c->http_timeout = DEFAULT_HTTP_TIMEOUT;
+    c->query_timeout = DEFAULT_QUERY_TIMEOUT;
+    c->http_max_response = MAX_BODY;
     c->next_retry = UINT64_MAX;
     c->max_value = MAX_VALUE;
     c->max_body = MAX_BODY;
@@ -148,6 +166,7 @@ void cbffi_client_destroy(cbffi_client *c)
     for (int i = 0; i < c->nconns; i++)
         cb_conn_free(c->conns[i]);
     free(c->conns);
+    cb_bg_free(c); /* after every conn released its jobs */
     cb_ketama_free(&c->ketama);
     cb_connstr_free(&c->cs);
     free(c->username);
@@ -179,6 +198,8 @@ static uint64_t *timeout_slot(cbffi_client *c, int kind)
     case CBFFI_TIMEOUT_BOOTSTRAP: return &c->bootstrap_timeout;
     case CBFFI_TIMEOUT_DURABILITY: return &c->dur_timeout;
     case CBFFI_TIMEOUT_DURABILITY_INTERVAL: return &c->dur_interval;
+    case CBFFI_TIMEOUT_HTTP: return &c->http_timeout;
+    case CBFFI_TIMEOUT_QUERY: return &c->query_timeout;
     default: return NULL;
     }
 }
@@ -473,7 +494,8 @@ size_t cbffi_harvest(cbffi_client *c, cbffi_result *out, size_t max)
 
 int cb_is_mutation(int op)
 {
-    return op >= CBFFI_OP_SET && op <= CBFFI_OP_COUNTER;
+    return (op >= CBFFI_OP_SET && op <= CBFFI_OP_COUNTER) ||
+           op == CBFFI_OP_MUTATE_IN;
 }
 
 /* Produce the final result of a single-key op from a response.  The op has
@@ -504,6 +526,12 @@ static int complete_keyop(cbffi_client *c, cb_conn *conn, cb_op *op,
     res.cas = r->cas;
     res.replica = op->replica;
     res.rc = cb_status_to_rc(r->status, cb_is_mutation(op->op));
+    if ((op->op == CBFFI_OP_LOOKUP_IN || op->op == CBFFI_OP_MUTATE_IN) &&
+        cb_subdoc_reply(op, r, res.rc) != 0) {
+        /* hostile or broken body; the framing is intact, the conn stays */
+        cb_op_fail(c, op, CBFFI_PROTOCOL_ERROR, conn->index);
+        return 0;
+    }
     const char *val = NULL;
     size_t nval = 0;
     if (res.rc == CBFFI_OK) {
@@ -526,8 +554,15 @@ static int complete_keyop(cbffi_client *c, cb_conn *conn, cb_op *op,
                 return -1;
             }
             res.u64 = cb_get64(r->value);
+        } else if (op->op == CBFFI_OP_LOOKUP_IN || op->op == CBFFI_OP_MUTATE_IN) {
+            val = r->value;
+            nval = r->nvalue;
         }
         if (op->dur) {
+            if (nval && cb_dur_keep_value(op, val, nval) != 0) {
+                cb_op_fail(c, op, CBFFI_CLIENT_ENOMEM, conn->index);
+                return 0;
+            }
             cb_dur_start(c, op, r->cas);
             return 0;
         }
@@ -635,6 +670,12 @@ static int connect_overdue(const cb_conn *conn, uint64_t now)
 
 static void fail_overdue(cbffi_client *c, cb_conn *conn)
 {
+    if (conn->resolving) {
+        cb_conn_fail(conn, CBFFI_UNKNOWN_HOST,
+                     "host name lookup did not end within %.3f s",
+                     (double)c->connect_timeout / 1e6);
+        return;
+    }
     cb_conn_fail(conn, CBFFI_CONNECT_ERROR, "%s timed out after %.3f s",
                  conn->state == CB_CONN_CONNECTING ? "connect" : "handshake",
                  (double)c->connect_timeout / 1e6);
@@ -717,7 +758,7 @@ int cb_check_key(cbffi_client *c, const char *key, size_t nkey)
 }
 
 /* couchbase://: encode into the op's own packet and route it. */
-static int sched_cluster(cbffi_client *c, cb_op *op, cb_req *req)
+int cb_sched_cluster(cbffi_client *c, cb_op *op, cb_req *req)
 {
     op->route = CB_ROUTE_CHAIN;
     op->vb_header = 1;
@@ -755,7 +796,7 @@ static int sched_key_dur(cbffi_client *c, int opkind, cb_req *req,
             cb_op_unref(c, op);
             return CBFFI_CLIENT_ENOMEM;
         }
-        return sched_cluster(c, op, req);
+        return cb_sched_cluster(c, op, req);
     }
     int s = route(c, req->key, req->nkey);
     if (s < 0) {
@@ -974,7 +1015,7 @@ int cbffi_get_replica(cbffi_client *c, const char *key, size_t nkey,
     op->replica_any = index < 0;
     cb_req req = {.opcode = CB_CMD_GET_REPLICA, .key = key,
                   .nkey = (uint16_t)nkey};
-    return sched_cluster(c, op, &req);
+    return cb_sched_cluster(c, op, &req);
 }
 
 /* Give a child one reference, finish it with rc at once, and let it go. */

@@ -10,11 +10,14 @@
  *   so that a config change can reorder them without moving them), the
  *   bootstrap conn (seed), retired conns waiting to be freed (graveyard), the
  *   connection string, the current cluster map, the op pool (every cb_op),
- *   the result queue and its data arena, and the watch-change queue.
- *   cb_conn owns its socket, its write buffers (handshake packets in hbuf,
+ *   the result queue and its data arena, the watch-change queue, and its
+ *   reference on the background-job eventfd (bg, shared with the job
+ *   threads still running, see bg.h).
+ *   cb_conn owns its host and name strings, its socket, its host name
+ *   lookup job (lookup), its write buffers (handshake packets in hbuf,
  *   operation packets in wbuf), its read buffer, its resolved address list,
- *   its handshake state (nego) and its op queue (references to ops, each
- *   holding one op reference).
+ *   its handshake state (nego, which owns its key-derivation job) and its op
+ *   queue (references to ops, each holding one op reference).
  *   cb_op is reference counted: the pending state (not yet completed) holds
  *   one reference, each conn queue slot holding it one, the retry and
  *   wait-for-config lists one each, and each child of a parent op one on
@@ -36,6 +39,8 @@
 #include "ketama.h"
 
 struct addrinfo;
+typedef struct cb_bg cb_bg;
+typedef struct cb_job cb_job;
 typedef struct cb_op cb_op;
 typedef struct cb_conn cb_conn;
 typedef struct cb_nego cb_nego;
@@ -86,6 +91,7 @@ struct cb_op {
     uint8_t vb_header;      /* write vb into the header (not for OBSERVE) */
     uint8_t dur_wait;       /* on the retry list for its next OBSERVE round */
     uint8_t await_refresh;  /* on the retry list until a config refresh ends */
+    uint8_t nspecs;         /* LOOKUP_IN / MUTATE_IN: the request's spec count */
     int16_t server;
 };
 
@@ -107,12 +113,16 @@ struct cb_conn {
     int index;              /* in client->conns; -1 for the seed */
     char *host;
     char port[8];
-    char name[280];         /* "host:port" */
+    char *name;             /* "host:port" ("[v6]:port"), the map's authority
+                               form: compared with it whole, never cut */
     int fd;
     cb_conn_state state;
     uint64_t connect_deadline;  /* covers connect and handshake */
     uint64_t last_read;     /* monotonic us of the last bytes received */
     struct addrinfo *ai, *ai_next;
+    cb_job *lookup;         /* host name lookup running (bg.c), or NULL; kept
+                               when an attempt gives up, for the next one */
+    uint8_t resolving;      /* CONNECTING, waiting for lookup (fd < 0) */
     cb_buf hbuf;            /* handshake packets not yet sent */
     cb_buf wbuf;            /* encoded packets; [off, len) not yet sent */
     cb_buf rbuf;            /* received bytes not yet decoded */
@@ -159,6 +169,10 @@ struct cbffi_client {
     uint64_t bootstrap_timeout;/* us, config_total_timeout */
     uint64_t dur_timeout;      /* us */
     uint64_t dur_interval;     /* us */
+    uint64_t http_timeout;     /* us, REST requests that are operations */
+    uint64_t query_timeout;    /* us, N1QL requests (query.c) */
+    size_t http_max_response;  /* bytes: a service response's cap (query.c) */
+    uint32_t query_rr;         /* round-robin over the query nodes */
     uint32_t max_body;         /* response body cap */
     size_t max_value;          /* request value cap */
     char *username;            /* couchbase://: SASL user (bucket name if none) */
@@ -180,6 +194,9 @@ struct cbffi_client {
     int refresh_wanted;        /* a refresh was asked for too soon */
     cb_conn *graveyard;        /* retired conns, freed at the next io call */
     cb_http *http;             /* REST bootstrap (libcurl), NULL until used */
+    cb_bg *bg;                 /* background jobs' eventfd (bg.c), NULL until
+                                  the first job */
+    unsigned njobs;            /* jobs started and not released */
 
     cb_op pending;             /* sentinel of the pending list */
     size_t npending;
@@ -242,11 +259,22 @@ int cb_handle_response(cbffi_client *c, cb_conn *conn, cb_op *op,
 void cb_handle_silence(cbffi_client *c, cb_conn *conn, cb_op *op);
 void cb_expire(cbffi_client *c, uint64_t now);
 int cb_is_mutation(int op);
+/* couchbase://: encode req into op's kept packet, make op pending and route
+   it (CBFFI_OK, or CBFFI_CLIENT_ENOMEM with op released). */
+int cb_sched_cluster(cbffi_client *c, cb_op *op, cb_req *req);
+
+/* ---- subdoc.c: sub-document replies ---------------------------------------- */
+/* 0 if a LOOKUP_IN / MUTATE_IN reply with rc has a body fit for the op's
+   spec count (or is a document-level answer), -1 if it is malformed. */
+int cb_subdoc_reply(const cb_op *op, const cb_resp *r, int rc);
 /* A key must be 1..250 bytes: CBFFI_OK, CBFFI_EMPTY_KEY or CBFFI_EINVAL
    (with the client's last error set). */
 int cb_check_key(cbffi_client *c, const char *key, size_t nkey);
 
 /* ---- conn.c: sockets and pipelining --------------------------------------- */
+/* Bytes one readiness event (or one sync read) reads at most, give or take
+   one recv(): then back to the loop, the socket still readable. */
+enum { CB_READ_BUDGET = 256 * 1024 };
 /* A new idle conn for host:port (heap; free with cb_conn_free). */
 cb_conn *cb_conn_new(cbffi_client *c, int index, const char *host,
                      uint16_t port, int ipv6);
@@ -269,6 +297,8 @@ void cb_conn_fail(cb_conn *conn, int rc, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 /* Close the socket without touching the queue (the caller empties it). */
 void cb_conn_close(cb_conn *conn);
+/* Hand conn's finished background jobs (lookup, key derivation) on. */
+void cb_conn_jobs(cb_conn *conn);
 /* Wait for the connection: CONNECT child ops. */
 void cb_conn_add_waiter(cb_conn *conn, cb_op *child);
 /* Events this conn wants from the host loop. */
@@ -295,6 +325,8 @@ void cb_nego_start(cb_conn *conn);
    failed. */
 int cb_nego_response(cb_conn *conn, const cb_resp *r);
 void cb_nego_free(cb_conn *conn);
+/* The handshake's key derivation finished (bg.c): go on. */
+void cb_nego_jobs(cb_conn *conn);
 
 /* ---- cluster.c: couchbase:// ---------------------------------------------- */
 int cb_cluster_setup(cbffi_client *c);
@@ -348,6 +380,21 @@ uint64_t cb_http_timer(const cbffi_client *c);
 void cb_http_on_event(cbffi_client *c, int fd, uint32_t events);
 void cb_http_tick(cbffi_client *c, uint64_t now);
 void cb_http_free(cbffi_client *c);
+/* A request to a cluster service that is an operation: POST body (copied)
+   to url with content type ctype and Basic auth, within timeout_us; the
+   response (at most max_bytes) completes op with rc, the HTTP status and
+   the body (the request holds one op reference).  host is the node's, for
+   messages.  Returns CBFFI_OK or CBFFI_CLIENT_ENOMEM (op untouched). */
+int cb_http_service(cbffi_client *c, cb_op *op, const char *url,
+                    const char *host, const char *body, size_t nbody,
+                    const char *ctype, uint64_t timeout_us, size_t max_bytes);
+/* N1QL requests of op kind CBFFI_OP_QUERY in flight (their own limit). */
+int cb_http_service_count(const cbffi_client *c);
+
+/* ---- query.c: N1QL ----------------------------------------------------------- */
+/* A CBFFI_OP_QUERY op (body in op->pkt) once a map is known: pick a query
+   node and start its HTTP request, or fail it. */
+void cb_query_dispatch(cbffi_client *c, cb_op *op);
 
 /* ---- durability.c: OBSERVE and endure -------------------------------------- */
 /* An endure probe or observe child answered. */
@@ -365,5 +412,7 @@ void cb_dur_probe_failed(cbffi_client *c, cb_op *probe, int rc);
 /* Start the next round of an op waiting on the retry list. */
 void cb_dur_next_round(cbffi_client *c, cb_op *op);
 void cb_dur_free(cb_dur *d);
+/* Keep the mutation reply's value for the final result (MUTATE_IN counters). */
+int cb_dur_keep_value(cb_op *op, const char *value, size_t n);
 
 #endif

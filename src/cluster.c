@@ -460,6 +460,10 @@ void cb_cluster_dispatch(cbffi_client *c, cb_op *op)
         bootstrap_begin(c);
         return;
     }
+    if (op->op == CBFFI_OP_QUERY) { /* an HTTP request: query.c */
+        cb_query_dispatch(c, op);
+        return;
+    }
     int s = server_for(c, op);
     if (s < 0 && op->parent) {
         fail_child(c, op, CBFFI_NO_MATCHING_SERVER);
@@ -638,7 +642,8 @@ int cb_cluster_on_status(cbffi_client *c, cb_conn *conn, cb_op *op,
 static int idempotent(const cb_op *op)
 {
     return op->cmd == CB_CMD_GET || op->cmd == CB_CMD_GETQ ||
-           op->cmd == CB_CMD_GET_REPLICA || op->cmd == CB_CMD_OBSERVE;
+           op->cmd == CB_CMD_GET_REPLICA || op->cmd == CB_CMD_OBSERVE ||
+           op->cmd == CB_CMD_SUBDOC_MULTI_LOOKUP;
 }
 
 void cb_cluster_on_conn_lost(cbffi_client *c, cb_conn *conn, cb_op *op,

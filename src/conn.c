@@ -3,11 +3,19 @@
  * TCP_NODELAY, a write buffer of coalesced packets, a read buffer decoded
  * into whole responses, and a FIFO of in-flight ops matched by opaque.
  *
+ * Addresses: a numeric host is converted inline (AI_NUMERICHOST never
+ * touches the resolver); a name is looked up in a thread (bg.h), the conn
+ * CONNECTING without a socket meanwhile, so that a resolver that hangs
+ * holds nothing past the connect timeout.  A lookup that outlives its
+ * attempt is kept and waited for by the next one instead of starting
+ * another (one lookup thread per conn at most).
+ *
  * The socket is non-blocking while connecting and blocking afterwards: every
  * send/recv passes MSG_DONTWAIT except the sync fast path
  * (cb_conn_read_blocking), which blocks in recv() under SO_RCVTIMEO so that a
  * synchronous operation costs one send and one receive system call.
  */
+#include "bg.h"
 #include "client_private.h"
 
 #include <errno.h>
@@ -76,9 +84,17 @@ cb_conn *cb_conn_new(cbffi_client *c, int index, const char *host,
     }
     snprintf(conn->port, sizeof(conn->port), "%u", (unsigned)port);
     cb_hostport hp = {.host = conn->host, .port = port, .ipv6 = (uint8_t)ipv6};
-    cb_hostport_format(&hp, conn->name, sizeof(conn->name));
+    size_t nname = strlen(host) + sizeof("[]:65535");
+    conn->name = malloc(nname);
+    if (!conn->name) {
+        free(conn->host);
+        free(conn);
+        return NULL;
+    }
+    cb_hostport_format(&hp, conn->name, nname);
     conn->next_opaque = 1;
-    conn->negotiate = c->type == CBFFI_TYPE_COUCHBASE;
+    conn->negotiate = c->type == CBFFI_TYPE_COUCHBASE ||
+                      (c->username && c->username[0]); /* memcached SASL */
     return conn;
 }
 
@@ -127,6 +143,7 @@ void cb_conn_close(cb_conn *conn)
 {
     close_socket(conn);
     conn->state = CB_CONN_IDLE;
+    conn->resolving = 0; /* the lookup, if any, runs on for the next attempt */
     cb_nego_free(conn);
     if (conn->ai)
         freeaddrinfo(conn->ai);
@@ -147,12 +164,15 @@ void cb_conn_free(cb_conn *conn)
     conn->fd = -1;
     if (conn->ai)
         freeaddrinfo(conn->ai);
+    cb_job_release(conn->client, conn->lookup);
+    conn->lookup = NULL;
     cb_nego_free(conn);
     cb_buf_free(&conn->hbuf);
     cb_buf_free(&conn->wbuf);
     cb_buf_free(&conn->rbuf);
     free(conn->queue.items);
     free(conn->host);
+    free(conn->name);
     free(conn);
 }
 
@@ -320,27 +340,90 @@ static void connect_failed(cb_conn *conn, int err)
                  strerror(err));
 }
 
-static void start_connect(cb_conn *conn)
+/* Connect to the first of conn->ai that takes it. */
+static void connect_addresses(cb_conn *conn)
 {
-    struct addrinfo hints;
-    memset(&hints, 0, sizeof(hints));
-    hints.ai_family = AF_UNSPEC;
-    hints.ai_socktype = SOCK_STREAM;
-    int gai = getaddrinfo(conn->host, conn->port, &hints, &conn->ai);
+    conn->ai_next = conn->ai;
+    int err = try_next_address(conn);
+    if (err)
+        connect_failed(conn, err);
+}
+
+/* The lookup finished while this attempt waited for it. */
+static void on_resolved(cb_conn *conn)
+{
+    struct addrinfo *ai = NULL;
+    int gai = cb_job_addrinfo(conn->lookup, &ai);
+    cb_job_release(conn->client, conn->lookup);
+    conn->lookup = NULL;
+    conn->resolving = 0;
     if (gai != 0) {
-        conn->ai = NULL;
         cb_conn_fail(conn, CBFFI_UNKNOWN_HOST, "cannot resolve host: %s",
                      gai_strerror(gai));
         return;
     }
-    conn->ai_next = conn->ai;
+    conn->ai = ai;
+    connect_addresses(conn);
+}
+
+static void start_connect(cb_conn *conn)
+{
+    cbffi_client *c = conn->client;
     cb_buf_shrink(&conn->wbuf, KEEP_BUF);
     cb_buf_shrink(&conn->rbuf, KEEP_BUF);
-    conn->connect_deadline = cb_now() + conn->client->connect_timeout;
+    conn->connect_deadline = cb_now() + c->connect_timeout;
     conn->state = CB_CONN_CONNECTING;
-    int err = try_next_address(conn);
-    if (err)
-        connect_failed(conn, err);
+    struct addrinfo hints;
+    memset(&hints, 0, sizeof(hints));
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_flags = AI_NUMERICHOST | AI_NUMERICSERV;
+    int gai = getaddrinfo(conn->host, conn->port, &hints, &conn->ai);
+    if (gai == 0) {
+        connect_addresses(conn);
+        return;
+    }
+    conn->ai = NULL;
+    if (gai != EAI_NONAME) {
+        cb_conn_fail(conn, CBFFI_UNKNOWN_HOST, "cannot resolve host: %s",
+                     gai_strerror(gai));
+        return;
+    }
+    /* A name: looked up in a thread (one still running from an attempt
+       that gave up is waited for again; one from before a fork() never
+       ends here). */
+    if (conn->lookup && cb_job_orphaned(conn->lookup)) {
+        cb_job_release(c, conn->lookup);
+        conn->lookup = NULL;
+    }
+    if (!conn->lookup) {
+        const char *why = "";
+        conn->lookup = cb_job_resolve(c, conn->host, conn->port, &why);
+        if (!conn->lookup) {
+            cb_conn_fail(conn, CBFFI_UNKNOWN_HOST, "cannot look up host: %s",
+                         why);
+            return;
+        }
+    }
+    conn->resolving = 1;
+    cb_bg_watch(c);
+    if (cb_job_done(conn->lookup))
+        on_resolved(conn);
+}
+
+void cb_conn_jobs(cb_conn *conn)
+{
+    if (conn->lookup && cb_job_done(conn->lookup)) {
+        if (conn->resolving) {
+            on_resolved(conn);
+        } else { /* its attempt gave up: a later one looks up afresh */
+            cb_job_release(conn->client, conn->lookup);
+            conn->lookup = NULL;
+        }
+    }
+    if (conn->nego)
+        cb_nego_jobs(conn);
+    cb_conn_update_watch(conn);
 }
 
 static void on_connect_ready(cb_conn *conn)
@@ -600,9 +683,10 @@ static size_t read_room(cb_conn *conn)
     return b->cap - b->len;
 }
 
-/* One recv(); returns 2 if it filled all the room (more may be waiting),
-   1 if bytes were decoded, 0 on EAGAIN, -1 if the connection failed. */
-static int read_once(cb_conn *conn, int flags)
+/* One recv(), counting the bytes into *got; returns 2 if it filled all the
+   room (more may be waiting), 1 if bytes were decoded, 0 on EAGAIN, -1 if
+   the connection failed. */
+static int read_once(cb_conn *conn, int flags, size_t *got)
 {
     size_t room = read_room(conn);
     if (room == 0) {
@@ -614,6 +698,7 @@ static int read_once(cb_conn *conn, int flags)
         n = recv(conn->fd, conn->rbuf.data + conn->rbuf.len, room, flags);
     } while (n < 0 && errno == EINTR);
     if (n > 0) {
+        *got += (size_t)n;
         conn->rbuf.len += (size_t)n;
         conn->last_read = cb_now();
         decode_all(conn);
@@ -632,6 +717,19 @@ static int read_once(cb_conn *conn, int flags)
     return -1;
 }
 
+/* Read again only while the buffer fills up (more may be waiting), and
+   then only up to CB_READ_BUDGET bytes: past it, back to the loop with the
+   socket still readable (level-triggered: reported again at once), so that
+   a peer streaming faster than we decode cannot keep the other connections
+   and every timeout waiting.  The common case is one recv() either way. */
+static void read_burst(cb_conn *conn, int flags)
+{
+    size_t got = 0;
+    int rc = read_once(conn, flags, &got);
+    while (rc == 2 && got < CB_READ_BUDGET)
+        rc = read_once(conn, MSG_DONTWAIT, &got);
+}
+
 void cb_conn_on_event(cb_conn *conn, uint32_t events)
 {
     if (conn->state == CB_CONN_CONNECTING) {
@@ -642,10 +740,8 @@ void cb_conn_on_event(cb_conn *conn, uint32_t events)
     } else if (conn->state >= CB_CONN_NEGOTIATING) {
         if (events & CBFFI_IO_WRITE)
             send_some(conn);
-        /* Level-triggered: read again only if the buffer filled up. */
         if ((events & CBFFI_IO_READ) && conn->state >= CB_CONN_NEGOTIATING)
-            while (read_once(conn, MSG_DONTWAIT) == 2)
-                ;
+            read_burst(conn, MSG_DONTWAIT);
     }
     cb_conn_update_watch(conn);
 }
@@ -666,9 +762,7 @@ static void set_rcvtimeo(cb_conn *conn, uint64_t timeout_us)
 void cb_conn_read_blocking(cb_conn *conn, uint64_t timeout_us)
 {
     set_rcvtimeo(conn, timeout_us);
-    if (read_once(conn, 0) == 2)
-        while (read_once(conn, MSG_DONTWAIT) == 2)
-            ;
+    read_burst(conn, 0);
     if (conn->state >= CB_CONN_NEGOTIATING)
         cb_conn_update_watch(conn);
 }

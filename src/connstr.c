@@ -291,11 +291,25 @@ static int set_option(cb_connstr *cs, const char *k, const char *v, char *err,
         dur = &cs->connect_timeout_us;
     else if (strcmp(k, "config_total_timeout") == 0)
         dur = &cs->config_total_timeout_us;
+    else if (strcmp(k, "http_timeout") == 0)
+        dur = &cs->http_timeout_us;
+    else if (strcmp(k, "query_timeout") == 0 || strcmp(k, "n1ql_timeout") == 0)
+        dur = &cs->query_timeout_us;
     if (dur) {
         if (cb_parse_duration(v, dur) != 0)
             return fail(err, nerr, CBFFI_EINVAL,
                         "option %s: '%s' is not a duration (use seconds like "
                         "'2.5' or units like '2.5s', '500ms')", k, v);
+        return CBFFI_OK;
+    }
+    if (strcmp(k, "http_max_response") == 0) {
+        char *end = NULL;
+        unsigned long long n = strtoull(v, &end, 10);
+        if (!*v || *end || n < 1024 || n > (1ull << 31))
+            return fail(err, nerr, CBFFI_EINVAL,
+                        "option %s: '%s' is not a byte count from 1024 to 2 GiB",
+                        k, v);
+        cs->http_max_response = n;
         return CBFFI_OK;
     }
     if (strcmp(k, "username") == 0 || strcmp(k, "user") == 0)

@@ -50,6 +50,9 @@ typedef struct cb_connstr {
     uint64_t operation_timeout_us;  /* 0 = default */
     uint64_t connect_timeout_us;    /* 0 = default */
     uint64_t config_total_timeout_us; /* 0 = default */
+    uint64_t http_timeout_us;       /* 0 = default */
+    uint64_t query_timeout_us;      /* 0 = default (query_timeout, n1ql_timeout) */
+    uint64_t http_max_response;     /* bytes, 0 = default (http_max_response) */
     cb_bootstrap bootstrap_on;
 } cb_connstr;
 

@@ -28,6 +28,7 @@ struct cb_dur {
     uint64_t interval;              /* us between rounds */
     uint16_t vb;
     cb_buf obsval;                  /* vb | keylen | key */
+    cb_buf value;                   /* the mutation reply's value, reported */
     /* the round in progress */
     int outstanding, persisted, replicated, verdict;
 };
@@ -37,6 +38,7 @@ void cb_dur_free(cb_dur *d)
     if (!d)
         return;
     cb_buf_free(&d->obsval);
+    cb_buf_free(&d->value);
     free(d);
 }
 
@@ -97,7 +99,14 @@ static void complete(cbffi_client *c, cb_op *op, int rc)
     res.cas = op->dur->cas;
     res.server = -1;
     res.final = 1;
-    cb_op_complete(c, op, &res, NULL, 0);
+    cb_op_complete(c, op, &res, cb_buf_head(&op->dur->value),
+                   cb_buf_size(&op->dur->value));
+}
+
+int cb_dur_keep_value(cb_op *op, const char *value, size_t n)
+{
+    cb_buf_clear(&op->dur->value);
+    return cb_buf_append(&op->dur->value, value, n);
 }
 
 static void judge(cbffi_client *c, cb_op *op)

@@ -59,7 +59,23 @@ static const struct rc_info rc_table[] = {
     [CBFFI_ECONNRESET] = {"Connection reset by the server", NET | TMP},
     [CBFFI_EMPTY_KEY] = {"An empty key was passed", IN},
     [CBFFI_UNKNOWN_MEMCACHED_ERROR] = {"Unknown server status", SRV},
+    [CBFFI_HTTP_ERROR] = {"HTTP request failed: see the HTTP status and body", IN | SRV},
     [CBFFI_MUTATION_LOST] = {"The mutation was lost in a failover", 0},
+    [CBFFI_SUBDOC_PATH_ENOENT] = {"Sub-document path does not exist", DAT | SRV},
+    [CBFFI_SUBDOC_PATH_MISMATCH] = {"Sub-document path does not match the document's structure", DAT | SRV},
+    [CBFFI_SUBDOC_PATH_EINVAL] = {"Invalid sub-document path", IN | SRV},
+    [CBFFI_SUBDOC_PATH_E2BIG] = {"Sub-document path too long or too deep", IN | SRV},
+    [CBFFI_SUBDOC_DOC_E2DEEP] = {"The document is too deep for sub-document operations", DAT | SRV},
+    [CBFFI_SUBDOC_VALUE_CANTINSERT] = {"The value cannot be inserted at the path", IN | SRV},
+    [CBFFI_SUBDOC_DOC_NOTJSON] = {"The document is not JSON", DAT | SRV},
+    [CBFFI_SUBDOC_NUM_ERANGE] = {"The number at the path is out of range", DAT | SRV},
+    [CBFFI_SUBDOC_BAD_DELTA] = {"Invalid counter delta", IN | SRV},
+    [CBFFI_SUBDOC_PATH_EEXISTS] = {"Sub-document path already exists", DAT | SRV},
+    [CBFFI_SUBDOC_MULTI_FAILURE] = {"One or more sub-document specs failed", DAT | SRV},
+    [CBFFI_SUBDOC_VALUE_E2DEEP] = {"The value would make the document too deep", IN | SRV},
+    [CBFFI_EMPTY_PATH] = {"An empty sub-document path was given", IN},
+    [CBFFI_UNKNOWN_SDCMD] = {"Not a sub-document command of this kind", IN},
+    [CBFFI_ENO_COMMANDS] = {"No sub-document specs were given", IN},
 };
 
 enum { RC_TABLE_N = sizeof(rc_table) / sizeof(rc_table[0]) };
@@ -105,6 +121,19 @@ static const uint8_t status_table[256] = {
     [CB_ST_ETMPFAIL] = CBFFI_ETMPFAIL,
     [CB_ST_DURABILITY_IMPOSSIBLE] = CBFFI_DURABILITY_ETOOMANY,
     [CB_ST_SYNC_WRITE_IN_PROGRESS] = CBFFI_ETMPFAIL,
+    [0xc0] = CBFFI_SUBDOC_PATH_ENOENT,
+    [0xc1] = CBFFI_SUBDOC_PATH_MISMATCH,
+    [0xc2] = CBFFI_SUBDOC_PATH_EINVAL,
+    [0xc3] = CBFFI_SUBDOC_PATH_E2BIG,
+    [0xc4] = CBFFI_SUBDOC_DOC_E2DEEP,
+    [0xc5] = CBFFI_SUBDOC_VALUE_CANTINSERT,
+    [0xc6] = CBFFI_SUBDOC_DOC_NOTJSON,
+    [0xc7] = CBFFI_SUBDOC_NUM_ERANGE,
+    [0xc8] = CBFFI_SUBDOC_BAD_DELTA,
+    [0xc9] = CBFFI_SUBDOC_PATH_EEXISTS,
+    [0xca] = CBFFI_SUBDOC_VALUE_E2DEEP,
+    [0xcb] = CBFFI_EINVAL,                  /* INVALID_COMBO */
+    [0xcc] = CBFFI_SUBDOC_MULTI_FAILURE,    /* MULTI_PATH_FAILURE */
 };
 
 int cb_status_to_rc(uint16_t status, int is_mutation)

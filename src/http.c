@@ -10,8 +10,23 @@
  * host); 401 means wrong credentials, 404 an unknown bucket.  Afterwards
  * the KV conns refresh the map over CCCP.
  *
+ * Timeouts: a bootstrap attempt has the connect timeout (as a CCCP
+ * attempt: connect + handshake + map), within the bootstrap op's own
+ * deadline; a flush is an operation with the REST timeout
+ * (CBFFI_TIMEOUT_HTTP), both as its pending deadline and as libcurl's.
+ * At most MAX_REQS requests are in flight: past that cb_http_flush refuses
+ * with CBFFI_EBUSY.  The sockets libcurl asks to watch are all kept track
+ * of (a growable list): a socket the host watches but whose readiness we
+ * dropped would stall its transfer until its timeout.
+ *
+ * Service requests (cb_http_service, for query.c): a POST of a body that
+ * libcurl copies, with a Content-Type and no "Expect: 100-continue", that
+ * is an operation: its status and body (at most max_bytes) complete the
+ * op in one result; transport failures get their own typed rc.
+ *
  * Ownership: cb_http belongs to the client (client->http); it owns the curl
- * multi and easy handles, the URL and the reply body.
+ * multi and easy handles, the watched-socket list, and each request's URL,
+ * host, header list and reply body.
  */
 #include "client_private.h"
 
@@ -24,9 +39,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-enum { MAX_SOCKS = 16, FLUSH_TIMEOUT = 30000000 /* 30 s */ };
+enum { MAX_REQS = 16 };
 
-typedef enum { REQ_BOOTSTRAP = 1, REQ_FLUSH = 2 } req_kind;
+typedef enum { REQ_BOOTSTRAP = 1, REQ_FLUSH = 2, REQ_SERVICE = 3 } req_kind;
 
 /* One HTTP request in flight. */
 typedef struct cb_http_req {
@@ -35,30 +50,51 @@ typedef struct cb_http_req {
     req_kind kind;
     cb_op *op;              /* REQ_FLUSH: the op it completes (one reference) */
     cb_buf body;
-    char host[260];         /* the host asked, for $HOST */
+    char *host;             /* the host asked, for $HOST (whole: a cut name
+                               would become the servers' names) */
     int too_big;
+    size_t max_bytes;       /* the body's cap; 0 = CB_CM_MAX_BYTES */
+    struct curl_slist *headers; /* REQ_SERVICE: Content-Type, no Expect */
 } cb_http_req;
 
 struct cb_http {
     CURLM *multi;
     cb_http_req *reqs;
     uint64_t timer;         /* libcurl's deadline, UINT64_MAX = none */
-    int fds[MAX_SOCKS];     /* sockets libcurl asked us to watch */
-    int nfds;
+    int *fds;               /* sockets libcurl asked us to watch */
+    int nfds, capfds;
+    int nreqs;
 };
-static void watch(cbffi_client *c, int fd, uint32_t events)
+
+/* Track fd (events != 0) or forget it; -1 if out of memory (nothing
+   changed). */
+static int watch(cbffi_client *c, int fd, uint32_t events)
 {
     cb_http *h = c->http;
-    int i = 0;
+    int i = 0, added = 0;
     while (i < h->nfds && h->fds[i] != fd)
         i++;
     if (events == 0) {
         if (i < h->nfds)
             h->fds[i] = h->fds[--h->nfds];
-    } else if (i == h->nfds && h->nfds < MAX_SOCKS) {
+    } else if (i == h->nfds) {
+        if (h->nfds == h->capfds) {
+            int cap = h->capfds ? 2 * h->capfds : 8;
+            int *fds = realloc(h->fds, (size_t)cap * sizeof(*fds));
+            if (!fds)
+                return -1;
+            h->fds = fds;
+            h->capfds = cap;
+        }
         h->fds[h->nfds++] = fd;
+        added = 1;
     }
-    (void)cb_watch_push(c, fd, events); /* out of memory: libcurl's timer still runs */
+    if (cb_watch_push(c, fd, events) != 0 && events) {
+        if (added) /* the host never hears of it: fail the transfer */
+            h->nfds--;
+        return -1;
+    }
+    return 0;
 }
 
 static int on_socket(CURL *easy, curl_socket_t s, int what, void *userp,
@@ -72,8 +108,8 @@ static int on_socket(CURL *easy, curl_socket_t s, int what, void *userp,
         ev |= CBFFI_IO_READ;
     if (what == CURL_POLL_OUT || what == CURL_POLL_INOUT)
         ev |= CBFFI_IO_WRITE;
-    watch(c, (int)s, what == CURL_POLL_REMOVE ? 0 : ev);
-    return 0;
+    /* -1: libcurl fails the transfer using s (CURLE_ABORTED_BY_CALLBACK) */
+    return watch(c, (int)s, what == CURL_POLL_REMOVE ? 0 : ev);
 }
 
 static int on_timer(CURLM *multi, long timeout_ms, void *userp)
@@ -89,7 +125,7 @@ static size_t on_body(char *p, size_t size, size_t n, void *userp)
 {
     cb_http_req *q = userp;
     size_t len = size * n;
-    if (cb_buf_size(&q->body) + len > CB_CM_MAX_BYTES) {
+    if (cb_buf_size(&q->body) + len > (q->max_bytes ? q->max_bytes : CB_CM_MAX_BYTES)) {
         q->too_big = 1;
         return 0; /* aborts the transfer */
     }
@@ -103,11 +139,15 @@ static void end_request(cbffi_client *c, cb_http_req *q)
     cb_http_req **pp = &h->reqs;
     while (*pp && *pp != q)
         pp = &(*pp)->next;
-    if (*pp)
+    if (*pp) {
         *pp = q->next;
+        h->nreqs--;
+    }
     curl_multi_remove_handle(h->multi, q->easy);
     curl_easy_cleanup(q->easy);
+    curl_slist_free_all(q->headers);
     cb_buf_free(&q->body);
+    free(q->host);
     free(q);
 }
 
@@ -124,6 +164,7 @@ void cb_http_free(cbffi_client *c)
     }
     curl_multi_cleanup(h->multi);
     curl_global_cleanup();
+    free(h->fds);
     free(h);
     c->http = NULL;
 }
@@ -190,12 +231,19 @@ static int transfer_rc(cbffi_client *c, cb_http_req *q, CURLcode code, long stat
     return CBFFI_PROTOCOL_ERROR;
 }
 
+static void finish_service(cbffi_client *c, cb_http_req *q, CURLcode code,
+                           long status);
+
 /* The transfer finished (or failed): apply the config / complete the op. */
 static void finish(cbffi_client *c, cb_http_req *q, CURLcode code)
 {
     long status = 0;
     curl_easy_getinfo(q->easy, CURLINFO_RESPONSE_CODE, &status);
     int rc = transfer_rc(c, q, code, status);
+    if (q->kind == REQ_SERVICE) {
+        finish_service(c, q, code, status);
+        return;
+    }
     if (q->kind == REQ_BOOTSTRAP) {
         if (rc == CBFFI_OK &&
             cb_cluster_apply_json(c, cb_buf_head(&q->body), cb_buf_size(&q->body),
@@ -313,6 +361,7 @@ static int start(cbffi_client *c, cb_http_req *q, const char *url, int post,
     q->easy = e;
     q->next = c->http->reqs;
     c->http->reqs = q;
+    c->http->nreqs++;
     return CBFFI_OK;
 }
 
@@ -352,10 +401,12 @@ int cb_http_start(cbffi_client *c, const char *host, int ipv6, uint16_t port)
         return rc;
     }
     q->kind = REQ_BOOTSTRAP;
-    snprintf(q->host, sizeof(q->host), "%s", host);
-    rc = start(c, q, url, 0, c->connect_timeout);
-    if (rc != CBFFI_OK)
+    q->host = strdup(host);
+    rc = q->host ? start(c, q, url, 0, c->connect_timeout) : CBFFI_CLIENT_ENOMEM;
+    if (rc != CBFFI_OK) {
+        free(q->host);
         free(q);
+    }
     return rc;
 }
 
@@ -371,6 +422,10 @@ int cb_http_flush(cbffi_client *c, uint64_t cookie)
     }
     if (setup_multi(c) != 0)
         return CBFFI_CLIENT_ENOMEM;
+    if (c->http->nreqs >= MAX_REQS) {
+        cb_set_error(c, "%d REST requests are in flight already", MAX_REQS);
+        return CBFFI_EBUSY;
+    }
     cb_http_req *q = calloc(1, sizeof(*q));
     char url[700];
     if (!q)
@@ -391,14 +446,147 @@ int cb_http_flush(cbffi_client *c, uint64_t cookie)
     q->kind = REQ_FLUSH;
     q->op = op;
     op->refs = 1; /* the request's */
-    snprintf(q->host, sizeof(q->host), "%s", node->hostname);
-    rc = start(c, q, url, 1, FLUSH_TIMEOUT);
+    q->host = strdup(node->hostname);
+    rc = q->host ? start(c, q, url, 1, c->http_timeout) : CBFFI_CLIENT_ENOMEM;
     if (rc != CBFFI_OK) {
+        free(q->host);
         free(q);
         op->refs = 1;
         cb_op_unref(c, op);
         return rc;
     }
-    cb_pending_add(c, op, FLUSH_TIMEOUT);
+    cb_pending_add(c, op, c->http_timeout);
+    return CBFFI_OK;
+}
+
+/* ---- requests to cluster services (query.c) ---------------------------------- */
+
+int cb_http_service_count(const cbffi_client *c)
+{
+    int n = 0;
+    if (c->http)
+        for (const cb_http_req *q = c->http->reqs; q; q = q->next)
+            n += q->kind == REQ_SERVICE;
+    return n;
+}
+
+/* A service request ended: its rc from libcurl's outcome and the status. */
+static int service_rc(cbffi_client *c, cb_http_req *q, CURLcode code, long status)
+{
+    switch (code) {
+    case CURLE_OK:
+        break;
+    case CURLE_OPERATION_TIMEDOUT:
+        cb_set_error(c, "%s: no complete response within the timeout", q->host);
+        return CBFFI_ETIMEDOUT;
+    case CURLE_COULDNT_RESOLVE_HOST:
+        cb_set_error(c, "%s: cannot resolve host", q->host);
+        return CBFFI_UNKNOWN_HOST;
+    case CURLE_COULDNT_CONNECT:
+        cb_set_error(c, "%s: cannot connect: %s", q->host, curl_easy_strerror(code));
+        return CBFFI_CONNECT_ERROR;
+    case CURLE_WEIRD_SERVER_REPLY:
+    case CURLE_UNSUPPORTED_PROTOCOL: /* an HTTP/0.9 "reply": not HTTP */
+    case CURLE_BAD_CONTENT_ENCODING:
+        cb_set_error(c, "%s: not an HTTP response: %s", q->host, curl_easy_strerror(code));
+        return CBFFI_PROTOCOL_ERROR;
+    default:
+        if (q->too_big) {
+            cb_set_error(c, "%s: response larger than %zu bytes (http_max_response)",
+                         q->host, q->max_bytes);
+            return CBFFI_E2BIG;
+        }
+        cb_set_error(c, "%s: the response did not arrive whole: %s", q->host,
+                     curl_easy_strerror(code));
+        return CBFFI_NETWORK_ERROR;
+    }
+    if (status >= 200 && status < 300)
+        return CBFFI_OK;
+    cb_set_error(c, "%s: HTTP %ld%s%.*s", q->host, status,
+                 cb_buf_size(&q->body) ? ": " : "",
+                 (int)(cb_buf_size(&q->body) > 160 ? 160 : cb_buf_size(&q->body)),
+                 cb_buf_head(&q->body));
+    return status == 401 || status == 403 ? CBFFI_AUTH_ERROR : CBFFI_HTTP_ERROR;
+}
+
+static void finish_service(cbffi_client *c, cb_http_req *q, CURLcode code,
+                           long status)
+{
+    int rc = service_rc(c, q, code, status);
+    cb_op *op = q->op;
+    cbffi_result r;
+    memset(&r, 0, sizeof(r));
+    r.cookie = op->cookie;
+    r.rc = rc;
+    r.op = op->op;
+    r.server = -1;
+    r.final = 1;
+    /* the status and body of a response that arrived whole, else none */
+    int whole = code == CURLE_OK;
+    r.status = whole && status > 0 && status < 1000 ? (uint16_t)status : 0;
+    /* the body is copied into the result arena before q is freed */
+    cb_op_complete(c, op, &r, whole ? cb_buf_head(&q->body) : NULL,
+                   whole ? cb_buf_size(&q->body) : 0);
+    end_request(c, q);
+    cb_op_unref(c, op);
+}
+
+int cb_http_service(cbffi_client *c, cb_op *op, const char *url,
+                    const char *host, const char *body, size_t nbody,
+                    const char *ctype, uint64_t timeout_us, size_t max_bytes)
+{
+    if (setup_multi(c) != 0)
+        return CBFFI_CLIENT_ENOMEM;
+    cb_http_req *q = calloc(1, sizeof(*q));
+    if (!q)
+        return CBFFI_CLIENT_ENOMEM;
+    char ct[96];
+    snprintf(ct, sizeof ct, "Content-Type: %s", ctype);
+    struct curl_slist *h = curl_slist_append(NULL, ct);
+    struct curl_slist *h2 = h ? curl_slist_append(h, "Expect:") : NULL;
+    q->host = strdup(host);
+    if (!h2 || !q->host) {
+        curl_slist_free_all(h2 ? h2 : h);
+        free(q->host);
+        free(q);
+        return CBFFI_CLIENT_ENOMEM;
+    }
+    q->headers = h2;
+    q->kind = REQ_SERVICE;
+    q->op = op;
+    q->max_bytes = max_bytes;
+    CURL *e = curl_easy_init();
+    if (!e) {
+        curl_slist_free_all(q->headers);
+        free(q->host);
+        free(q);
+        return CBFFI_CLIENT_ENOMEM;
+    }
+    long timeout_ms = (long)(timeout_us / 1000u);
+    curl_easy_setopt(e, CURLOPT_URL, url);
+    curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http");
+    curl_easy_setopt(e, CURLOPT_HTTPAUTH, (long)CURLAUTH_BASIC);
+    curl_easy_setopt(e, CURLOPT_USERNAME, c->username ? c->username : "");
+    curl_easy_setopt(e, CURLOPT_PASSWORD, c->password ? c->password : "");
+    curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, timeout_ms > 0 ? timeout_ms : 1L);
+    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body);
+    curl_easy_setopt(e, CURLOPT_WRITEDATA, q);
+    curl_easy_setopt(e, CURLOPT_USERAGENT, "couchbase-ffi/0.1.0");
+    curl_easy_setopt(e, CURLOPT_HTTPHEADER, q->headers);
+    curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)nbody);
+    if (curl_easy_setopt(e, CURLOPT_COPYPOSTFIELDS, body) != CURLE_OK ||
+        curl_multi_add_handle(c->http->multi, e) != CURLM_OK) {
+        curl_easy_cleanup(e);
+        curl_slist_free_all(q->headers);
+        free(q->host);
+        free(q);
+        return CBFFI_CLIENT_ENOMEM;
+    }
+    q->easy = e;
+    q->next = c->http->reqs;
+    c->http->reqs = q;
+    c->http->nreqs++;
+    op->refs++; /* the request's */
     return CBFFI_OK;
 }

@@ -9,6 +9,7 @@
  * it blocks in recv() directly (cb_conn_read_blocking) instead of poll() +
  * recv(), which makes a synchronous operation two system calls.
  */
+#include "bg.h"
 #include "client_private.h"
 
 #include <errno.h>
@@ -64,6 +65,8 @@ int cbffi_io_event(cbffi_client *c, int fd, uint32_t events)
         cb_conn_on_event(conn, events);
     else if (cb_http_owns_fd(c, fd))
         cb_http_on_event(c, fd, events);
+    else if (fd >= 0 && fd == cb_bg_fd(c))
+        cb_bg_poll(c);
     flush_dirty(c);
     return 0;
 }
@@ -73,6 +76,8 @@ int cbffi_io_tick(cbffi_client *c)
     cb_cluster_bury(c);
     cb_release_harvested(c);
     uint64_t now = cb_now();
+    if (c->njobs)
+        cb_bg_poll(c); /* in case the host is late with the eventfd */
     cb_expire(c, now);
     if (c->http)
         cb_http_tick(c, now);

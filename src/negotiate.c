@@ -7,6 +7,11 @@
  *   SELECT_BUCKET            (if HELLO accepted SELECT_BUCKET)
  *   GET_CLUSTER_CONFIG       (bootstrap connections only)
  *
+ * On memcached:// with a username, the handshake is SASL alone
+ * (SASL_LIST_MECHS, then AUTH[/STEP]): SCRAM when offered (cyrus spells it
+ * "SCRAM-SHA-256"), else PLAIN, memcached's usual mechanism; a server
+ * without SASL (UNKNOWN_COMMAND) is used without it.
+ *
  * Packets go through the conn's handshake buffer, which is sent before any
  * operation: operations scheduled meanwhile wait in wbuf and go out once
  * the conn is ready.  Responses arrive in order (nothing else is on the
@@ -14,13 +19,23 @@
  * a status a user can act on: CBFFI_AUTH_ERROR, CBFFI_BUCKET_ENOENT,
  * CBFFI_SASLMECH_UNAVAILABLE, CBFFI_PROTOCOL_ERROR, CBFFI_NOT_SUPPORTED.
  *
+ * SCRAM's key derivation (PBKDF2, the server's choice of up to
+ * CB_SCRAM_MAX_ITER iterations: up to about 60 ms) runs in a thread (bg.h),
+ * so that the loop and every other connection go on meanwhile and the
+ * handshake still ends at the connect deadline; the STEP goes out when it
+ * is done.  A count over the cap fails the handshake with
+ * CBFFI_PROTOCOL_ERROR before anything is derived.
+ *
  * Ownership: cb_nego belongs to its conn (conn->nego), freed when the
- * handshake ends or the conn closes; it owns the SCRAM state.
+ * handshake ends or the conn closes; it owns the SCRAM state and the
+ * derivation job (released, so abandoned if still running, when freed).
  */
+#include "bg.h"
 #include "client_private.h"
 #include "errors.h"
 #include "sasl.h"
 
+#include <openssl/crypto.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -40,7 +55,10 @@ static const uint16_t FEATURES[] = {FEAT_TCPNODELAY, FEAT_MUTATION_SEQNO,
 
 struct cb_nego {
     cb_sasl_mech mech;
+    const char *mech_name;  /* as the server spells it (static storage) */
+    uint8_t verified;       /* SCRAM's server signature checked */
     cb_scram scram;
+    cb_job *kdf;            /* SCRAM's PBKDF2 running, or NULL */
     uint32_t opaque;        /* of the next handshake packet (see send_req) */
     uint8_t select_bucket;  /* HELLO accepted SELECT_BUCKET */
     /* Requests sent and not answered yet, oldest first: a reply must answer
@@ -59,6 +77,7 @@ void cb_nego_free(cb_conn *conn)
 {
     if (!conn->nego)
         return;
+    cb_job_release(conn->client, conn->nego->kdf);
     cb_scram_free(&conn->nego->scram);
     free(conn->nego);
     conn->nego = NULL;
@@ -91,6 +110,12 @@ void cb_nego_start(cb_conn *conn)
         return;
     }
     conn->nego->opaque = NEGO_OPAQUE_BASE;
+    if (conn->client->type == CBFFI_TYPE_MEMCACHED) {
+        /* memcached:// with credentials: SASL only (memcached has no HELLO,
+           buckets or cluster maps). */
+        send_req(conn, CB_CMD_SASL_LIST_MECHS, NULL, 0, NULL, 0);
+        return;
+    }
     char feats[sizeof(FEATURES)];
     for (size_t i = 0; i < sizeof(FEATURES) / sizeof(FEATURES[0]); i++)
         cb_put16(feats + 2 * i, FEATURES[i]);
@@ -159,6 +184,9 @@ static int on_mechs(cb_conn *conn, const cb_resp *r)
         return fail(conn, CBFFI_AUTH_ERROR, "SASL_LIST_MECHS failed", r);
     int rc = cb_sasl_select(r->value, r->nvalue, c->cs.sasl_mech_force,
                             &n->mech);
+    if (rc == CB_SASL_ENOMECH && c->type == CBFFI_TYPE_MEMCACHED &&
+        cb_sasl_select(r->value, r->nvalue, "PLAIN", &n->mech) == CB_SASL_OK)
+        rc = CB_SASL_OK; /* memcached's SASL is PLAIN in practice (cyrus) */
     if (rc == CB_SASL_EINVAL)
         return fail(conn, CBFFI_EINVAL, "sasl_mech_force names no mechanism "
                     "this client knows", NULL);
@@ -170,7 +198,8 @@ static int on_mechs(cb_conn *conn, const cb_resp *r)
                                            : "");
         return -1;
     }
-    const char *name = cb_sasl_mech_name(n->mech);
+    const char *name = n->mech_name =
+        cb_sasl_wire_name(r->value, r->nvalue, n->mech);
     if (n->mech == CB_SASL_PLAIN) {
         cb_buf v = {0};
         if (cb_sasl_plain(&v, c->username, c->password) != CB_SASL_OK) {
@@ -193,23 +222,67 @@ static int on_mechs(cb_conn *conn, const cb_resp *r)
     return send_req(conn, CB_CMD_SASL_AUTH, name, strlen(name), msg, nmsg);
 }
 
+/* SaltedPassword is known: send client-final. */
+static int send_step(cb_conn *conn, const unsigned char *key, size_t nkey)
+{
+    cb_nego *n = conn->nego;
+    const char *name = n->mech_name;
+    const char *msg;
+    size_t nmsg;
+    int rc = cb_scram_finish(&n->scram, key, nkey, &msg, &nmsg);
+    if (rc != CB_SASL_OK)
+        return fail(conn, rc == CB_SASL_ENOMEM ? CBFFI_CLIENT_ENOMEM
+                                               : CBFFI_EINTERNAL,
+                    cb_scram_error(&n->scram), NULL);
+    return send_req(conn, CB_CMD_SASL_STEP, name, strlen(name), msg, nmsg);
+}
+
+void cb_nego_jobs(cb_conn *conn)
+{
+    cb_nego *n = conn->nego;
+    if (!n->kdf || !cb_job_done(n->kdf))
+        return;
+    unsigned char key[64];
+    size_t nkey = 0;
+    int rc = cb_job_key(n->kdf, key, &nkey);
+    cb_job_release(conn->client, n->kdf);
+    n->kdf = NULL;
+    if (rc != 0)
+        fail(conn, CBFFI_EINTERNAL, "SCRAM key derivation failed", NULL);
+    else
+        send_step(conn, key, nkey);
+    OPENSSL_cleanse(key, sizeof key);
+}
+
 static int on_auth(cb_conn *conn, const cb_resp *r)
 {
     cb_nego *n = conn->nego;
-    const char *name = cb_sasl_mech_name(n->mech);
     if (r->status == CB_ST_SUCCESS && n->mech == CB_SASL_PLAIN)
         return after_auth(conn);
     if (r->status == CB_ST_AUTH_CONTINUE && n->mech != CB_SASL_PLAIN) {
-        const char *msg;
-        size_t nmsg;
-        int rc = cb_scram_step(&n->scram, r->value, r->nvalue, &msg, &nmsg);
+        cb_scram *s = &n->scram;
+        int rc = cb_scram_parse(s, r->value, r->nvalue);
         if (rc == CB_SASL_EAUTH)
-            return fail(conn, CBFFI_AUTH_ERROR, cb_scram_error(&n->scram), NULL);
+            return fail(conn, CBFFI_AUTH_ERROR, cb_scram_error(s), NULL);
         if (rc != CB_SASL_OK)
             return fail(conn, rc == CB_SASL_ENOMEM ? CBFFI_CLIENT_ENOMEM
                                                    : CBFFI_PROTOCOL_ERROR,
-                        cb_scram_error(&n->scram), NULL);
-        return send_req(conn, CB_CMD_SASL_STEP, name, strlen(name), msg, nmsg);
+                        cb_scram_error(s), NULL);
+        n->kdf = cb_job_pbkdf2(conn->client, (int)s->mech, s->password,
+                               s->npassword, s->salt, s->nsalt, s->iter);
+        if (n->kdf)
+            return 0; /* cb_nego_jobs goes on */
+        /* No thread to be had: derive here (bounded by CB_SCRAM_MAX_ITER). */
+        unsigned char key[64];
+        size_t nkey = 0;
+        rc = cb_scram_derive(s->mech, s->password, s->npassword, s->salt,
+                             s->nsalt, s->iter, key, &nkey);
+        int sent = rc == CB_SASL_OK
+                       ? send_step(conn, key, nkey)
+                       : fail(conn, CBFFI_EINTERNAL,
+                              "SCRAM key derivation failed", NULL);
+        OPENSSL_cleanse(key, sizeof key);
+        return sent;
     }
     if (r->status == CB_ST_SUCCESS)
         return fail(conn, CBFFI_PROTOCOL_ERROR,
@@ -218,13 +291,26 @@ static int on_auth(cb_conn *conn, const cb_resp *r)
                 "authentication failed: wrong username or password", r);
 }
 
+/* Couchbase ends SCRAM with SUCCESS carrying server-final (v=...); cyrus
+   SASL (memcached -S) sends server-final with AUTH_CONTINUE and says
+   SUCCESS to one more, empty, STEP.  Either way the signature is checked
+   before anything else is sent. */
 static int on_step(cb_conn *conn, const cb_resp *r)
 {
     cb_nego *n = conn->nego;
+    if (r->status == CB_ST_AUTH_CONTINUE && !n->verified) {
+        if (cb_scram_verify(&n->scram, r->value, r->nvalue) != CB_SASL_OK)
+            return fail(conn, CBFFI_AUTH_ERROR, cb_scram_error(&n->scram),
+                        NULL);
+        n->verified = 1;
+        return send_req(conn, CB_CMD_SASL_STEP, n->mech_name,
+                        strlen(n->mech_name), NULL, 0);
+    }
     if (r->status != CB_ST_SUCCESS)
         return fail(conn, CBFFI_AUTH_ERROR,
                     "authentication failed: wrong username or password", r);
-    if (cb_scram_verify(&n->scram, r->value, r->nvalue) != CB_SASL_OK)
+    if (!n->verified &&
+        cb_scram_verify(&n->scram, r->value, r->nvalue) != CB_SASL_OK)
         return fail(conn, CBFFI_AUTH_ERROR, cb_scram_error(&n->scram), NULL);
     return after_auth(conn);
 }

@@ -12,19 +12,26 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <limits.h>
 #include <strings.h>
 
 /* ---- mechanisms --------------------------------------------------------- */
 
-/* In order of preference; PLAIN is never chosen unless forced. */
+/* In order of preference; PLAIN is never chosen unless forced.  Each SCRAM
+   has two spellings: Couchbase's ("SCRAM-SHA512", the one
+   cb_sasl_mech_name returns) and IANA's ("SCRAM-SHA-512", what cyrus SASL,
+   hence memcached -S, offers). */
 static const struct {
     const char *name;
     cb_sasl_mech mech;
     int automatic;
 } mechs[] = {
     {"SCRAM-SHA512", CB_SASL_SCRAM_SHA512, 1},
+    {"SCRAM-SHA-512", CB_SASL_SCRAM_SHA512, 1},
     {"SCRAM-SHA256", CB_SASL_SCRAM_SHA256, 1},
+    {"SCRAM-SHA-256", CB_SASL_SCRAM_SHA256, 1},
     {"SCRAM-SHA1", CB_SASL_SCRAM_SHA1, 1},
+    {"SCRAM-SHA-1", CB_SASL_SCRAM_SHA1, 1},
     {"PLAIN", CB_SASL_PLAIN, 0},
 };
 enum { NMECHS = sizeof mechs / sizeof mechs[0] };
@@ -51,8 +58,9 @@ static int is_space(char c)
     return c == ' ' || c == '\t' || c == '\r' || c == '\n';
 }
 
-/* Is m among the names in offered[0..n)? */
-static int offered_has(const char *offered, size_t n, cb_sasl_mech m)
+/* The table's spelling of m as found among the names in offered[0..n), or
+   NULL if m is not offered. */
+static const char *offered_name(const char *offered, size_t n, cb_sasl_mech m)
 {
     size_t i = 0;
     while (i < n) {
@@ -61,10 +69,23 @@ static int offered_has(const char *offered, size_t n, cb_sasl_mech m)
         size_t start = i;
         while (i < n && !is_space(offered[i]))
             i++;
-        if (i > start && cb_sasl_mech_from_name(offered + start, i - start) == m)
-            return 1;
+        for (size_t j = 0; i > start && j < NMECHS; j++)
+            if (mechs[j].mech == m && strlen(mechs[j].name) == i - start &&
+                strncasecmp(mechs[j].name, offered + start, i - start) == 0)
+                return mechs[j].name;
     }
-    return 0;
+    return NULL;
+}
+
+static int offered_has(const char *offered, size_t n, cb_sasl_mech m)
+{
+    return offered_name(offered, n, m) != NULL;
+}
+
+const char *cb_sasl_wire_name(const char *offered, size_t n, cb_sasl_mech m)
+{
+    const char *name = offered ? offered_name(offered, n, m) : NULL;
+    return name ? name : cb_sasl_mech_name(m);
 }
 
 int cb_sasl_select(const char *offered, size_t n, const char *force,
@@ -286,19 +307,24 @@ static int next_attr(const char *msg, size_t n, size_t *pos, char *key,
     return end < n && end + 1 == n ? -1 : 0;   /* no trailing ',' */
 }
 
+/* 0, -1 if not a count, -2 if over CB_SCRAM_MAX_ITER. */
 static int parse_iter(const char *v, size_t n, unsigned long *out)
 {
-    if (n == 0 || n > 9)    /* 10,000,000 has 8 digits */
+    if (n == 0 || n > 18)
         return -1;
-    unsigned long x = 0;
+    unsigned long long x = 0;
     for (size_t i = 0; i < n; i++) {
         if (v[i] < '0' || v[i] > '9')
             return -1;
-        x = x * 10 + (unsigned long)(v[i] - '0');
+        x = x * 10 + (unsigned long long)(v[i] - '0');
     }
-    if (x < 1 || x > CB_SCRAM_MAX_ITER)
+    if (x < 1)
         return -1;
-    *out = x;
+    if (x > CB_SCRAM_MAX_ITER) {
+        *out = x > ULONG_MAX ? ULONG_MAX : (unsigned long)x;
+        return -2;
+    }
+    *out = (unsigned long)x;
     return 0;
 }
 
@@ -346,10 +372,18 @@ static int take_attr(cb_scram *s, server_first *sf, char key, const char *v,
         if (*seen & 4)
             return fail(s, CB_SASL_EPROTO, "duplicate i= attribute");
         *seen |= 4;
-        if (parse_iter(v, nv, &sf->iter) != 0)
+        switch (parse_iter(v, nv, &sf->iter)) {
+        case 0:
+            return 0;
+        case -2:
+            return fail(s, CB_SASL_EPROTO,
+                        "the server asks for %.*s PBKDF2 iterations (i=), more "
+                        "than this client allows (%d): a misconfigured or "
+                        "hostile server", (int)nv, v, CB_SCRAM_MAX_ITER);
+        default:
             return fail(s, CB_SASL_EPROTO,
                         "iteration count (i=) not in 1..%d", CB_SCRAM_MAX_ITER);
-        return 0;
+        }
     default:
         return 0;   /* unknown optional extension: ignored */
     }
@@ -379,7 +413,7 @@ static int parse_server_first(cb_scram *s, const char *msg, size_t n,
 /* ---- proof -------------------------------------------------------------- */
 
 typedef struct {
-    unsigned char salted[64], client_key[64], stored_key[64];
+    unsigned char client_key[64], stored_key[64];
     unsigned char client_sig[64], server_key[64];
 } scram_keys;
 
@@ -390,22 +424,35 @@ static int hmac(const EVP_MD *md, const void *key, size_t nkey,
     return HMAC(md, key, (int)nkey, data, n, out, &len) ? 0 : -1;
 }
 
-/* Derive the proof into out and the expected server signature into s. */
-static int compute(cb_scram *s, const server_first *sf, const cb_buf *auth,
-                   unsigned char *proof)
+int cb_scram_derive(cb_sasl_mech mech, const char *password, size_t npassword,
+                    const unsigned char *salt, size_t nsalt, unsigned long iter,
+                    unsigned char *key, size_t *nkey)
+{
+    const EVP_MD *md = scram_md(mech);
+    if (!md || iter < 1 || iter > CB_SCRAM_MAX_ITER || nsalt > CB_SASL_MAX_SALT ||
+        npassword > CB_SASL_MAX_CRED)
+        return CB_SASL_EINVAL;
+    int dl = EVP_MD_get_size(md);
+    if (PKCS5_PBKDF2_HMAC(password, (int)npassword, salt, (int)nsalt, (int)iter,
+                          md, dl, key) != 1)
+        return CB_SASL_ECRYPTO;
+    *nkey = (size_t)dl;
+    return CB_SASL_OK;
+}
+
+/* From SaltedPassword: the proof into proof and the expected server
+   signature into s. */
+static int compute(cb_scram *s, const unsigned char *salted, unsigned char *proof)
 {
     const EVP_MD *md = scram_md(s->mech);
     size_t dl = (size_t)EVP_MD_get_size(md);
     scram_keys k;
-    const char *am = cb_buf_head(auth);
-    size_t nam = cb_buf_size(auth);
-    int ok = PKCS5_PBKDF2_HMAC(s->password, (int)s->npassword, sf->salt,
-                               (int)sf->nsalt, (int)sf->iter, md, (int)dl,
-                               k.salted) == 1 &&
-             hmac(md, k.salted, dl, "Client Key", 10, k.client_key) == 0 &&
+    const char *am = cb_buf_head(&s->auth);
+    size_t nam = cb_buf_size(&s->auth);
+    int ok = hmac(md, salted, dl, "Client Key", 10, k.client_key) == 0 &&
              EVP_Digest(k.client_key, dl, k.stored_key, NULL, md, NULL) == 1 &&
              hmac(md, k.stored_key, dl, am, nam, k.client_sig) == 0 &&
-             hmac(md, k.salted, dl, "Server Key", 10, k.server_key) == 0 &&
+             hmac(md, salted, dl, "Server Key", 10, k.server_key) == 0 &&
              hmac(md, k.server_key, dl, am, nam, s->server_sig) == 0;
     for (size_t i = 0; ok && i < dl; i++)
         proof[i] = k.client_key[i] ^ k.client_sig[i];
@@ -414,33 +461,51 @@ static int compute(cb_scram *s, const server_first *sf, const cb_buf *auth,
     return ok ? 0 : -1;
 }
 
-int cb_scram_step(cb_scram *s, const char *server_first_msg, size_t n,
-                  const char **msg, size_t *nmsg)
+int cb_scram_parse(cb_scram *s, const char *server_first_msg, size_t n)
 {
     if (s->state != 1)
-        return fail(s, CB_SASL_ESTATE, "cb_scram_step: not after start");
+        return fail(s, CB_SASL_ESTATE, "cb_scram_parse: not after start");
     if (n > CB_SASL_MAX_SERVER_MSG)
         return fail(s, CB_SASL_EPROTO, "server-first too long (%zu bytes)", n);
     server_first sf = {0};
     int rc = parse_server_first(s, server_first_msg, n, &sf);
-    if (rc != 0)
+    if (rc != 0) {
+        OPENSSL_cleanse(sf.salt, sizeof sf.salt);
         return rc;
+    }
     /* client-final-without-proof, then AuthMessage */
     cb_buf_clear(&s->out);
-    cb_buf auth = {0};
-    unsigned char proof[64];
-    rc = CB_SASL_ENOMEM;
+    cb_buf_clear(&s->auth);
     if (append_str(&s->out, "c=biws,r=") ||
         cb_buf_append(&s->out, sf.nonce, sf.nnonce) ||
-        cb_buf_append(&auth, cb_buf_head(&s->first_bare),
+        cb_buf_append(&s->auth, cb_buf_head(&s->first_bare),
                       cb_buf_size(&s->first_bare)) ||
-        cb_buf_append(&auth, ",", 1) ||
-        cb_buf_append(&auth, server_first_msg, n) ||
-        cb_buf_append(&auth, ",", 1) ||
-        cb_buf_append(&auth, cb_buf_head(&s->out), cb_buf_size(&s->out)))
-        goto out;
-    rc = CB_SASL_ECRYPTO;
-    if (compute(s, &sf, &auth, proof) != 0)
+        cb_buf_append(&s->auth, ",", 1) ||
+        cb_buf_append(&s->auth, server_first_msg, n) ||
+        cb_buf_append(&s->auth, ",", 1) ||
+        cb_buf_append(&s->auth, cb_buf_head(&s->out), cb_buf_size(&s->out))) {
+        OPENSSL_cleanse(sf.salt, sizeof sf.salt);
+        return fail(s, CB_SASL_ENOMEM, "out of memory");
+    }
+    memcpy(s->salt, sf.salt, sf.nsalt);
+    s->nsalt = sf.nsalt;
+    s->iter = sf.iter;
+    OPENSSL_cleanse(sf.salt, sizeof sf.salt);
+    s->state = 4;
+    s->err[0] = '\0';
+    return CB_SASL_OK;
+}
+
+int cb_scram_finish(cb_scram *s, const unsigned char *salted, size_t nsalted,
+                    const char **msg, size_t *nmsg)
+{
+    if (s->state != 4)
+        return fail(s, CB_SASL_ESTATE, "cb_scram_finish: not after parse");
+    if (nsalted != (size_t)EVP_MD_get_size(scram_md(s->mech)))
+        return fail(s, CB_SASL_EINVAL, "derived key of a wrong size");
+    unsigned char proof[64];
+    int rc = CB_SASL_ECRYPTO;
+    if (compute(s, salted, proof) != 0)
         goto out;
     rc = CB_SASL_ENOMEM;
     if (append_str(&s->out, ",p=") ||
@@ -448,9 +513,7 @@ int cb_scram_step(cb_scram *s, const char *server_first_msg, size_t n,
         goto out;
     rc = CB_SASL_OK;
 out:
-    OPENSSL_cleanse(sf.salt, sizeof sf.salt);
     OPENSSL_cleanse(proof, sizeof proof);
-    cb_buf_free(&auth);
     if (rc != CB_SASL_OK)
         return fail(s, rc, rc == CB_SASL_ENOMEM ? "out of memory"
                                                 : "SCRAM key derivation failed");
@@ -458,6 +521,27 @@ out:
     s->err[0] = '\0';
     set_out(s, msg, nmsg);
     return CB_SASL_OK;
+}
+
+int cb_scram_step(cb_scram *s, const char *server_first_msg, size_t n,
+                  const char **msg, size_t *nmsg)
+{
+    if (s->state != 1)
+        return fail(s, CB_SASL_ESTATE, "cb_scram_step: not after start");
+    int rc = cb_scram_parse(s, server_first_msg, n);
+    if (rc != CB_SASL_OK)
+        return rc;
+    unsigned char salted[64];
+    size_t nsalted = 0;
+    rc = cb_scram_derive(s->mech, s->password, s->npassword, s->salt, s->nsalt,
+                         s->iter, salted, &nsalted);
+    if (rc != CB_SASL_OK) {
+        OPENSSL_cleanse(salted, sizeof salted);
+        return fail(s, CB_SASL_ECRYPTO, "SCRAM key derivation failed");
+    }
+    rc = cb_scram_finish(s, salted, nsalted, msg, nmsg);
+    OPENSSL_cleanse(salted, sizeof salted);
+    return rc;
 }
 
 /* ---- verify ------------------------------------------------------------- */
@@ -506,7 +590,10 @@ void cb_scram_free(cb_scram *s)
         OPENSSL_cleanse(s->out.data, s->out.cap);
     if (s->first_bare.data)
         OPENSSL_cleanse(s->first_bare.data, s->first_bare.cap);
+    if (s->auth.data)
+        OPENSSL_cleanse(s->auth.data, s->auth.cap);
     cb_buf_free(&s->out);
     cb_buf_free(&s->first_bare);
+    cb_buf_free(&s->auth);
     OPENSSL_cleanse(s, sizeof *s);
 }

@@ -12,6 +12,11 @@
  *                     without SASLprep (as libcouchbase):
  *                       start  -> client-first (AUTH value)
  *                       step   -> client-final (STEP value), given server-first
+ *                                 (= parse + derive + finish, for a caller
+ *                                 that may spend the derivation's time:
+ *                                 parse checks server-first, derive is the
+ *                                 PBKDF2, a pure function any thread may
+ *                                 run, finish builds client-final from it)
  *                       verify -> checks server-final's v= signature
  *
  * Ownership: a cb_scram is caller-allocated and zero-initialised; it owns
@@ -54,13 +59,26 @@ enum {
     CB_SASL_MAX_SERVER_MSG = 4096, /* server-first / server-final bytes */
     CB_SASL_MAX_NONCE = 256,       /* server nonce bytes */
     CB_SASL_MAX_SALT = 256,        /* decoded salt bytes */
-    CB_SCRAM_MAX_ITER = 10000000   /* i= is accepted in 1..this */
+    /* i= is accepted in 1..this.  RFC 5802 lets the server choose the
+       count, so a hostile or misconfigured one could make every handshake
+       derive for seconds (10,000,000 iterations of SHA-512: about 6 s).
+       Couchbase Server's default is 15,000 (about 10 ms); 100,000 leaves an
+       administrator who raised it 6x headroom (pgjdbc and node-postgres
+       cap theirs there too) and costs at most about 60 ms of SHA-512,
+       which negotiate.c runs off the loop (bg.h) anyway. */
+    CB_SCRAM_MAX_ITER = 100000
 };
 
 /* The wire name of a mechanism ("SCRAM-SHA512", ...), "" for NONE. */
 const char *cb_sasl_mech_name(cb_sasl_mech m);
 
-/* The mechanism named name[0..n) (case-insensitive), or CB_SASL_NONE. */
+/* The spelling of m to send in SASL_AUTH / STEP: the one `offered` (n
+   bytes, as LIST_MECHS returns) uses, else cb_sasl_mech_name(m).  Static
+   storage. */
+const char *cb_sasl_wire_name(const char *offered, size_t n, cb_sasl_mech m);
+
+/* The mechanism named name[0..n) (case-insensitive; "SCRAM-SHA512" and
+   "SCRAM-SHA-512" alike), or CB_SASL_NONE. */
 cb_sasl_mech cb_sasl_mech_from_name(const char *name, size_t n);
 
 /*
@@ -79,13 +97,17 @@ int cb_sasl_plain(cb_buf *out, const char *user, const char *password);
 
 typedef struct cb_scram {
     cb_sasl_mech mech;
-    int state;                 /* private: 0 new, 1 started, 2 stepped, 3 done, -1 failed */
+    int state;                 /* private: 0 new, 1 started, 4 parsed, 2 stepped, 3 done, -1 failed */
     char *password;            /* malloc'd copy, zeroed on free */
     size_t npassword;
     char cnonce[CB_SASL_MAX_NONCE + 1];
     size_t ncnonce;
     cb_buf first_bare;         /* "n=<user>,r=<cnonce>" */
     cb_buf out;                /* the last message returned */
+    cb_buf auth;               /* AuthMessage, after parse */
+    unsigned char salt[CB_SASL_MAX_SALT]; /* after parse: derive's input */
+    size_t nsalt;
+    unsigned long iter;        /* after parse: 1..CB_SCRAM_MAX_ITER */
     unsigned char server_sig[64];
     size_t nserver_sig;
     char err[160];             /* last error, "" if none */
@@ -112,6 +134,21 @@ int cb_scram_start(cb_scram *s, cb_sasl_mech mech, const char *user,
  */
 int cb_scram_step(cb_scram *s, const char *server_first, size_t n,
                   const char **msg, size_t *nmsg);
+
+/*
+ * cb_scram_step in three: cb_scram_parse checks server-first (errors as
+ * cb_scram_step's) and leaves salt, nsalt and iter in s; cb_scram_derive
+ * computes SaltedPassword (PBKDF2 of mech's digest) into key (64 bytes of
+ * room), its size into *nkey: thread-safe, touches no cb_scram; returns
+ * CB_SASL_OK, CB_SASL_EINVAL or CB_SASL_ECRYPTO; cb_scram_finish takes that
+ * key and gives client-final as cb_scram_step does.
+ */
+int cb_scram_parse(cb_scram *s, const char *server_first, size_t n);
+int cb_scram_derive(cb_sasl_mech mech, const char *password, size_t npassword,
+                    const unsigned char *salt, size_t nsalt, unsigned long iter,
+                    unsigned char *key, size_t *nkey);
+int cb_scram_finish(cb_scram *s, const unsigned char *key, size_t nkey,
+                    const char **msg, size_t *nmsg);
 
 /*
  * Check the server-final message (the STEP reply's value, n bytes).

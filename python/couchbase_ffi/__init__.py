@@ -84,13 +84,15 @@ _ALIASES = (
     ("couchbase.connstr", "couchbase_ffi.connstr"),
     ("couchbase.user_constants", "couchbase_ffi.user_constants"),
     ("couchbase.connection", "couchbase_ffi.connection"),
+    ("couchbase.subdocument", "couchbase_ffi.subdocument"),
+    ("couchbase.n1ql", "couchbase_ffi.n1ql"),
 )
 
 
 def install_as_couchbase():
     """Make ``import couchbase`` and ``couchbase.bucket``, ``.cluster``, ``.exceptions``,
     ``.result`` (``.results``), ``.items``, ``.transcoder``, ``.connstr``,
-    ``.user_constants`` and ``.connection`` resolve to this package, so code
+    ``.user_constants``, ``.connection``, ``.subdocument`` and ``.n1ql`` resolve to this package, so code
     written for the couchbase 2.x client runs unchanged (on PyPy too).
 
     Call it before anything imports ``couchbase``; raises

@@ -501,6 +501,30 @@ class _Connect(object):
             host._resolve(self.fut, b)
 
 
+class _Subdoc(object):
+    """One lookup_in / mutate_in: its result is made by the sync Bucket's _subdoc_fill."""
+    __slots__ = ("host", "fut", "res", "kinds", "quiet", "op")
+
+    def __init__(self, host, fut, res, kinds, quiet, op):
+        self.host = host
+        self.fut = fut
+        self.res = res
+        self.kinds = kinds
+        self.quiet = quiet
+        self.op = op
+
+    def row(self, r):
+        pass
+
+    def end(self, r, what, index):
+        host = self.host
+        err = host.b._subdoc_fill(self.res, self.kinds, self.quiet, self.op, r)
+        if err is not None:
+            host._reject(self.fut, err)
+        else:
+            host._resolve(self.fut, self.res)
+
+
 class AsyncBucketBase(_sync.Bucket):
     """The couchbase 2.x Bucket whose operations return futures of the front-end.
 
@@ -685,6 +709,17 @@ class AsyncBucketBase(_sync.Bucket):
         host.add_state(lib.cbffi_flush, (), _Broadcast(
             host, fut, 1, lambda rows: OperationResult(None, 0, 0)))
         return fut
+
+    # BEGIN subdoc block: lookup_in / mutate_in / retrieve_in are the sync Bucket's
+    # (same checks, same results and exceptions); only the run differs.
+    def _subdoc_run(self, res, kinds, quiet, args):
+        """A future of the SubdocResult (or of its exception)."""
+        host = self._host
+        fut = host._new_future()
+        host.add_state(lib.cbffi_subdoc, args, _Subdoc(host, fut, res, kinds, quiet, args[0]),
+                       res.key)
+        return fut
+    # END subdoc block
 
     def append_items(self, items, **kwargs):
         """As the sync ``append_items``: on success each item's value gets its fragment."""

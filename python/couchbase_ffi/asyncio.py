@@ -20,6 +20,7 @@ import asyncio
 import functools
 
 from couchbase_ffi._async import AsyncBucketBase, Host, _READ, _WRITE
+from couchbase_ffi import n1ql as _n1ql
 
 
 def _resolve(fut, value):
@@ -126,3 +127,27 @@ class Bucket(AsyncBucketBase):
 
     def _make_host(self):
         return _AsyncioHost(self, self._loop)
+
+    def n1ql_query(self, *args, **kwargs):
+        """Start a N1QL query (arguments as the sync ``n1ql_query``); returns an
+        AN1QLRequest: ``await q.future`` then ``for row in q``, or ``async for row
+        in q``.  Errors (N1QLError, TimeoutError...) come out of either."""
+        kwargs.setdefault("itercls", AN1QLRequest)
+        return AsyncBucketBase.n1ql_query(self, *args, **kwargs).start()
+
+
+class AN1QLRequest(_n1ql.AsyncN1QLRequest):
+    """A N1QL request on the asyncio Bucket (2.x's acouchbase)."""
+
+    @property
+    def future(self):
+        """An awaitable of the request (or of its exception), done once every row is in."""
+        return self._fut
+
+    def __aiter__(self):
+        return self._arows()
+
+    async def _arows(self):
+        await self._fut
+        for row in self._batched:
+            yield row

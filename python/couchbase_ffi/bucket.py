@@ -75,6 +75,15 @@ _MEMCACHED = lib.CBFFI_TYPE_MEMCACHED
 _OP_TIMEOUT = lib.CBFFI_TIMEOUT_OPERATION
 _DUR_TIMEOUT = lib.CBFFI_TIMEOUT_DURABILITY
 _DUR_INTERVAL = lib.CBFFI_TIMEOUT_DURABILITY_INTERVAL
+# sub-document (the subdoc block of Bucket)
+_LOOKUP_IN, _MUTATE_IN = lib.CBFFI_OP_LOOKUP_IN, lib.CBFFI_OP_MUTATE_IN
+_SD_MKDOC, _SD_ADD = lib.CBFFI_SDDOC_MKDOC, lib.CBFFI_SDDOC_ADD
+_SD_MULTI_FAILURE, _SD_PATH_ENOENT = lib.CBFFI_SUBDOC_MULTI_FAILURE, lib.CBFFI_SUBDOC_PATH_ENOENT
+_PROTOCOL_ERROR = lib.CBFFI_PROTOCOL_ERROR
+
+
+def _json_encode_now(v):
+    return _transcoder._json_encode(v)
 
 # What a harvested result fills in on its result object (see _Batch.collect)
 _K_OP, _K_GET, _K_GET_RAW, _K_COUNTER = 0, 1, 2, 3
@@ -338,7 +347,13 @@ class Bucket(object):
             elif name == "durability_interval":
                 lib.cbffi_client_set_timeout(self._c, _DUR_INTERVAL,
                                              max(int(seconds * 1e6), 1))
-            else:  # views/N1QL/HTTP: kept for their properties (no such requests here)
+            elif name == "http_timeout":  # REST requests that are operations (flush)
+                lib.cbffi_client_set_timeout(self._c, lib.CBFFI_TIMEOUT_HTTP,
+                                             max(int(seconds * 1e6), 1))
+            elif name == "n1ql_timeout":  # N1QL requests (cbffi_query)
+                lib.cbffi_client_set_timeout(self._c, lib.CBFFI_TIMEOUT_QUERY,
+                                             max(int(seconds * 1e6), 1))
+            else:  # views: kept for its property (no view requests here)
                 self._http_timeouts[name] = seconds
 
     # ---- lifecycle ------------------------------------------------------------------
@@ -402,7 +417,8 @@ class Bucket(object):
         if key in _connstr.IGNORED_OPTIONS:
             return None
         kinds = {"operation_timeout": _OP_TIMEOUT, "durability_timeout": _DUR_TIMEOUT,
-                 "durability_interval": _DUR_INTERVAL}
+                 "durability_interval": _DUR_INTERVAL, "n1ql_timeout": lib.CBFFI_TIMEOUT_QUERY,
+                 "query_timeout": lib.CBFFI_TIMEOUT_QUERY}
         if key not in kinds:
             raise E.NotSupportedError("setting %r is not supported by this client" % (key,))
         try:
@@ -415,10 +431,10 @@ class Bucket(object):
         return None
 
     # libcouchbase's lcb_cntl codes of the timeouts: a libcbffi timeout kind, or the
-    # name of a timeout kept for its property (views/N1QL/HTTP: no such requests here)
+    # name of a timeout kept for its property (views/N1QL: no such requests here)
     _CNTL_TIMEOUTS = {0x00: _OP_TIMEOUT, 0x01: "views_timeout", 0x0D: _DUR_TIMEOUT,
-                      0x0E: _DUR_INTERVAL, 0x0F: "http_timeout",
-                      0x12: lib.CBFFI_TIMEOUT_BOOTSTRAP, 0x3D: "n1ql_timeout"}
+                      0x0E: _DUR_INTERVAL, 0x0F: lib.CBFFI_TIMEOUT_HTTP,
+                      0x12: lib.CBFFI_TIMEOUT_BOOTSTRAP, 0x3D: lib.CBFFI_TIMEOUT_QUERY}
 
     def _cntl(self, op, value=None, value_type="int"):
         """2.x's ``lcb_cntl`` for the timeouts: LCB_CNTL_OP_TIMEOUT (0x00),
@@ -561,12 +577,30 @@ class Bucket(object):
 
     @property
     def n1ql_timeout(self):
-        """2.x's N1QL timeout, in seconds (kept; this client runs no N1QL)."""
-        return self._http_timeouts.get("n1ql_timeout", 75.0)
+        """The N1QL timeout in seconds (default 75, as libcouchbase; connection-string
+        ``n1ql_timeout`` or ``query_timeout``); a N1QLQuery.timeout can only lower it."""
+        return lib.cbffi_client_get_timeout(self._live(), lib.CBFFI_TIMEOUT_QUERY) / 1e6
 
     @n1ql_timeout.setter
     def n1ql_timeout(self, value):
-        self._http_timeouts["n1ql_timeout"] = _positive_seconds(value)
+        usec = int(_positive_seconds(value) * 1e6)
+        lib.cbffi_client_set_timeout(self._live(), lib.CBFFI_TIMEOUT_QUERY, max(usec, 1))
+
+    # ---- N1QL (couchbase_ffi.n1ql) ---------------------------------------------------
+    def n1ql_query(self, query, *args, **kwargs):
+        """A N1QLRequest for ``query`` (a statement or a N1QLQuery); iterate it for the
+        rows.  ``itercls=`` another request class; other arguments go to it
+        (``row_factory``, ``meta_lookahead``).  See couchbase_ffi.n1ql.  memcached://
+        has no query service: NotSupportedError at once."""
+        if self._memcached:
+            raise E.NotSupportedError("N1QL (n1ql_query) needs a couchbase:// cluster; "
+                                      "memcached:// has no query service")
+        from couchbase_ffi import n1ql
+        return n1ql.n1ql_query(self, query, *args, **kwargs)
+
+    def _n1ql_run(self, body, timeout_us):
+        from couchbase_ffi import n1ql
+        return n1ql.run_sync(self, body, timeout_us)
 
     @property
     def lockmode(self):
@@ -1627,6 +1661,144 @@ class Bucket(object):
                 item.value = opts["fragment"] + item.value
         return mres
 
+    # ---- sub-document operations (couchbase_ffi.subdocument; 2.x semantics) -----------
+    # BEGIN subdoc block: lookup_in / mutate_in / retrieve_in.  The async front-ends
+    # override _subdoc_run only (_async.py); everything else is shared.
+    _sd_ents = None     # cbffi_subdoc_entry[16], made on first use
+
+    def lookup_in(self, key, *specs, **kwargs):
+        """Read several paths of one document atomically: a SubdocResult.
+
+        ``rv[i]`` / ``rv['path']`` give each value (raising that path's error);
+        a path that is not there does not make the call fail (``rv.exists(i)``
+        is False, ``rv.success`` is False); other path errors (a mismatch, a
+        document that is not JSON...) are raised.  A missing document raises
+        NotFoundError, or with ``quiet`` returns a result whose ``success`` is
+        False."""
+        quiet = kwargs.pop("quiet", None)
+        if kwargs:
+            raise E.ArgumentError("lookup_in: unknown argument(s) %s" % (sorted(kwargs),))
+        return self._subdoc(_LOOKUP_IN, key, specs, quiet, 0, 0, 0, 0, 0)
+
+    def retrieve_in(self, key, *paths, **kwargs):
+        """``lookup_in(key, *[subdocument.get(p) for p in paths])``."""
+        from couchbase_ffi import subdocument as SD
+        return self.lookup_in(key, *tuple(SD.get(p) for p in paths), **kwargs)
+
+    def mutate_in(self, key, *specs, **kwargs):
+        """Apply several changes to one document atomically (all or none): a
+        SubdocResult (counters' new values by index, ``cas``).
+
+        ``cas`` makes it conditional, ``ttl`` sets the document's expiry,
+        ``upsert_doc=True`` (alias ``create_doc``) creates a missing document,
+        ``insert_doc=True`` creates it and fails (KeyExistsError) if it exists;
+        ``persist_to`` / ``replicate_to`` as for upsert.  The first failing
+        spec's error is raised (SubdocPathNotFoundError...)."""
+        cas = kwargs.pop("cas", 0)
+        ttl = kwargs.pop("ttl", 0)
+        persist_to = kwargs.pop("persist_to", 0)
+        replicate_to = kwargs.pop("replicate_to", 0)
+        docflags = kwargs.pop("_sd_doc_flags", 0)
+        if kwargs.pop("upsert_doc", False) or kwargs.pop("create_doc", False):
+            docflags |= _SD_MKDOC
+        if kwargs.pop("insert_doc", False):
+            docflags |= _SD_ADD
+        if kwargs:
+            raise E.ArgumentError("mutate_in: unknown argument(s) %s" % (sorted(kwargs),))
+        if docflags & _SD_MKDOC and docflags & _SD_ADD:
+            raise E.ArgumentError("upsert_doc and insert_doc exclude each other")
+        if persist_to or replicate_to or self._dur is not None:
+            persist_to, replicate_to = self._check_durability(persist_to, replicate_to)
+        return self._subdoc(_MUTATE_IN, key, specs, False, docflags,
+                            _check_ttl(ttl) if ttl else 0, _check_cas(cas) if cas else 0,
+                            persist_to, replicate_to)
+
+    def _subdoc(self, op, key, specs, quiet, docflags, ttl, cas, persist_to, replicate_to):
+        from couchbase_ffi import subdocument as SD
+        self._need_couchbase("sub-document operations (%s)"
+                             % ("lookup_in" if op == _LOOKUP_IN else "mutate_in"))
+        kb = self._key(key)
+        cmds, flags, paths, npaths, values, nvalues, kinds = SD.encode_specs(
+            specs, op == _LOOKUP_IN, _json_encode_now)
+        n = len(cmds)
+        args = (op, kb, len(kb), n, ffi.new("uint8_t[]", cmds), ffi.new("uint8_t[]", flags),
+                paths, ffi.new("uint32_t[]", npaths), values or ffi.NULL,
+                ffi.new("uint32_t[]", nvalues), docflags, ttl, cas, persist_to, replicate_to)
+        res = SD.SubdocResult(key, 0, 0, specs)
+        return self._subdoc_run(res, kinds, self.quiet if quiet is None else quiet, args)
+
+    def _subdoc_run(self, res, kinds, quiet, args):
+        """Schedule, wait, and make the result (or raise)."""
+        if self._pipe is not None:
+            raise E.PipelineError("sub-document operations cannot run inside a pipeline")
+        c = self._enter()
+        try:
+            rc = lib.cbffi_subdoc(c, *args, 0)
+            if rc:
+                self._sched_error(rc, res.key)
+            lib.cbffi_wait(c, self._res, 1)
+            err = self._subdoc_fill(res, kinds, quiet, args[0], self._r0)
+        finally:
+            self._leave()
+        if err is not None:
+            raise err
+        return res
+
+    def _subdoc_fill(self, res, kinds, quiet, op, r):
+        """Fill res from harvested result r; the exception to raise, or None."""
+        rc = res.rc = r.rc
+        res.cas = r.cas
+        n = len(kinds)
+        if rc == 0 or rc == _SD_MULTI_FAILURE:
+            ents = self._sd_ents
+            if ents is None:
+                ents = self._sd_ents = ffi.new("cbffi_subdoc_entry[16]")
+            k = lib.cbffi_subdoc_parse(op, rc, r.value, r.nvalue, n, ents)
+            if k < 0:       # the core checked it already
+                res.rc = _PROTOCOL_ERROR
+                return E.exc_from_rc(_PROTOCOL_ERROR, key=res.key, result=res)
+            try:
+                if op == _LOOKUP_IN:
+                    res._results = [self._sd_value(kinds[i], ents[i]) for i in range(k)]
+                else:
+                    out = [(0, None)] * n
+                    for i in range(k):
+                        e = ents[i]
+                        out[e.index] = self._sd_value(kinds[e.index], e)
+                    res._results = out
+            except E.CouchbaseError as exc:
+                exc.key, exc.result = res.key, res
+                return exc
+            if rc == 0:
+                return None
+            for spec_rc, _ in res._results:
+                if spec_rc and (spec_rc != _SD_PATH_ENOENT or op != _LOOKUP_IN):
+                    return E.exc_from_rc(spec_rc, key=res.key, result=res)
+            return None
+        if rc == _ENOENT and quiet and op == _LOOKUP_IN:
+            return None
+        return E.exc_from_rc(rc, key=res.key, result=res)
+
+    def _sd_value(self, kind, e):
+        """(rc, value) of one spec's entry."""
+        if e.rc:
+            return e.rc, None
+        from couchbase_ffi import subdocument as SD
+        if kind == SD.LCB_SDCMD_EXISTS:
+            return 0, None
+        raw = _copy(e.value, e.nvalue) if e.nvalue else b""
+        if not raw:
+            return 0, None
+        try:
+            text = raw.decode("utf-8")
+            if kind == SD.LCB_SDCMD_GET_COUNT or kind == SD.LCB_SDCMD_COUNTER:
+                return 0, int(text)
+            return 0, _transcoder._json_decode(text)
+        except Exception as ex:
+            raise E.ValueFormatError("cannot decode a sub-document value: %s" % (ex,),
+                                     inner_cause=ex, objextra=raw)
+    # END subdoc block
+
     # ---- the deprecated 2.x names -------------------------------------------------------
     def incr(self, key, amount=1, **kwargs):
         _deprecated("incr", "counter")
@@ -1672,12 +1844,11 @@ for _old, _new in (("set", "upsert"), ("add", "insert"), ("delete", "remove")):
 # 2.x Bucket methods outside key-value access, which this client does not have:
 # they raise NotSupportedError (a CouchbaseError) rather than AttributeError.
 _UNSUPPORTED = {
-    "n1ql_query": "N1QL queries", "query": "view queries", "search": "full-text search",
+    "query": "view queries", "search": "full-text search",
     "analytics_query": "analytics queries", "bucket_manager": "the bucket manager",
     "design_get": "design documents", "design_create": "design documents",
     "design_publish": "design documents", "design_delete": "design documents",
-    "lookup_in": "sub-document operations", "mutate_in": "sub-document operations",
-    "retrieve_in": "sub-document operations", "add_bucket_creds": "extra bucket credentials",
+    "add_bucket_creds": "extra bucket credentials",
     "ping": "ping", "diagnostics": "diagnostics",
 }
 for _ds in ("map_add", "map_get", "map_remove", "map_size", "set_add", "set_remove",

@@ -7,8 +7,9 @@
 
 A Cluster holds the connection string and the credentials; each
 ``open_bucket`` is an independent :class:`~couchbase_ffi.bucket.Bucket`.
-Cluster-level N1QL and the cluster manager (``couchbase.admin``) are not
-part of this client: they raise NotSupportedError.
+``n1ql_query`` runs a cross-bucket N1QL query through an open bucket; the
+cluster manager (``couchbase.admin``) is not part of this client: it raises
+NotSupportedError.
 """
 import weakref
 
@@ -132,12 +133,19 @@ class Cluster(object):
         else:
             kwargs["password"] = password
         b = self.bucket_class(self._bucket_connstr(bucket_name), **kwargs)
+        if isinstance(self.authenticator, ClassicAuthenticator):
+            # cross-bucket N1QL (Cluster.n1ql_query) sends them as "creds"
+            b._n1ql_creds = [{"user": n, "pass": p}
+                             for n, p in sorted(self.authenticator.buckets.items()) if p]
         self._buckets[bucket_name] = weakref.ref(b)
         return b
 
     def n1ql_query(self, query, *args, **kwargs):
-        """Cluster-level N1QL: not part of this client (NotSupportedError)."""
-        raise E.NotSupportedError("N1QL queries are not supported by couchbase_ffi")
+        """A cross-bucket N1QL query (``N1QLQuery.cross_bucket``) through the first
+        bucket still open; NoBucketError if none is.  With a ClassicAuthenticator the
+        bucket passwords go along as the request's ``creds``."""
+        from couchbase_ffi.n1ql import cluster_n1ql_query
+        return cluster_n1ql_query(self, query, *args, **kwargs)
 
     def cluster_manager(self):
         """The 2.x cluster manager (couchbase.admin): not part of this client."""

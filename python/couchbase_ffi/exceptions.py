@@ -333,8 +333,7 @@ class ObjectDestroyedError(ClientTemporaryFailError):
     ``except`` works.  ``rc`` is 0x1B."""
 
 
-# ---- sub-document errors (libcouchbase 2.x codes 0x3F..0x4C; this client sends no
-# sub-document commands, the classes are here for code that imports or maps them) ----
+# ---- sub-document errors (libcouchbase 2.x codes 0x3F..0x4C; Bucket.lookup_in / mutate_in) ----
 class SubdocPathNotFoundError(CouchbaseDataError):
     """Subdocument path does not exist."""
     rc = 0x3F

@@ -114,3 +114,11 @@ class HttpResult(Result):
     @property
     def success(self):
         return self.rc == 0 and (not self.http_status or 200 <= self.http_status < 300)
+
+
+def __getattr__(name):
+    # 2.x had SubdocResult here; it lives in couchbase_ffi.subdocument (which imports this)
+    if name == "SubdocResult":
+        from couchbase_ffi.subdocument import SubdocResult
+        return SubdocResult
+    raise AttributeError("module %r has no attribute %r" % (__name__, name))

@@ -20,6 +20,7 @@ from twisted.internet import defer
 from twisted.python import failure, log
 
 from couchbase_ffi._async import AsyncBucketBase, Host, _READ, _WRITE
+from couchbase_ffi import n1ql as _n1ql
 
 
 class _Descriptor(object):
@@ -139,3 +140,30 @@ class Bucket(AsyncBucketBase):
 
     def _make_host(self):
         return _TwistedHost(self, self._reactor)
+
+    # ---- N1QL, as 2.x's txcouchbase ----------------------------------------------------------
+    def n1qlQueryAll(self, *args, **kwargs):
+        """A Deferred that fires with a BatchedN1QLRequest once every row is in:
+        iterate it for the rows (``meta``, ``metrics``, ``errors`` too).  Arguments
+        as the sync ``n1ql_query``; errors as there (N1QLError, TimeoutError...)."""
+        kwargs["itercls"] = BatchedN1QLRequest
+        return AsyncBucketBase.n1ql_query(self, *args, **kwargs).start()._fut
+
+    def n1qlQueryEx(self, cls, *args, **kwargs):
+        """Start a query whose events go to an instance of ``cls`` (a subclass of
+        AsyncN1QLRequest overriding on_rows / on_error / on_done); returns it."""
+        kwargs["itercls"] = cls
+        return AsyncBucketBase.n1ql_query(self, *args, **kwargs).start()
+
+    def n1ql_query(self, *args, **kwargs):
+        """As n1qlQueryAll (2.x's txcouchbase left n1ql_query unstarted; here it
+        returns the Deferred like every other method of this Bucket)."""
+        return self.n1qlQueryAll(*args, **kwargs)
+
+
+class BatchedN1QLRequest(_n1ql.AsyncN1QLRequest):
+    """What n1qlQueryAll's Deferred fires with: the finished request, iterable over
+    its rows."""
+
+
+AsyncN1QLRequest = _n1ql.AsyncN1QLRequest

@@ -436,9 +436,9 @@ static int scram_first(sconn *sc, const char *msg, size_t n, uint8_t iters,
     case 2: /* no salt */
         snprintf(sc->server_first, sizeof sc->server_first, "r=%sSRV,i=%d", cnonce, it);
         break;
-    case 3: /* iteration count 0 */
-        snprintf(sc->server_first, sizeof sc->server_first, "r=%sSRV,s=%s,i=0",
-                 cnonce, salt);
+    case 3: /* iteration count 0, or over the client's cap (100000) */
+        snprintf(sc->server_first, sizeof sc->server_first, "r=%sSRV,s=%s,i=%s",
+                 cnonce, salt, (iters & 4) ? "100001" : "0");
         break;
     case 4: /* an extension the client must refuse */
         snprintf(sc->server_first, sizeof sc->server_first, "m=ext,r=%sSRV,s=%s,i=%d",

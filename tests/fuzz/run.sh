@@ -16,6 +16,17 @@ for t in codec connstr clustermap scram; do
   "$out/fuzz_$t" -max_total_time="$secs" -print_final_stats=0 "$out/corpus_$t" 2>&1 | tail -1
 done
 
+# fuzz_subdoc: the sub-document reply reader (a pure function of the client)
+clang -std=c11 -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer,address,undefined \
+  -fno-sanitize-recover=undefined -Iinclude -Isrc tests/fuzz/fuzz_subdoc.c \
+  src/buf.c src/codec.c src/errors.c src/connstr.c src/ketama.c src/sasl.c \
+  src/clustermap.c src/conn.c src/negotiate.c src/cluster.c src/durability.c \
+  src/http.c src/query.c src/client.c src/io.c src/sync.c src/subdoc.c src/bg.c \
+  -lcrypto -ljson-c -lz -lcurl -lpthread -ldl -o "$out/fuzz_subdoc"
+mkdir -p "$out/corpus_subdoc"
+cp -n tests/fuzz/corpus/subdoc/* "$out/corpus_subdoc/" 2>/dev/null || true
+"$out/fuzz_subdoc" -max_total_time="$secs" -print_final_stats=0 "$out/corpus_subdoc" 2>&1 | tail -1
+
 # fuzz_server: the whole client against in-process hostile servers.  It
 # overrides connect() and getaddrinfo() for the process (libcurl included),
 # so they are exported.  The inputs of tests/fuzz/corpus/server-regress
@@ -24,7 +35,7 @@ clang -std=c11 -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer,address,undefined \
   -fno-sanitize-recover=undefined -Iinclude -Isrc tests/fuzz/fuzz_server.c \
   src/buf.c src/codec.c src/errors.c src/connstr.c src/ketama.c src/sasl.c \
   src/clustermap.c src/conn.c src/negotiate.c src/cluster.c src/durability.c \
-  src/http.c src/client.c src/io.c src/sync.c \
+  src/http.c src/query.c src/client.c src/io.c src/sync.c src/subdoc.c src/bg.c \
   -Wl,--export-dynamic-symbol=connect -Wl,--export-dynamic-symbol=getaddrinfo \
   -lcrypto -ljson-c -lz -lcurl -lpthread -ldl -o "$out/fuzz_server"
 mkdir -p "$out/corpus_server"

@@ -358,6 +358,12 @@ SCENARIOS = {
     "endure_multi": _unsupported(lambda b, t: b.endure_multi([t.k("a")])),
     "observe_multi": _unsupported(lambda b, t: b.observe_multi([t.k("a")])),
     "rget_multi": _unsupported(lambda b, t: b.rget_multi([t.k("a")])),
+    # sub-documents on a memcached bucket (couchbase://: test_subdoc.py, every front-end)
+    "lookup_in": _unsupported(lambda b, t: b.lookup_in(t.k("a"), ("sd", "get", 0))),
+    "retrieve_in": _unsupported(lambda b, t: b.retrieve_in(t.k("a"), "p")),
+    "mutate_in": _unsupported(lambda b, t: b.mutate_in(t.k("a"), ("sd", "upsert", 0, 1))),
+    # memcached:// has no query service (N1QL itself: test_n1ql.py, every front-end)
+    "n1ql_query": _unsupported(lambda b, t: b.n1ql_query("SELECT 1")),
     "get_multi": sc_get_multi,
     "upsert_multi": _store_multi("upsert_multi", None),
     "insert_multi": _store_multi("insert_multi", E.KeyExistsError),

@@ -326,9 +326,11 @@ def test_cluster_and_authenticators(cluster):
         def get_credentials(self, bucket=None):
             return "Administrator", "password"
     cl.authenticate(MyAuth())
-    assert cl.open_bucket("default").upsert(key("myauth"), 1).success
-    with pytest.raises(E.NotSupportedError):
-        cl.n1ql_query("SELECT 1")
+    opened = cl.open_bucket("default")
+    assert opened.upsert(key("myauth"), 1).success
+    from couchbase.n1ql import N1QLError
+    with pytest.raises(N1QLError):    # cluster-level N1QL runs through an open bucket
+        cl.n1ql_query("SELECT 1").execute()
 
 
 def test_1x_entry_points_bootstrap_over_http(cluster):

@@ -15,7 +15,15 @@ NODE_DIR = os.path.join(HERE, "..", "node")
 NODE = shutil.which("node")
 
 CHECKS = ["connect", "upsert", "get", "get_missing", "exists", "insert_existing", "replace_cas",
-          "replace_cas_mismatch", "touch", "get_any_replica", "get_and_lock_unlock", "remove",
+          "replace_cas_mismatch", "touch", "append_prepend", "get_and_touch", "legacy_durability",
+          "legacy_durability_impossible",
+          "get_all_replicas", "get_any_replica", "get_and_lock_unlock",
+          "lookup_in", "lookup_in_missing_path", "lookup_in_path_mismatch", "lookup_in_missing_doc",
+          "mutate_in_paths", "mutate_in_arrays", "mutate_in_add_unique_exists", "mutate_in_counters",
+          "mutate_in_missing_path", "mutate_in_path_mismatch", "mutate_in_insert_existing_path",
+          "mutate_in_atomic", "mutate_in_cas_mismatch", "mutate_in_missing_doc",
+          "mutate_in_upsert_document", "mutate_in_insert_document_exists", "mutate_in_expiry",
+          "remove",
           "get_after_remove", "exists_after_remove", "remove_missing", "increment_initial", "increment", "decrement",
           "decrement_clamps_at_zero", "increment_missing_no_initial", "counter_is_a_document",
           "many_keys_across_nodes", "wrong_password"]

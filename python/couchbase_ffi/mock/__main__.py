@@ -46,6 +46,8 @@ def build_parser():
     p.add_argument("--rest-port", type=int, default=0, help="REST port (default: a free port)")
     p.add_argument("--persist-delay", type=float, default=0.005, help="seconds before a mutation is persisted")
     p.add_argument("--replicate-delay", type=float, default=0.002, help="seconds before replicas get a mutation")
+    p.add_argument("--query-nodes", default=None, metavar="I,J,...",
+                   help="the nodes that run the query service (default: every node; '' = none)")
     p.add_argument("--json", action="store_true", help="print one JSON line with ports and connection strings")
     p.add_argument("--debug", action="store_true", help="log protocol details (unknown opcodes, HELLO) to stderr")
     return p
@@ -60,12 +62,14 @@ def main(argv=None):
         specs = [parse_bucket(b, args.replicas, args.vbuckets) for b in args.bucket] or \
             [BucketSpec("default", replicas=args.replicas, vbuckets=args.vbuckets)]
         users = dict(parse_user(u) for u in args.user) or {"Administrator": "password"}
+        query_nodes = None if args.query_nodes is None else \
+            [int(n) for n in args.query_nodes.split(",") if n.strip()]
     except (argparse.ArgumentTypeError, ValueError) as e:
         print("error: %s" % e, file=sys.stderr)
         return 2
     cluster = MockCluster(nodes=args.nodes, buckets=specs, users=users, kv_base_port=args.kv_base_port,
                           rest_port=args.rest_port, persist_delay=args.persist_delay,
-                          replicate_delay=args.replicate_delay)
+                          replicate_delay=args.replicate_delay, query_nodes=query_nodes)
     cluster.start()
     done = threading.Event()
 
@@ -74,6 +78,7 @@ def main(argv=None):
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
     info = {"kv_ports": cluster.kv_ports, "rest_port": cluster.rest_port,
+            "query_ports": cluster.query_ports,
             "buckets": dict((s.name, {"type": s.type, "connstr": cluster.connstr(s.name),
                                       "http_connstr": cluster.http_connstr(s.name)}) for s in specs),
             "users": sorted(users)}

@@ -13,6 +13,7 @@ from couchbase_ffi.mock.faults import Fault, Faults
 from couchbase_ffi.mock.kv import KVServer
 from couchbase_ffi.mock.protocol import Status
 from couchbase_ffi.mock.rest import RestServer
+from couchbase_ffi.mock.query import QueryServer, QueryService
 from couchbase_ffi.mock.sasl import Credentials
 from couchbase_ffi.mock.state import (
     COUCHBASE, INF, LOCK_DEFAULT, LOCK_MAX, BucketSpec, ClusterState, as_bytes)
@@ -104,7 +105,7 @@ class MockCluster(object):
 
     def __init__(self, nodes=4, buckets=None, users=None, kv_ports=None, kv_base_port=None, rest_port=0,
                  persist_delay=0.005, replicate_delay=0.002, lock_default=LOCK_DEFAULT,
-                 lock_max=LOCK_MAX, host="127.0.0.1", refuse_features=()):
+                 lock_max=LOCK_MAX, host="127.0.0.1", refuse_features=(), query_nodes=None):
         if nodes < 1:
             raise ValueError("nodes must be >= 1")
         if buckets is None:
@@ -123,6 +124,13 @@ class MockCluster(object):
         self._specs = list(buckets)
         self._ports_wanted = list(kv_ports)
         self._rest_wanted = rest_port
+        # the nodes with a query service (mock/query.py): None = every node
+        self._query_nodes = list(range(nodes)) if query_nodes is None else \
+            sorted(set(int(n) for n in query_nodes))
+        if any(not 0 <= n < nodes for n in self._query_nodes):
+            raise ValueError("query_nodes must be node indexes below %d" % nodes)
+        self._query = None
+        self._qservers = []
         self._delays = (persist_delay, replicate_delay)
         self._locks = (lock_default, lock_max)
         self._refuse = frozenset(int(f) for f in refuse_features)
@@ -198,6 +206,11 @@ class MockCluster(object):
             await kv.start()
             node = self._state.nodes[kv.node]
             node.kv_port = kv.server.sockets[0].getsockname()[1]
+        self._query = QueryService(self._state)
+        for i in self._query_nodes:
+            qs = QueryServer(self._state, self._query, i, self.host)
+            await qs.start()
+            self._qservers.append(qs)
         self._rest = RestServer(self._state, self.control, self.host)
         await self._rest.start(self._rest_wanted)
         self._state.listeners.append(self._push_all)
@@ -211,6 +224,8 @@ class MockCluster(object):
             await kv.stop()
         if self._rest is not None:
             await self._rest.stop()
+        for qs in self._qservers:
+            await qs.stop()
         if self._state is not None:
             self._state.persist_queue.clear()
             self._state.replicate_queue.clear()
@@ -412,10 +427,51 @@ class MockCluster(object):
         self._state.time_offset += float(seconds)
         return {"offset": self._state.time_offset}
 
+    async def _a_query_register(self, statement, **kw):
+        return self._query.register(statement=statement, **kw)
+
+    async def _a_query_requests(self, clear=False):
+        out = list(self._query.requests)
+        if clear:
+            self._query.requests = []
+        return out
+
+    async def _a_query_clear(self):
+        self._query.clear()
+        return {}
+
     async def _a_flush(self, bucket):
         for store in self._bucket_obj(bucket).stores.values():
             store.clear()
         return {}
+
+    # -- the query service (docs/mock.md, "Query service") ----------------------------------------
+    @property
+    def query_ports(self):
+        """{node index: query port} of the nodes that run the query service."""
+        st = self._started()
+        return dict((n.index, n.query_port) for n in st.nodes if n.query_port)
+
+    def query_register(self, statement, rows=None, errors=None, http_status=None, status=None,
+                       delay=0.0, fault=None, count=None, node=None, metrics=None, warnings=None):
+        """Answer ``statement`` with ``rows`` (a list of JSON values) or ``errors`` (a list of
+        ``{"code", "msg"}``); ``http_status`` and ``status`` default from them; ``delay`` seconds
+        first (``float('inf')``: never answer); ``fault`` "close", "garbage" or "truncate"
+        instead of an answer; ``count`` times (None: until query_clear); on ``node`` only.
+        The newest registration that matches wins."""
+        return self._call("query_register", statement=statement, rows=rows, errors=errors,
+                          http_status=http_status, status=status, delay=delay, fault=fault,
+                          count=count, node=node, metrics=metrics, warnings=warnings)
+
+    def query_requests(self, clear=False):
+        """The requests the query service received, oldest first (dicts: node, user,
+        authorized, statement, args, named, scan_consistency, scan_vectors, timeout,
+        client_context_id, readonly, creds, content_type, body)."""
+        return self._call("query_requests", clear=clear)
+
+    def query_clear(self):
+        """Forget every registration and every recorded request."""
+        return self._call("query_clear")
 
     # -- the Python control API ---------------------------------------------------------------
     def failover(self, node):

@@ -15,6 +15,7 @@ import socket
 import struct
 
 from couchbase_ffi.mock import sasl
+from couchbase_ffi.mock import subdoc
 from couchbase_ffi.mock.errormap import error_map_json
 from couchbase_ffi.mock.protocol import (
     DATATYPE_JSON, FRAME_BARRIER, FRAME_DURABILITY, FRAME_PRESERVE_TTL, HEADER_LEN, MAGIC_ALT_REQ,
@@ -652,8 +653,12 @@ def _build_handlers():
             Op.INCR: S.arithmetic, Op.INCRQ: S.arithmetic, Op.DECR: S.arithmetic, Op.DECRQ: S.arithmetic,
             Op.APPEND: S.concat, Op.APPENDQ: S.concat, Op.PREPEND: S.concat, Op.PREPENDQ: S.concat,
             Op.TOUCH: S.touch, Op.GAT: S.touch, Op.GATQ: S.touch,
+            # sub-document commands: mock/subdoc.py
+            Op.SUBDOC_MULTI_LOOKUP: subdoc.multi_lookup,
+            Op.SUBDOC_MULTI_MUTATION: subdoc.multi_mutation,
         },
     }
+    table[_KEYED].update((op, subdoc.single) for op in subdoc.SINGLE_OPCODES)
     return dict((op, (fn, needs)) for needs, ops in table.items() for op, fn in ops.items())
 
 

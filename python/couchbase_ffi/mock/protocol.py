@@ -74,6 +74,21 @@ class Op(object):
     GET_COLLECTIONS_MANIFEST = 0xba
     GET_COLLECTION_ID = 0xbb
     GET_ERROR_MAP = 0xfe
+    # sub-document (mock/subdoc.py)
+    SUBDOC_GET = 0xc5
+    SUBDOC_EXISTS = 0xc6
+    SUBDOC_DICT_ADD = 0xc7
+    SUBDOC_DICT_UPSERT = 0xc8
+    SUBDOC_DELETE = 0xc9
+    SUBDOC_REPLACE = 0xca
+    SUBDOC_ARRAY_PUSH_LAST = 0xcb
+    SUBDOC_ARRAY_PUSH_FIRST = 0xcc
+    SUBDOC_ARRAY_INSERT = 0xcd
+    SUBDOC_ARRAY_ADD_UNIQUE = 0xce
+    SUBDOC_COUNTER = 0xcf
+    SUBDOC_MULTI_LOOKUP = 0xd0
+    SUBDOC_MULTI_MUTATION = 0xd1
+    SUBDOC_GET_COUNT = 0xd2
 
 
 OPCODE_NAMES = dict((v, k) for k, v in vars(Op).items() if not k.startswith("_"))
@@ -113,6 +128,20 @@ class Status(object):
     EINTERNAL = 0x84
     EBUSY = 0x85
     ETMPFAIL = 0x86
+    # sub-document (mock/subdoc.py)
+    SUBDOC_PATH_ENOENT = 0xc0
+    SUBDOC_PATH_MISMATCH = 0xc1
+    SUBDOC_PATH_EINVAL = 0xc2
+    SUBDOC_PATH_E2BIG = 0xc3
+    SUBDOC_DOC_E2DEEP = 0xc4
+    SUBDOC_VALUE_CANTINSERT = 0xc5
+    SUBDOC_DOC_NOTJSON = 0xc6
+    SUBDOC_NUM_ERANGE = 0xc7
+    SUBDOC_DELTA_EINVAL = 0xc8
+    SUBDOC_PATH_EEXISTS = 0xc9
+    SUBDOC_VALUE_ETOODEEP = 0xca
+    SUBDOC_INVALID_COMBO = 0xcb
+    SUBDOC_MULTI_PATH_FAILURE = 0xcc
 
 
 STATUS_NAMES = dict((v, k) for k, v in vars(Status).items() if not k.startswith("_"))

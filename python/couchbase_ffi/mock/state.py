@@ -135,6 +135,7 @@ class Node(object):
         self.kv_port = kv_port
         self.failed_over = False
         self.running = False
+        self.query_port = 0      # the query service's port (mock/query.py), 0 = none
 
 
 class BaseBucket(object):
@@ -477,6 +478,8 @@ class ClusterState(object):
         out = []
         for i in servers:
             entry = {"services": {"mgmt": self.rest_port, "kv": self.nodes[i].kv_port}}
+            if self.nodes[i].query_port:
+                entry["services"]["n1ql"] = self.nodes[i].query_port
             if i == this_node:
                 entry["thisNode"] = True
             else:

@@ -660,6 +660,39 @@ static void flush_over_rest(void **state)
     cbffi_client_destroy(c);
 }
 
+/* More REST requests than the 16 sockets http.c kept track of: the
+   sockets past the 16th were watched by the host but their readiness was
+   dropped (not libcurl's), so those flushes hung until their 30 s deadline
+   although the server had answered.  Now every flush ends promptly: done,
+   or refused at once with CBFFI_EBUSY past the limit of requests in
+   flight. */
+static void many_flushes_at_once(void **state)
+{
+    (void)state;
+    cbffi_client *c = connected();
+    int scheduled = 0, busy = 0;
+    for (int i = 0; i < 24; i++) {
+        int rc = cbffi_flush(c, (uint64_t)i);
+        if (rc == CBFFI_OK)
+            scheduled++;
+        else if (rc == CBFFI_EBUSY)
+            busy++;
+        else
+            fail_msg("flush %d: rc 0x%x (%s)", i, rc, cbffi_client_last_error(c));
+    }
+    assert_true(scheduled >= 16);
+    double t0 = now_s();
+    cbffi_result r[32];
+    size_t n = cbffi_wait(c, r, 32);
+    double took = now_s() - t0;
+    assert_int_equal(n, (size_t)scheduled);
+    for (size_t i = 0; i < n; i++)
+        assert_int_equal(r[i].rc, CBFFI_OK);
+    if (took > 3.0)
+        fail_msg("%d flushes took %.3f s (%d refused)", scheduled, took, busy);
+    cbffi_client_destroy(c);
+}
+
 static void memcached_bucket_over_couchbase(void **state)
 {
     (void)state;
@@ -673,6 +706,78 @@ static void memcached_bucket_over_couchbase(void **state)
     assert_int_equal(get(c, "mcb:k", NULL, 0), CBFFI_OK);
     assert_int_equal(cbffi_get(c, "mcb:k", 5, CBFFI_GET_LOCK, 1, 0), CBFFI_NOT_SUPPORTED);
     assert_int_equal(cbffi_observe(c, "mcb:k", 5, 0, 0), CBFFI_NOT_SUPPORTED);
+    cbffi_client_destroy(c);
+}
+
+static void subdoc_lookups_and_mutations(void **state)
+{
+    (void)state;
+    cbffi_client *c = connected();
+    uint64_t cas;
+    assert_int_equal(set(c, "sd:k", "{\"a\":1,\"l\":[1,2]}", &cas), CBFFI_OK);
+    cbffi_subdoc_entry e[16];
+
+    const uint8_t lc[] = {CBFFI_SDCMD_GET, CBFFI_SDCMD_GET_COUNT, CBFFI_SDCMD_EXISTS};
+    const uint32_t lp[] = {1, 1, 4};
+    assert_int_equal(cbffi_subdoc(c, CBFFI_OP_LOOKUP_IN, "sd:k", 4, 3, lc, NULL, "alnope", lp,
+                                  NULL, NULL, 0, 0, 0, 0, 0, 1), CBFFI_OK);
+    cbffi_result r = one(c);
+    assert_int_equal(r.op, CBFFI_OP_LOOKUP_IN);
+    assert_int_equal(r.rc, CBFFI_SUBDOC_MULTI_FAILURE);
+    assert_int_equal(r.cas, cas);
+    assert_int_equal(cbffi_subdoc_parse(r.op, r.rc, r.value, r.nvalue, 3, e), 3);
+    assert_int_equal(e[0].rc, CBFFI_OK);
+    assert_memory_equal(e[0].value, "1", 1);
+    assert_memory_equal(e[1].value, "2", 1);
+    assert_int_equal(e[2].rc, CBFFI_SUBDOC_PATH_ENOENT);
+
+    /* counter + upsert, made durable: the counter's value survives the polling */
+    const uint8_t mc[] = {CBFFI_SDCMD_COUNTER, CBFFI_SDCMD_DICT_UPSERT};
+    const uint8_t mf[] = {0, CBFFI_SDSPEC_MKDIR_P};
+    const uint32_t mp[] = {1, 3}, mv[] = {1, 4};
+    assert_int_equal(cbffi_subdoc(c, CBFFI_OP_MUTATE_IN, "sd:k", 4, 2, mc, mf, "ax.yz", mp,
+                                  "5true", mv, 0, 0, cas, 1, 2, 2), CBFFI_OK);
+    r = one(c);
+    assert_int_equal(r.rc, CBFFI_OK);
+    assert_true(r.cas != cas);
+    assert_int_equal(cbffi_subdoc_parse(r.op, r.rc, r.value, r.nvalue, 2, e), 1);
+    assert_int_equal(e[0].index, 0);
+    assert_memory_equal(e[0].value, "6", 1);
+    char buf[256];
+    assert_int_equal(get(c, "sd:k", buf, sizeof buf), CBFFI_OK);
+    assert_string_equal(buf, "{\"a\":6,\"l\":[1,2],\"x\":{\"y\":true}}");
+
+    /* a failing spec: nothing changes, the entry names it */
+    const uint8_t fc[] = {CBFFI_SDCMD_DICT_UPSERT, CBFFI_SDCMD_DICT_ADD};
+    const uint32_t fp[] = {1, 1}, fv[] = {1, 1};
+    assert_int_equal(cbffi_subdoc(c, CBFFI_OP_MUTATE_IN, "sd:k", 4, 2, fc, NULL, "za", fp, "00",
+                                  fv, 0, 0, 0, 0, 0, 3), CBFFI_OK);
+    r = one(c);
+    assert_int_equal(r.rc, CBFFI_SUBDOC_MULTI_FAILURE);
+    assert_int_equal(cbffi_subdoc_parse(r.op, r.rc, r.value, r.nvalue, 2, e), 1);
+    assert_int_equal(e[0].index, 1);
+    assert_int_equal(e[0].rc, CBFFI_SUBDOC_PATH_EEXISTS);
+    /* document level: stale CAS, missing document, upsert_doc */
+    assert_int_equal(cbffi_subdoc(c, CBFFI_OP_MUTATE_IN, "sd:k", 4, 1, fc, NULL, "z", fp, "0",
+                                  fv, 0, 0, cas, 0, 0, 4), CBFFI_OK);
+    assert_int_equal(one(c).rc, CBFFI_KEY_EEXISTS);
+    assert_int_equal(cbffi_subdoc(c, CBFFI_OP_LOOKUP_IN, "sd:none", 7, 1, lc, NULL, "a", lp,
+                                  NULL, NULL, 0, 0, 0, 0, 0, 5), CBFFI_OK);
+    assert_int_equal(one(c).rc, CBFFI_KEY_ENOENT);
+    assert_int_equal(cbffi_subdoc(c, CBFFI_OP_MUTATE_IN, "sd:new", 6, 1, fc, NULL, "z", fp, "7",
+                                  fv, CBFFI_SDDOC_MKDOC, 0, 0, 0, 0, 6), CBFFI_OK);
+    assert_int_equal(one(c).rc, CBFFI_OK);
+    assert_int_equal(get(c, "sd:new", buf, sizeof buf), CBFFI_OK);
+    assert_string_equal(buf, "{\"z\":7}");
+    cbffi_client_destroy(c);
+
+    char cs[600];
+    snprintf(cs, sizeof cs, "%.*s/cache", (int)(strrchr(connstr, '/') - connstr), connstr);
+    c = client_with(cs, NULL, NULL);
+    cbffi_connect(c, 0);
+    assert_int_equal(one(c).rc, CBFFI_OK);
+    assert_int_equal(cbffi_subdoc(c, CBFFI_OP_LOOKUP_IN, "sd:k", 4, 1, lc, NULL, "a", lp,
+                                  NULL, NULL, 0, 0, 0, 0, 0, 0), CBFFI_NOT_SUPPORTED);
     cbffi_client_destroy(c);
 }
 
@@ -694,7 +799,9 @@ int main(void)
         cmocka_unit_test_setup(ops_queued_around_a_handshake, reset),
         cmocka_unit_test_setup(destroyed_with_work_pending, reset),
         cmocka_unit_test_setup(flush_over_rest, reset),
+        cmocka_unit_test_setup(many_flushes_at_once, reset),
         cmocka_unit_test_setup(memcached_bucket_over_couchbase, reset),
+        cmocka_unit_test_setup(subdoc_lookups_and_mutations, reset),
     };
     return cmocka_run_group_tests(tests, setup_all, teardown_all);
 }

@@ -16,11 +16,14 @@
 
 #include <signal.h>
 #include <stdio.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
 #include <stdlib.h>
 #include <string.h>
 #include <fcntl.h>
 #include <poll.h>
 #include <time.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 static mc_server mc1, mc2, mc3;
@@ -582,6 +585,76 @@ static void server_restarted_client_recovers(void **state)
     mc_kill(&s);
 }
 
+/* ---- SASL: memcached -S (cyrus) offering PLAIN, or SCRAM only ---------------- */
+
+/* A cyrus configuration in a fresh directory that offers `mechs` and knows
+   sasl_user; memcached (as nobody when we are root) must be able to read it. */
+static void sasl_dir(char *dir, size_t n, const char *mechs)
+{
+    snprintf(dir, n, "/tmp/cbffi-sasl-XXXXXX");
+    assert_non_null(mkdtemp(dir));
+    assert_int_equal(chmod(dir, 0755), 0);
+    char path[300], cmd[700];
+    snprintf(path, sizeof path, "%s/memcached.conf", dir);
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fprintf(f, "mech_list: %s\nsasldb_path: %s/sasldb2\n", mechs, dir);
+    fclose(f);
+    snprintf(cmd, sizeof cmd,
+             "printf 'pw-of-sasl' | SASL_CONF_PATH=%s saslpasswd2 -p -a memcached "
+             "-c -f %s/sasldb2 sasl_user && chmod 644 %s/sasldb2", dir, dir, dir);
+    if (system(cmd) != 0)
+        fail_msg("saslpasswd2 failed (scripts/install-deps.sh installs sasl2-bin)");
+}
+
+static void sasl_rmdir(const char *dir)
+{
+    char cmd[400];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    assert_int_equal(system(cmd), 0);
+}
+
+static void sasl_plain_and_scram(void **state)
+{
+    (void)state;
+    const char *mechs[] = {"plain", "scram-sha-256", "scram-sha-1 scram-sha-512"};
+    for (size_t i = 0; i < sizeof mechs / sizeof mechs[0]; i++) {
+        char dir[64], cs[128], err[256];
+        sasl_dir(dir, sizeof dir, mechs[i]);
+        static mc_server s;
+        s = (mc_server){0};
+        strcpy(s.extra, "-S");
+        setenv("SASL_CONF_PATH", dir, 1); /* inherited by the forked server */
+        assert_int_equal(mc_start(&s), 0);
+        unsetenv("SASL_CONF_PATH");
+        snprintf(cs, sizeof cs, "memcached://127.0.0.1:%d", s.port);
+
+        cbffi_client *c = NULL;
+        assert_int_equal(cbffi_client_create(&c, cs, "sasl_user", "pw-of-sasl",
+                                             err, sizeof err), CBFFI_OK);
+        assert_int_equal(do_store(c, CBFFI_OP_SET, "sasl:k", "v1", 0).rc,
+                         CBFFI_OK);
+        char buf[16];
+        assert_int_equal(do_get(c, "sasl:k", buf, sizeof buf).rc, CBFFI_OK);
+        assert_string_equal(buf, "v1");
+        cbffi_client_destroy(c);
+
+        c = NULL;
+        assert_int_equal(cbffi_client_create(&c, cs, "sasl_user", "wrong", err,
+                                             sizeof err), CBFFI_OK);
+        if (do_store(c, CBFFI_OP_SET, "sasl:k", "v2", 0).rc != CBFFI_AUTH_ERROR)
+            fail_msg("%s: a wrong password must be an auth error", mechs[i]);
+        cbffi_client_destroy(c);
+
+        c = client_for("%s", cs); /* no credentials: the server refuses */
+        assert_int_equal(do_store(c, CBFFI_OP_SET, "sasl:k", "v3", 0).rc,
+                         CBFFI_AUTH_ERROR);
+        cbffi_client_destroy(c);
+        mc_kill(&s);
+        sasl_rmdir(dir);
+    }
+}
+
 static void value_over_item_size_is_e2big_and_connection_survives(void **state)
 {
     (void)state;
@@ -705,6 +778,121 @@ static void endless_stat_reply_is_bounded(void **state)
     fake_stop(f);
 }
 
+/* A server streaming faster than the client decodes (an endless STAT reply
+   whose operation already timed out, so nothing piles up): the read loop
+   went on recv()ing for as long as each read filled the buffer, so until
+   the flood stopped (FLOOD_SECONDS) no other connection was served and no
+   timeout fired, through poll() as through the blocking sync path. */
+static void flooded_connection_starves_nothing(void **state)
+{
+    (void)state;
+    int pflood, psilent;
+    fake_server *flood = fake_start(FAKE_STAT_FLOOD, &pflood);
+    fake_server *silent = fake_start(FAKE_SILENT, &psilent);
+    assert_non_null(flood);
+    assert_non_null(silent);
+    for (int sole = 0; sole < 2; sole++) {
+        cbffi_client *c = sole ? client_for("memcached://127.0.0.1:%d", pflood)
+                               : client_for("memcached://127.0.0.1:%d,127.0.0.1:%d",
+                                            pflood, psilent);
+        c->max_body = UINT32_MAX; /* or the STAT cap ends the flood at once */
+        /* The STAT times out before its reply comes: the flood is dropped. */
+        cbffi_client_set_timeout(c, CBFFI_TIMEOUT_OPERATION, 1000);
+        assert_int_equal(cbffi_stats(c, NULL, 0, 1), CBFFI_OK);
+        cbffi_io_flush(c);
+        usleep(5000);
+        cbffi_io_tick(c);
+        cbffi_result r[4];
+        assert_int_equal(cbffi_harvest(c, r, 4), 1);
+        assert_int_equal(r[0].rc, CBFFI_ETIMEDOUT);
+        /* A GET on the other server (sole: on the flooded one, behind the
+           STAT): it must end at its own timeout. */
+        char key[16];
+        int target = sole ? 0 : 1;
+        for (int i = 0;; i++) {
+            snprintf(key, sizeof key, "k%d", i);
+            if (cbffi_client_server_for_key(c, key, strlen(key)) == target)
+                break;
+        }
+        cbffi_client_set_timeout(c, CBFFI_TIMEOUT_OPERATION, 200000);
+        assert_int_equal(cbffi_get(c, key, strlen(key), CBFFI_GET_PLAIN, 0, 2), CBFFI_OK);
+        double t0 = now_s();
+        assert_int_equal(cbffi_wait(c, r, 4), 1);
+        double took = now_s() - t0;
+        assert_int_equal(r[0].rc, CBFFI_ETIMEDOUT);
+        if (took > 0.7)
+            fail_msg("%s: the GET ended after %.3f s (timeout 0.2 s)",
+                     sole ? "sync path" : "poll loop", took);
+        cbffi_client_destroy(c);
+    }
+    fake_stop(flood);
+    fake_stop(silent);
+}
+
+/* The same, deterministically: with more than the read budget waiting in
+   the socket, one readiness event (and one blocking sync read) consumes
+   about the budget and leaves the rest for the next turn of the loop;
+   before, it read for as long as each recv() filled the buffer. */
+static void one_readiness_event_reads_a_bounded_amount(void **state)
+{
+    (void)state;
+    int pflood;
+    fake_server *flood = fake_start(FAKE_STAT_FLOOD, &pflood);
+    assert_non_null(flood);
+    for (int blocking = 0; blocking < 2; blocking++) {
+        cbffi_client *c = client_for("memcached://127.0.0.1:%d", pflood);
+        c->max_body = UINT32_MAX;
+        cbffi_client_set_timeout(c, CBFFI_TIMEOUT_OPERATION, 1000);
+        assert_int_equal(cbffi_stats(c, NULL, 0, 1), CBFFI_OK);
+        cbffi_io_flush(c);
+        cb_conn *conn = c->conns[0];
+        int big = 8 << 20;
+        setsockopt(conn->fd, SOL_SOCKET, SO_RCVBUF, &big, sizeof big);
+        usleep(5000);
+        cbffi_io_tick(c);                 /* the STAT parent times out */
+        cbffi_result r[2];
+        assert_int_equal(cbffi_harvest(c, r, 2), 1);
+        struct pollfd p = {conn->fd, POLLOUT, 0};
+        assert_int_equal(poll(&p, 1, 2000), 1);
+        cbffi_io_event(c, conn->fd, CBFFI_IO_WRITE); /* connected: STAT sent */
+        if (conn->state != CB_CONN_CONNECTED)
+            fail_msg("not connected: %s", cbffi_client_last_error(c));
+        cb_op *child = conn->queue.items[conn->queue.head];
+        /* let the flood pile up in the socket */
+        const int want = 2 * CB_READ_BUDGET + 65536;
+        int avail = 0;
+        for (int i = 0; i < 200 && avail < want; i++) {
+            usleep(5000);
+            ioctl(conn->fd, FIONREAD, &avail);
+        }
+        if (avail < CB_READ_BUDGET + 65536) {
+            cbffi_client_destroy(c);
+            fake_stop(flood);
+            skip(); /* a receive buffer too small to tell */
+        }
+        uint32_t before = child->stat_bytes;
+        double t0 = now_s();
+        if (blocking)
+            cb_conn_read_blocking(conn, 1000000);
+        else
+            cbffi_io_event(c, conn->fd, CBFFI_IO_READ);
+        if (conn->state != CB_CONN_CONNECTED) /* read on until the flood ended */
+            fail_msg("%s returned after %.3f s: %s", blocking ? "the sync read"
+                     : "one event", now_s() - t0, cbffi_client_last_error(c));
+        size_t per = sizeof(cb_result_rec) + 2; /* key "k", value "v" */
+        size_t read = (size_t)(child->stat_bytes - before) / per * 26;
+        if (read > CB_READ_BUDGET + 65536)
+            fail_msg("%s read %zu bytes in one go (budget %d, %d were waiting)",
+                     blocking ? "the sync read" : "one event", read,
+                     CB_READ_BUDGET, avail);
+        assert_true(read >= 16384);
+        ioctl(conn->fd, FIONREAD, &avail);
+        assert_true(avail > 0);           /* left for the next turn */
+        cbffi_client_destroy(c);
+    }
+    fake_stop(flood);
+}
+
 /* ---- the host-loop interface ------------------------------------------------------ */
 
 /* The host applies watch changes in order.  A socket opened and closed
@@ -797,12 +985,15 @@ int main(void)
         cmocka_unit_test(three_server_cluster),
         cmocka_unit_test(server_killed_mid_batch),
         cmocka_unit_test(server_restarted_client_recovers),
+        cmocka_unit_test(sasl_plain_and_scram),
         cmocka_unit_test(value_over_item_size_is_e2big_and_connection_survives),
         cmocka_unit_test(stopped_server_times_out_within_the_timeout),
         cmocka_unit_test(garbage_is_a_protocol_error),
         cmocka_unit_test(truncated_reply_then_close_is_a_network_error),
         cmocka_unit_test(silent_server_times_out),
         cmocka_unit_test(endless_stat_reply_is_bounded),
+        cmocka_unit_test(flooded_connection_starves_nothing),
+        cmocka_unit_test(one_readiness_event_reads_a_bounded_amount),
         cmocka_unit_test(host_loop_interface),
         cmocka_unit_test(watch_changes_never_name_a_closed_fd),
     };

@@ -99,12 +99,44 @@ static void flush_to_a_very_long_rest_host(void **state)
     cbffi_client_destroy(c);
 }
 
+/* conn->name was a char[280]: a longer host name (the map parser keeps up
+   to 4096 bytes) was cut, so it never matched its map entry again and every
+   newer map retired the conn and opened a new one (and a seed with such a
+   name was never adopted). */
+static void long_host_names_keep_their_conn(void **state)
+{
+    (void)state;
+    cbffi_client *c = make();
+    char host[1001], server[1100];
+    memset(host, 'h', sizeof host - 1);
+    host[sizeof host - 1] = 0;
+    memcpy(host + sizeof host - 9, ".example", 8);
+    snprintf(server, sizeof server, "\"%s:11210\"", host);
+    c->seed = cb_conn_new(c, -1, host, 11210, 0);
+    assert_non_null(c->seed);
+    cb_conn *seed = c->seed;
+    assert_int_equal(apply(c, 1, server, NULL), 1);
+    assert_int_equal(c->nconns, 1);
+    assert_ptr_equal(c->conns[0], seed);       /* adopted */
+    assert_null(c->seed);
+    assert_int_equal(apply(c, 2, server, NULL), 1);
+    assert_int_equal(apply(c, 3, server, NULL), 1);
+    assert_int_equal(c->nconns, 1);
+    assert_ptr_equal(c->conns[0], seed);       /* kept across newer maps */
+    assert_null(c->graveyard);
+    char want[1100];
+    snprintf(want, sizeof want, "%s:11210", host);
+    assert_string_equal(cbffi_client_server_name(c, 0), want);
+    cbffi_client_destroy(c);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(duplicate_servers_in_a_new_map),
         cmocka_unit_test(duplicate_of_the_seed),
         cmocka_unit_test(flush_to_a_very_long_rest_host),
+        cmocka_unit_test(long_host_names_keep_their_conn),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

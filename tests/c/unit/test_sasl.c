@@ -71,6 +71,43 @@ static void vectors_reproduced(void **state)
     }
 }
 
+/* step = parse + derive + finish, the way negotiate.c runs it (the
+   derivation in another thread): the same messages; the cap is the most
+   derive takes; finish wants parse first and a key of the digest's size. */
+static void step_in_three_parts(void **state)
+{
+    (void)state;
+    for (size_t i = 0; i < sizeof exchanges / sizeof exchanges[0]; i++) {
+        const exchange *e = &exchanges[i];
+        cb_scram s = {0};
+        const char *m;
+        size_t n;
+        assert_int_equal(cb_scram_start(&s, e->mech, e->user, e->password,
+                                        e->cnonce, &m, &n), CB_SASL_OK);
+        unsigned char key[64];
+        size_t nkey = 0;
+        assert_int_equal(cb_scram_finish(&s, key, 64, &m, &n), CB_SASL_ESTATE);
+        assert_int_equal(cb_scram_parse(&s, e->server_first, strlen(e->server_first)),
+                         CB_SASL_OK);
+        assert_int_equal(s.iter, i == 2 ? 15000 : 4096);
+        assert_int_equal(cb_scram_derive(e->mech, e->password, strlen(e->password),
+                                         s.salt, s.nsalt, s.iter, key, &nkey),
+                         CB_SASL_OK);
+        assert_int_equal(cb_scram_finish(&s, key, nkey - 1, &m, &n), CB_SASL_EINVAL);
+        assert_int_equal(cb_scram_finish(&s, key, nkey, &m, &n), CB_SASL_OK);
+        assert_msg(m, n, e->client_final);
+        assert_int_equal(cb_scram_verify(&s, e->server_final, strlen(e->server_final)),
+                         CB_SASL_OK);
+        cb_scram_free(&s);
+    }
+    unsigned char key[64];
+    size_t nkey;
+    assert_int_equal(cb_scram_derive(CB_SASL_SCRAM_SHA1, "p", 1, (const unsigned char *)"s",
+                                     1, CB_SCRAM_MAX_ITER + 1, key, &nkey), CB_SASL_EINVAL);
+    assert_int_equal(cb_scram_derive(CB_SASL_PLAIN, "p", 1, (const unsigned char *)"s", 1, 1,
+                                     key, &nkey), CB_SASL_EINVAL);
+}
+
 static void wrong_server_signature_rejected(void **state)
 {
     (void)state;
@@ -143,6 +180,16 @@ static void bad_server_first_rejected(void **state)
          CB_SASL_EPROTO, "iteration"},
         {"r=fyko+d2lbbFgONRv9qkxdawL3rfc,s=QSXCR+Q6sek8bf92,i=10000001",
          CB_SASL_EPROTO, "iteration"},
+        /* over the cap: a hostile count is refused before any PBKDF2 */
+        {"r=fyko+d2lbbFgONRv9qkxdawL3rfc,s=QSXCR+Q6sek8bf92,i=10000000",
+         CB_SASL_EPROTO, "asks for 10000000 PBKDF2 iterations (i=), more than "
+                         "this client allows (100000)"},
+        {"r=fyko+d2lbbFgONRv9qkxdawL3rfc,s=QSXCR+Q6sek8bf92,i=100001",
+         CB_SASL_EPROTO, "more than this client allows (100000)"},
+        {"r=fyko+d2lbbFgONRv9qkxdawL3rfc,s=QSXCR+Q6sek8bf92,i=999999999999999999",
+         CB_SASL_EPROTO, "more than this client allows"},
+        {"r=fyko+d2lbbFgONRv9qkxdawL3rfc,s=QSXCR+Q6sek8bf92,i=9999999999999999999",
+         CB_SASL_EPROTO, "not in 1..100000"},
         {"r=fyko+d2lbbFgONRv9qkxdawL3rfc,s=QSXCR+Q6sek8bf92,i=-1",
          CB_SASL_EPROTO, "iteration"},
         {"r=fyko+d2lbbFgONRv9qkxdawL3rfc,s=QSXCR+Q6sek8bf92,i=", CB_SASL_EPROTO,
@@ -261,6 +308,13 @@ static void mechanism_selection(void **state)
         {"SCRAM-SHA512", "PLAIN", CB_SASL_EUNAVAIL, CB_SASL_NONE},
         {"SCRAM-SHA512", "SCRAM-SHA256", CB_SASL_EUNAVAIL, CB_SASL_NONE},
         {"SCRAM-SHA512 CRAM-MD5", "CRAM-MD5", CB_SASL_EINVAL, CB_SASL_NONE},
+        /* cyrus SASL (memcached -S) spells them the IANA way */
+        {"PLAIN SCRAM-SHA-1 SCRAM-SHA-256 SCRAM-SHA-512", NULL, 0,
+         CB_SASL_SCRAM_SHA512},
+        {"PLAIN SCRAM-SHA-1", NULL, 0, CB_SASL_SCRAM_SHA1},
+        {"SCRAM-SHA-256 SCRAM-SHA-1", "SCRAM-SHA256", 0, CB_SASL_SCRAM_SHA256},
+        {"SCRAM-SHA-256", "scram-sha-256", 0, CB_SASL_SCRAM_SHA256},
+        {"SCRAM-SHA-", NULL, CB_SASL_ENOMECH, CB_SASL_NONE},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         cb_sasl_mech m = (cb_sasl_mech)99;
@@ -275,6 +329,16 @@ static void mechanism_selection(void **state)
     assert_int_equal(m, CB_SASL_SCRAM_SHA1);
     assert_string_equal(cb_sasl_mech_name(CB_SASL_SCRAM_SHA256), "SCRAM-SHA256");
     assert_string_equal(cb_sasl_mech_name(CB_SASL_NONE), "");
+    /* AUTH names the mechanism as the server offered it */
+    const char *cy = "PLAIN SCRAM-SHA-1 SCRAM-SHA-256";
+    assert_string_equal(cb_sasl_wire_name(cy, strlen(cy), CB_SASL_SCRAM_SHA256),
+                        "SCRAM-SHA-256");
+    const char *cb = "SCRAM-SHA512 SCRAM-SHA1";
+    assert_string_equal(cb_sasl_wire_name(cb, strlen(cb), CB_SASL_SCRAM_SHA1),
+                        "SCRAM-SHA1");
+    assert_string_equal(cb_sasl_wire_name(NULL, 0, CB_SASL_SCRAM_SHA512),
+                        "SCRAM-SHA512");
+    assert_string_equal(cb_sasl_wire_name(cy, strlen(cy), CB_SASL_PLAIN), "PLAIN");
 }
 
 static void plain_encoding(void **state)
@@ -337,6 +401,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(vectors_reproduced),
+        cmocka_unit_test(step_in_three_parts),
         cmocka_unit_test(wrong_server_signature_rejected),
         cmocka_unit_test(server_final_errors),
         cmocka_unit_test(bad_server_first_rejected),
