@@ -763,6 +763,17 @@ int cbffi_store_wait(cbffi_client *client, int op, const char *key,
                      uint32_t flags, uint32_t exptime, uint64_t cas,
                      cbffi_result *out);
 
+/* The commonest forms with fewer arguments (a binding pays for each one it
+   converts: on CPython with cffi, about as much per argument as the whole
+   C-side work of scheduling the operation): cbffi_get_wait with mode
+   CBFFI_GET_PLAIN and exptime 0, and cbffi_store_wait with op CBFFI_OP_SET,
+   exptime 0 and cas 0.  Same rules and results. */
+int cbffi_get_now(cbffi_client *client, const char *key, size_t nkey,
+                  cbffi_result *out);
+int cbffi_set_now(cbffi_client *client, const char *key, size_t nkey,
+                  const char *value, size_t nvalue, uint32_t flags,
+                  cbffi_result *out);
+
 /*
  * Schedule n operations in one call, as n calls of cbffi_get / cbffi_store
  * would, in order: key i is the next nkeys[i] bytes of `keys` (all keys
@@ -781,5 +792,51 @@ int cbffi_store_multi(cbffi_client *client, int op, const char *keys,
                       const uint32_t *nvalues, const uint32_t *flags,
                       size_t n, uint32_t exptime, uint64_t cookie0,
                       size_t *nscheduled);
+
+/*
+ * Harvesting into columns: cbffi_harvest, but each field of the results goes
+ * to its own array (result i, oldest first, to entry i of every array) and
+ * the values are left back to back in one client-owned region, so that a
+ * binding converts a whole batch with a few bulk calls (an array into a
+ * list, the region into one bytes object) instead of reading struct fields
+ * one result at a time.
+ *
+ * The cbffi_columns struct and the arrays are owned by the caller: it sets
+ * cap and the array pointers, each either NULL (that field is not wanted) or
+ * an array of cap entries.  The call sets values, nvalues and nfailed.  Only
+ * the fields below are reported (not key, u64, status, op, server, final,
+ * replica, datatype): operations that need those (STATS, VERSION, OBSERVE,
+ * counters...) are harvested with cbffi_harvest; both calls take from the
+ * same queue.
+ */
+typedef struct cbffi_columns {
+    size_t cap;             /* in: entries in each non-NULL array */
+    uint64_t *cookie;       /* in: caller-owned arrays of cap entries, or NULL */
+    uint64_t *cas;
+    int32_t *rc;            /* cbffi_rc */
+    uint32_t *flags;
+    uint32_t *voff;         /* value i is the nvalue[i] bytes at values + voff[i] */
+    uint32_t *nvalue;
+    const char *values;     /* out: the values, client-owned, valid exactly as
+                               long as harvested value pointers (see
+                               Ownership); NULL when no result has a value */
+    size_t nvalues;         /* out: bytes from values to the end of the last
+                               value (copy them in one piece) */
+    size_t nfailed;         /* out: results harvested with rc != CBFFI_OK */
+    size_t nready;          /* out: results still ready after this call
+                               (0: harvest again only after more IO) */
+} cbffi_columns;
+
+/* Copy up to out->cap ready results into out's arrays, oldest first;
+   returns how many (call again for the rest).  Like cbffi_harvest it
+   invalidates the pointers of results harvested before.  Stops early before
+   a result whose value would end 4 GiB or more past out->values (never
+   before the first: a reply body is at most 64 MiB). */
+size_t cbffi_harvest_columns(cbffi_client *client, cbffi_columns *out);
+
+/* cbffi_wait(client, NULL, 0) then cbffi_harvest_columns(client, out): run
+   the built-in loop until every scheduled operation has ended, then harvest
+   the first results into columns.  Blocks, like cbffi_wait. */
+size_t cbffi_wait_columns(cbffi_client *client, cbffi_columns *out);
 
 #endif

@@ -44,16 +44,41 @@ class CountingLib(object):
         return counted
 
 
+def _aliases(real_lib):
+    """{module global name: lib function name} for the lib functions bucket.py binds
+    once at import (_get_now = lib.cbffi_get_now ...)."""
+    out = {}
+    for alias, fn in list(vars(_bucket).items()):
+        name = getattr(fn, "__name__", "")
+        if name.startswith("cbffi_") and fn is getattr(real_lib, name, None):
+            out[alias] = name
+    return out
+
+
+def _swap(stand_in, real_lib):
+    """Put stand_in in place of lib (and of the bound aliases); returns an undo()."""
+    saved = {a: getattr(_bucket, a) for a in _aliases(real_lib)}
+    _bucket.lib = stand_in
+    for alias, name in _aliases(real_lib).items():
+        setattr(_bucket, alias, getattr(stand_in, name))
+
+    def undo():
+        _bucket.lib = real_lib
+        for alias, fn in saved.items():
+            setattr(_bucket, alias, fn)
+    return undo
+
+
 def count_calls(fn, n=100):
     """Average number of calls into lib (and ffi.unpack/buffer copies) per fn()."""
     real_lib = _bucket.lib
     counting = CountingLib(real_lib)
-    _bucket.lib = counting
+    undo = _swap(counting, real_lib)
     try:
         for _ in range(n):
             fn()
     finally:
-        _bucket.lib = real_lib
+        undo()
     return counting.calls / float(n)
 
 
@@ -78,7 +103,7 @@ class StubLib(object):
     def cbffi_get_wait(*args):
         return args[-1][0].rc  # the primed result, as if just harvested
 
-    cbffi_store_wait = cbffi_get_wait
+    cbffi_store_wait = cbffi_get_now = cbffi_set_now = cbffi_get_wait
 
     @staticmethod
     def cbffi_wait(client, res, n):
@@ -89,11 +114,11 @@ def python_only(fn, prime, n, rounds):
     """µs per fn() with the C calls stubbed out (prime() fills the result array)."""
     prime()
     real_lib = _bucket.lib
-    _bucket.lib = StubLib(real_lib)
+    undo = _swap(StubLib(real_lib), real_lib)
     try:
         return timeit(fn, n, rounds)
     finally:
-        _bucket.lib = real_lib
+        undo()
 
 
 def copy_costs(b, n=200000):

@@ -1,9 +1,10 @@
 """The couchbase 2.x ``Bucket`` over libcbffi.
 
-A synchronous get or store is one call into C (``cbffi_get_wait`` /
-``cbffi_store_wait``: schedule, do the IO, harvest the result into a struct
-array allocated once per Bucket); the other single-key operations are two
-(schedule, then ``cbffi_wait``).  Then the fields are read from that struct.
+A synchronous get or store is one call into C (``cbffi_get_now`` /
+``cbffi_set_now``, or ``cbffi_get_wait`` / ``cbffi_store_wait`` with a ttl,
+CAS or other store operation: schedule, do the IO, harvest the result into a
+struct array allocated once per Bucket); the other single-key operations are
+two (schedule, then ``cbffi_wait``).  Then the fields are read from that struct.
 No callbacks.  cffi releases the GIL around every C call, so threads
 with their own Buckets run in parallel (``unlock_gil`` is accepted for 2.x
 compatibility; the GIL is always released).
@@ -11,7 +12,8 @@ compatibility; the GIL is always released).
 ``*_multi`` calls and ``pipeline()`` schedule every operation first and then
 wait once, so all the operations for one server go out in one write;
 ``get_multi`` and the store multis schedule the whole batch in one call
-(``cbffi_get_multi`` / ``cbffi_store_multi``).
+(``cbffi_get_multi`` / ``cbffi_store_multi``) and harvest into columns
+(``cbffi_wait_columns``: an array per field, converted in bulk).
 
 Operations a memcached bucket cannot do (lock/unlock, durability, replica
 reads) raise NotSupportedError before anything is sent; they are gated on
@@ -23,6 +25,7 @@ import platform
 import threading
 import warnings
 from urllib.parse import unquote
+from array import array as _array
 
 from couchbase_ffi._lowlevel import ffi, lib
 from couchbase_ffi import exceptions as E
@@ -69,6 +72,9 @@ _U64 = 1 << 64
 # into malloc'd memory and frees around every call (~190 instructions saved per
 # argument).  Values larger than the buffer go as bytes.
 _memmove = ffi.memmove
+# The sync shortcuts, bound once: a lookup on ``lib`` costs CPython about 18 ns a call.
+_get_now = lib.cbffi_get_now
+_set_now = lib.cbffi_set_now
 _VBUF = 16384
 
 _SET, _ADD, _REPLACE = lib.CBFFI_OP_SET, lib.CBFFI_OP_ADD, lib.CBFFI_OP_REPLACE
@@ -173,7 +179,48 @@ def _lengths(items):
         for i in range(n):
             a[i] = len(items[i])
         return a
-    return ffi.new("uint32_t[]", [len(x) for x in items])
+    return _u32s(list(map(len, items)))
+
+
+if _array("I").itemsize == 4:
+    def _u32s(ints):
+        """A uint32_t[] of a list of ints.  CPython: through array.array, whose C loop
+        converts ~4x faster than ffi.new's (~9 ns a key on get_multi)."""
+        return ffi.from_buffer("uint32_t[]", _array("I", ints))
+else:
+    def _u32s(ints):
+        return ffi.new("uint32_t[]", ints)
+
+
+class _Columns(object):
+    """A cbffi_columns struct with its arrays (cookie, cas, rc, flags, voff, nvalue),
+    _RES_CAP entries each, allocated once per Bucket: cbffi_harvest_columns fills
+    them.  On PyPy the uint64_t columns are also read through int64_t views (see
+    _W above)."""
+    __slots__ = ("s", "cookie", "cas", "rc", "flags", "voff", "nvalue", "_keep")
+
+    def __init__(self):
+        s = self.s = ffi.new("cbffi_columns *")
+        self.cookie = ffi.new("uint64_t[]", _RES_CAP)
+        self.cas = ffi.new("uint64_t[]", _RES_CAP)
+        self.rc = ffi.new("int32_t[]", _RES_CAP)
+        self.flags = ffi.new("uint32_t[]", _RES_CAP)
+        self.voff = ffi.new("uint32_t[]", _RES_CAP)
+        self.nvalue = ffi.new("uint32_t[]", _RES_CAP)
+        s.cap = _RES_CAP
+        s.cookie, s.cas, s.rc = self.cookie, self.cas, self.rc
+        s.flags, s.voff, s.nvalue = self.flags, self.voff, self.nvalue
+        self._keep = None
+        if _PYPY:  # read as int64_t: see _W
+            self._keep = (self.cookie, self.cas)
+            self.cookie = ffi.cast("int64_t *", self.cookie)
+            self.cas = ffi.cast("int64_t *", self.cas)
+
+
+_columns = _Columns
+# ffi.unpack of a whole column: a list of ints in one call (CPython)
+_NOFAIL = [0] * _RES_CAP  # the rc column when nothing failed
+_join = "".join
 
 
 if _PYPY:
@@ -311,6 +358,7 @@ class Bucket(object):
         self._r0 = self._res[0]
         self._v64 = ffi.cast("int64_t *", self._res)
         self._nsched = ffi.new("size_t *")
+        self._cols = _columns()
         if _PYPY:
             self._kbuf = ffi.new("char[%d]" % _MAX_KEY)
             self._vbuf = ffi.new("char[%d]" % _VBUF)
@@ -902,19 +950,18 @@ class Bucket(object):
         if replica:
             return self.rget(key, quiet=quiet, no_format=no_format)
         if key.__class__ is str and self._tc is None:  # _key(), inlined
-            kb = key.encode("utf-8")
+            kb = key.encode()
             if not 0 < len(kb) <= _MAX_KEY:
                 kb = self._key(key)
         else:
             kb = self._key(key)
         if ttl:
             ttl = _check_ttl(ttl)
-            mode = _GET_TOUCH
         else:
             ttl = 0
-            mode = _GET_PLAIN
         if self._pipe is not None:
-            return self._pipe.add(lib.cbffi_get, (kb, len(kb), mode, ttl), ValueResult(key),
+            return self._pipe.add(lib.cbffi_get, (kb, len(kb), _GET_TOUCH if ttl else _GET_PLAIN,
+                                                  ttl), ValueResult(key),
                                   _K_GET_RAW if no_format else _K_GET, quiet)
         c = self._c
         if c is None:
@@ -931,9 +978,13 @@ class Bucket(object):
             if _PYPY:
                 nk = len(kb)
                 _memmove(self._kbuf, kb, nk)
-                rc = lib.cbffi_get_wait(c, self._kbuf, nk, mode, ttl, self._res)
+                kb = self._kbuf
             else:
-                rc = lib.cbffi_get_wait(c, kb, len(kb), mode, ttl, self._res)
+                nk = len(kb)
+            if ttl:
+                rc = lib.cbffi_get_wait(c, kb, nk, _GET_TOUCH, ttl, self._res)
+            else:  # the shortcut with fewer arguments to convert
+                rc = _get_now(c, kb, nk, self._res)
             r = self._r0
             if rc == 0:
                 n = r.nvalue
@@ -957,10 +1008,10 @@ class Bucket(object):
             if rc == _ENOENT and (self.quiet if quiet is None else quiet):
                 return res
             _raise_rc(rc, key, res)
-        if not (no_format or self.data_passthrough):
+        if (flags != FMT_BYTES or self._tc is not None) and \
+                not (no_format or self.data_passthrough):
             if self._tc is None:
-                if flags != FMT_BYTES:
-                    data = decode_value(data, flags)
+                data = decode_value(data, flags)
             else:
                 data = self._tc.decode_value(data, flags)
         res = _alloc(ValueResult)
@@ -978,7 +1029,7 @@ class Bucket(object):
                 return self._store_durable(op, key, value, cas, ttl, fmt, persist_to,
                                            replicate_to)
         if key.__class__ is str and self._tc is None:  # _key(), inlined
-            kb = key.encode("utf-8")
+            kb = key.encode()
             if not 0 < len(kb) <= _MAX_KEY:
                 kb = self._key(key)
         else:
@@ -1010,20 +1061,18 @@ class Bucket(object):
         elif self._lock is not None:
             self._lock.acquire()
         try:
+            nk = len(kb)
+            nv = len(vb)
             if _PYPY:
-                nk = len(kb)
-                nv = len(vb)
                 _memmove(self._kbuf, kb, nk)
+                kb = self._kbuf
                 if nv <= _VBUF:
                     _memmove(self._vbuf, vb, nv)
-                    rc = lib.cbffi_store_wait(c, op, self._kbuf, nk, self._vbuf, nv, flags, ttl,
-                                              cas, self._res)
-                else:
-                    rc = lib.cbffi_store_wait(c, op, self._kbuf, nk, vb, nv, flags, ttl, cas,
-                                              self._res)
+                    vb = self._vbuf
+            if op == _SET and not (ttl or cas):  # the shortcut with fewer arguments
+                rc = _set_now(c, kb, nk, vb, nv, flags, self._res)
             else:
-                rc = lib.cbffi_store_wait(c, op, kb, len(kb), vb, len(vb), flags, ttl, cas,
-                                          self._res)
+                rc = lib.cbffi_store_wait(c, op, kb, nk, vb, nv, flags, ttl, cas, self._res)
             if rc == 0:
                 if _PYPY:
                     cas = self._v64[1]
@@ -1427,6 +1476,36 @@ class Bucket(object):
     # with every key first, so it keeps the caller's order whatever order the replies
     # come in; a duplicated key gets the result that arrives last (its last one).
 
+    def _encode_keys_joined(self, keys):
+        """(keys as a list, their checked bytes back to back, a uint32_t[] of their
+        lengths, a MultiResult keyed in their order).  Keys that are all str and
+        ASCII (no transcoder) are encoded in a few bulk calls: one join and one
+        encode for the lot, the lengths by map(len) (an ASCII key's length in
+        bytes is its length in characters); anything else key by key."""
+        keys = keys if keys.__class__ is list else list(keys)
+        if self._tc is None:
+            try:
+                joined = _join(keys)
+            except TypeError:  # not all str
+                joined = None
+            if joined is not None and joined.isascii():
+                if _PYPY:  # a loop the JIT compiles
+                    n = len(keys)
+                    lens = ffi.new("uint32_t[]", n)
+                    for i in range(n):
+                        m = len(keys[i])
+                        if not 0 < m <= _MAX_KEY:
+                            break
+                        lens[i] = m
+                    else:
+                        return keys, joined.encode("ascii"), lens, _keyed(keys)
+                else:
+                    lens = list(map(len, keys))
+                    if min(lens) > 0 and max(lens) <= _MAX_KEY:
+                        return keys, joined.encode("ascii"), _u32s(lens), _keyed(keys)
+        keys, kbs, mres = self._encode_keys(keys)
+        return keys, b"".join(kbs), _lengths(kbs), mres
+
     def _encode_keys(self, keys):
         """(keys as a list, their checked bytes, a MultiResult keyed in their order)."""
         keys = keys if keys.__class__ is list else list(keys)
@@ -1434,7 +1513,7 @@ class Bucket(object):
         if self._tc is None:
             for key in keys:
                 if key.__class__ is str:
-                    kb = key.encode("utf-8")
+                    kb = key.encode()
                     if not 0 < len(kb) <= _MAX_KEY:
                         kb = self._key(key)
                 else:
@@ -1453,43 +1532,61 @@ class Bucket(object):
             pass
 
     def _get_multi_now(self, keys, mode, ttl, quiet, no_format):
-        keys, kbs, mres = self._encode_keys(keys)
-        if len(mres) != len(keys):
+        keys, kall, klens, mres = self._encode_keys_joined(keys)
+        nkeys = len(keys)
+        if len(mres) != nkeys:
             self._warn_duplicates(4)
-        raw = no_format or self.data_passthrough
+        decode = not (no_format or self.data_passthrough)
         tc = self._tc
+        plain = FMT_BYTES if tc is None else -1  # flags that need no decoding
         error = None
         failed = False
         c = self._enter()
         try:
             nsched = self._nsched
-            rc = lib.cbffi_get_multi(c, b"".join(kbs), _lengths(kbs), len(kbs), mode, ttl, 0,
-                                     nsched)
+            rc = lib.cbffi_get_multi(c, kall, klens, nkeys, mode, ttl, 0, nsched)
             if rc:
                 self._abandon(c)
                 self._sched_error(rc, keys[nsched[0]])
-            res = self._res
-            v64 = self._v64
-            n = lib.cbffi_wait(c, res, _RES_CAP)
+            # Harvested into columns.  CPython: a list per column (ffi.unpack) and
+            # the values in one bytes object, sliced per key.  PyPy: the columns
+            # read in place (the JIT makes those plain loads) and each value
+            # copied from its place.
+            cols = self._cols
+            cs = cols.s
+            n = lib.cbffi_wait_columns(c, cs)
             while n:
-                for j in range(n):
-                    r = res[j]
-                    key = keys[v64[j * _W] if _PYPY else r.cookie]
-                    rc = r.rc
+                if _PYPY:
+                    vals = cs.values
+                    idxs, rcs, cass = cols.cookie, cols.rc, cols.cas
+                    flgs, offs, nvs = cols.flags, cols.voff, cols.nvalue
+                    rows = range(n)
+                else:
+                    nb = cs.nvalues
+                    blob = _copy(cs.values, nb) if nb else b""
+                    rows = zip(_copy(cols.cookie, n),
+                               _copy(cols.rc, n) if cs.nfailed else _NOFAIL,
+                               _copy(cols.cas, n), _copy(cols.flags, n),
+                               _copy(cols.voff, n), _copy(cols.nvalue, n))
+                for row in rows:
+                    if _PYPY:
+                        i = idxs[row]
+                        rc = rcs[row]
+                        cas = cass[row]
+                        if cas < 0:
+                            cas += _U64
+                        flags = flgs[row]
+                        nv = nvs[row]
+                        data = _copy(vals + offs[row], nv) if nv else b""
+                    else:
+                        i, rc, cas, flags, o, nv = row
+                        data = blob[o:o + nv]
+                    key = keys[i]
                     if rc:
                         mres[key] = ValueResult(key, rc)
                         failed = True
                         continue
-                    nv = r.nvalue
-                    data = _copy(r.value, nv) if nv else b""
-                    flags = r.flags
-                    if _PYPY:
-                        cas = v64[j * _W + 1]
-                        if cas < 0:
-                            cas += _U64
-                    else:
-                        cas = r.cas
-                    if not raw and (tc is not None or flags != FMT_BYTES):
+                    if decode and flags != plain:
                         try:
                             data = decode_value(data, flags) if tc is None else \
                                 tc.decode_value(data, flags)
@@ -1507,8 +1604,7 @@ class Bucket(object):
                     out.value = data
                     out.flags = flags
                     mres[key] = out
-                # cbffi_wait returned once everything ended: a short batch was the last
-                n = lib.cbffi_harvest(c, res, _RES_CAP) if n == _RES_CAP else 0
+                n = lib.cbffi_harvest_columns(c, cs) if cs.nready else 0
         finally:
             self._leave()
         if error is not None:
@@ -1529,7 +1625,7 @@ class Bucket(object):
         keys, kbs, vbs, fls = [], [], [], []
         for key, value in pairs:
             if key.__class__ is str and tc is None:
-                kb = key.encode("utf-8")
+                kb = key.encode()
                 if not 0 < len(kb) <= _MAX_KEY:
                     kb = self._key(key)
             else:
@@ -1554,35 +1650,69 @@ class Bucket(object):
         c = self._enter()
         try:
             nsched = self._nsched
+            flags = ffi.new("uint32_t[]", fls) if _PYPY else _u32s(fls)
             rc = lib.cbffi_store_multi(c, op, b"".join(kbs), _lengths(kbs), b"".join(vbs),
-                                       _lengths(vbs), ffi.new("uint32_t[]", fls), len(kbs), ttl,
-                                       0, nsched)
+                                       _lengths(vbs), flags, len(kbs), ttl, 0, nsched)
             if rc:
                 self._abandon(c)
                 self._sched_error(rc, keys[nsched[0]])
-            res = self._res
-            v64 = self._v64
-            n = lib.cbffi_wait(c, res, _RES_CAP)
+            if mt is not None:
+                # mutation tokens travel in cbffi_result, not in the columns
+                res = self._res
+                v64 = self._v64
+                n = lib.cbffi_wait(c, res, _RES_CAP)
+                while n:
+                    for j in range(n):
+                        r = res[j]
+                        rc = r.rc
+                        key = keys[v64[j * _W] if _PYPY else r.cookie]
+                        out = _alloc(OperationResult)
+                        out.key = key
+                        out.rc = rc
+                        out.cas = 0
+                        if rc:
+                            failed = True
+                        else:
+                            if _PYPY:
+                                cas = v64[j * _W + 1]
+                                out.cas = cas + _U64 if cas < 0 else cas
+                            else:
+                                out.cas = r.cas
+                            mt.take(out, r)
+                        mres[key] = out
+                    n = lib.cbffi_harvest(c, res, _RES_CAP) if n == _RES_CAP else 0
+                return self._finish_multi(mres, False, ()) if failed else mres
+            # harvested into columns, read as in _get_multi_now
+            cols = self._cols
+            cs = cols.s
+            n = lib.cbffi_wait_columns(c, cs)
             while n:
-                for j in range(n):
-                    r = res[j]
-                    rc = r.rc
-                    key = keys[v64[j * _W] if _PYPY else r.cookie]
-                    out = _alloc(OperationResult)
-                    out.key = key
-                    out.rc = rc
-                    out.cas = 0
-                    if rc:
-                        failed = True
-                    elif _PYPY:
-                        cas = v64[j * _W + 1]
-                        out.cas = cas + _U64 if cas < 0 else cas
-                    else:
-                        out.cas = r.cas
-                    if mt is not None and not rc:
-                        mt.take(out, r)
-                    mres[key] = out
-                n = lib.cbffi_harvest(c, res, _RES_CAP) if n == _RES_CAP else 0
+                if cs.nfailed:
+                    failed = True
+                if _PYPY:
+                    idxs, rcs, cass = cols.cookie, cols.rc, cols.cas
+                    for j in range(n):
+                        key = keys[idxs[j]]
+                        out = _alloc(OperationResult)
+                        out.key = key
+                        rc = out.rc = rcs[j]
+                        if rc:
+                            out.cas = 0
+                        else:
+                            cas = cass[j]
+                            out.cas = cas + _U64 if cas < 0 else cas
+                        mres[key] = out
+                else:
+                    for i, rc, cas in zip(_copy(cols.cookie, n),
+                                          _copy(cols.rc, n) if cs.nfailed else _NOFAIL,
+                                          _copy(cols.cas, n)):
+                        key = keys[i]
+                        out = _alloc(OperationResult)
+                        out.key = key
+                        out.rc = rc
+                        out.cas = 0 if rc else cas
+                        mres[key] = out
+                n = lib.cbffi_harvest_columns(c, cs) if cs.nready else 0
         finally:
             self._leave()
         if failed:

@@ -331,6 +331,103 @@ static void harvest_in_small_batches(void **state)
     cbffi_client_destroy(c);
 }
 
+/* cbffi_get_multi then cbffi_wait_columns / cbffi_harvest_columns: every key once, hits with
+   their values, misses as KEY_ENOENT, in batches smaller than the lot. */
+static void get_multi_into_columns(void **state)
+{
+    (void)state;
+    cbffi_client *c = client1();
+    char keys[64 * 16], val[32];
+    uint32_t nkeys[64];
+    size_t off = 0;
+    for (int i = 0; i < 64; i++) {
+        int nk = snprintf(keys + off, 16, "col:%d", i);
+        nkeys[i] = (uint32_t)nk;
+        if (i % 3 != 0) {
+            snprintf(val, sizeof val, "value-%d", i);
+            do_store(c, CBFFI_OP_SET, keys + off, val, 0); /* NUL-ended for now */
+        } else {
+            assert_int_equal(cbffi_remove(c, keys + off, (size_t)nk, 0, 0), CBFFI_OK);
+            one(c);
+        }
+        off += (size_t)nk;
+    }
+    size_t nsched = 0;
+    assert_int_equal(cbffi_get_multi(c, keys, nkeys, 64, CBFFI_GET_PLAIN, 0, 1000,
+                                     &nsched), CBFFI_OK);
+    assert_int_equal(nsched, 64);
+    uint64_t cookie[10], cas[10];
+    int32_t rc[10];
+    uint32_t flags[10], voff[10], nvalue[10];
+    cbffi_columns cols = {.cap = 10, .cookie = cookie, .cas = cas, .rc = rc,
+                          .flags = flags, .voff = voff, .nvalue = nvalue};
+    int seen[64] = {0};
+    size_t n = cbffi_wait_columns(c, &cols), total = 0, failed = 0;
+    assert_int_equal(n, 10);
+    assert_int_equal(cols.nready, 54);
+    for (; n > 0; n = cbffi_harvest_columns(c, &cols)) {
+        total += n;
+        failed += cols.nfailed;
+        for (size_t j = 0; j < n; j++) {
+            int i = (int)(cookie[j] - 1000);
+            assert_true(i >= 0 && i < 64);
+            seen[i]++;
+            if (i % 3 == 0) {
+                assert_int_equal(rc[j], CBFFI_KEY_ENOENT);
+                continue;
+            }
+            assert_int_equal(rc[j], CBFFI_OK);
+            assert_true(cas[j] != 0);
+            assert_int_equal(flags[j], 0x02000000);
+            snprintf(val, sizeof val, "value-%d", i);
+            assert_int_equal(nvalue[j], strlen(val));
+            assert_true(voff[j] + nvalue[j] <= cols.nvalues);
+            assert_memory_equal(cols.values + voff[j], val, nvalue[j]);
+        }
+    }
+    assert_int_equal(total, 64);
+    assert_int_equal(failed, 22);
+    for (int i = 0; i < 64; i++)
+        assert_int_equal(seen[i], 1);
+    cbffi_client_destroy(c);
+}
+
+/* cbffi_set_now / cbffi_get_now: cbffi_store_wait (SET, no expiry, no CAS)
+   and cbffi_get_wait (plain) with fewer arguments, same results and rules. */
+static void set_now_and_get_now(void **state)
+{
+    (void)state;
+    cbffi_client *c = client1();
+    cbffi_result r;
+    assert_int_equal(cbffi_set_now(c, "now:k", 5, "value", 5, 0x1234, &r), CBFFI_OK);
+    assert_int_equal(r.op, CBFFI_OP_SET);
+    assert_true(r.final && r.cas != 0);
+    uint64_t cas = r.cas;
+    assert_int_equal(cbffi_get_now(c, "now:k", 5, &r), CBFFI_OK);
+    assert_int_equal(r.op, CBFFI_OP_GET);
+    assert_true(r.cas == cas);
+    assert_int_equal(r.flags, 0x1234);
+    assert_int_equal(r.nvalue, 5);
+    assert_memory_equal(r.value, "value", 5);
+    assert_int_equal(cbffi_set_now(c, "now:k", 5, NULL, 0, 0, &r), CBFFI_OK);
+    assert_int_equal(cbffi_get_now(c, "now:k", 5, &r), CBFFI_OK);
+    assert_int_equal(r.nvalue, 0);
+    assert_int_equal(cbffi_get_now(c, "now:missing", 11, &r), CBFFI_KEY_ENOENT);
+    assert_true(r.final);
+    /* refused: nothing scheduled, final = 0 */
+    assert_int_equal(cbffi_get_now(c, "", 0, &r), CBFFI_EMPTY_KEY);
+    assert_int_equal(r.final, 0);
+    assert_int_equal(cbffi_set_now(c, "", 0, "v", 1, 0, &r), CBFFI_EMPTY_KEY);
+    assert_int_equal(r.final, 0);
+    /* busy: an operation pending */
+    assert_int_equal(cbffi_get(c, "now:k", 5, CBFFI_GET_PLAIN, 0, 9), CBFFI_OK);
+    assert_int_equal(cbffi_get_now(c, "now:k", 5, &r), CBFFI_EINVAL);
+    assert_int_equal(cbffi_set_now(c, "now:k", 5, "v", 1, 0, &r), CBFFI_EINVAL);
+    assert_int_equal(cbffi_pending(c), 1);
+    assert_int_equal(one(c).cookie, 9);
+    cbffi_client_destroy(c);
+}
+
 /* Results harvested by cbffi_wait itself (the sync shortcuts, or
    cbffi_wait(c, out, max) taking everything) used to stay in the client's
    result queue and arena for ever: 2000 reads of a 4 KiB value kept 8 MiB. */
@@ -883,6 +980,8 @@ int main(void)
         cmocka_unit_test(flush_empties_the_server),
         cmocka_unit_test(ten_thousand_pipelined),
         cmocka_unit_test(harvest_in_small_batches),
+        cmocka_unit_test(get_multi_into_columns),
+        cmocka_unit_test(set_now_and_get_now),
         cmocka_unit_test(results_do_not_pile_up),
         cmocka_unit_test(three_server_cluster),
         cmocka_unit_test(server_killed_mid_batch),
