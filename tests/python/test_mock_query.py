@@ -171,3 +171,24 @@ def test_builtins(cluster):
     out = q(cluster, {"statement": "SELECT * FROM default USE KEYS $1"})
     assert out[0] == 500 and out[1]["errors"][0]["code"] == 5010
     b.remove_multi(["m:1", "m:2", "m:3"])
+
+
+def test_metrics_false_leaves_metrics_out(cluster):
+    """SDKs send "metrics": false unless the application asks for metrics (the Node.js SDK
+    4.x always does); the query service then answers without a metrics object (the Node SDK
+    reports meta.metrics undefined)."""
+    cluster.query_register("SELECT 7", rows=[7], metrics={"sortCount": 1})
+    status, out = q(cluster, {"statement": "SELECT 7", "metrics": False})
+    assert status == 200 and out["results"] == [7] and "metrics" not in out
+    assert list(out) == ["requestID", "signature", "results", "status"]
+    status, out = q(cluster, {"statement": "SELECT 7", "metrics": True})
+    assert out["metrics"]["sortCount"] == 1 and out["metrics"]["resultCount"] == 1
+    assert "metrics" in q(cluster, {"statement": "SELECT 7"})[1]          # the default: true
+    status, out = q(cluster, b"statement=SELECT+7&metrics=false",
+                    ctype="application/x-www-form-urlencoded")
+    assert status == 200 and "metrics" not in out
+    # errors and the built-ins too
+    status, out = q(cluster, {"statement": "SELECT nothing known", "metrics": False})
+    assert status == 400 and "metrics" not in out and out["errors"][0]["code"] == 3000
+    status, out = q(cluster, {"statement": "SELECT RAW COUNT(*) FROM default", "metrics": False})
+    assert status == 200 and "metrics" not in out

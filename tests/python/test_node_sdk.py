@@ -99,3 +99,119 @@ def test_sdk_validates_the_mock_tls(tmp_path):
         assert "OK " + name in lines, "check %s failed:\n%s" % (name, detail)
     assert lines[-1] == "DONE 6/6", detail
     assert proc.returncode == 0, detail
+
+
+SERVICE_CHECKS = [
+    "connect", "query_registered_rows", "query_metrics", "query_warnings", "query_streaming_rows",
+    "query_positional_parameters", "query_named_parameters", "query_not_bounded_readonly",
+    "query_consistent_with", "query_registered_syntax_error", "query_unknown_statement",
+    "query_index_not_found", "query_planning_failure", "query_dml_cas_mismatch", "query_rate_limited",
+    "query_registered_auth_failure", "query_timeout", "query_server_500",
+    "query_builtin_use_keys", "query_builtin_use_keys_named", "query_builtin_ids", "query_builtin_count",
+    "query_builtin_missing_parameter", "query_builtin_unknown_keyspace",
+    "ddoc_upsert", "ddoc_get", "ddoc_upsert_dev_and_publish", "ddoc_get_all", "ddoc_get_missing",
+    "ddoc_drop", "ddoc_drop_missing",
+    "view_builtin_by_n", "view_limit_skip", "view_key", "view_keys", "view_range", "view_id_range",
+    "view_descending", "view_by_meta_id", "view_reduce_count", "view_sees_kv_changes",
+    "view_development_namespace", "view_registered", "view_registered_streaming",
+    "view_registered_failure", "view_registered_timeout",
+    "view_missing_view", "view_missing_ddoc", "view_bad_parameter", "view_javascript",
+    "query_no_access_to_bucket"]
+
+
+def _register_services(cluster, bucket):
+    b = "`%s`" % bucket
+    rows = [{"name": "a", "n": 1}, {"name": "b", "n": 2}]
+    cluster.query_register('SELECT name, n FROM %s WHERE kind = "sdk"' % b, rows=rows,
+                           metrics={"sortCount": 2})
+    cluster.query_register("SELECT warned FROM %s" % b, rows=[{"warned": True}],
+                           warnings=[{"code": 4000, "msg": "a registered warning"}])
+    cluster.query_register("SELECT p FROM %s WHERE a = $1 AND b = $2" % b, rows=[{"p": 1}])
+    cluster.query_register("SELECT p FROM %s WHERE a = $a AND b = $b" % b, rows=[{"p": 2}])
+    cluster.query_register("SELEKT broken", errors=[{"code": 3000, "msg": "syntax error - at broken"}])
+    cluster.query_register("SELECT needs_an_index FROM %s" % b, errors=[
+        {"code": 12004, "msg": "No index available on keyspace default"}])
+    cluster.query_register("SELECT unplannable FROM %s" % b, errors=[
+        {"code": 4000, "msg": "No index available"}])
+    cluster.query_register("UPDATE %s SET a = 1" % b, errors=[
+        {"code": 12009, "msg": "DML Error, possible causes include CAS mismatch"}])
+    cluster.query_register("SELECT too_often FROM %s" % b, errors=[
+        {"code": 1191, "msg": "User has more requests running than allowed"}], http_status=429)
+    cluster.query_register("SELECT secret FROM %s" % b, errors=[
+        {"code": 13014, "msg": "User does not have credentials to run SELECT queries"}])
+    cluster.query_register("SELECT never_answers FROM %s" % b, delay=float("inf"))
+    cluster.query_register("SELECT internal_error FROM %s" % b, errors=[
+        {"code": 5000, "msg": "something broke"}])
+    cluster.view_register("reg", "rows", rows=[{"id": "r1", "key": ["k", 1], "value": {"v": 1}},
+                                               {"id": "r2", "key": ["k", 2], "value": None}],
+                          total_rows=42)
+    cluster.view_register("reg", "fails", error="error", reason="registered failure")
+    cluster.view_register("reg", "never", delay=float("inf"))
+
+
+def test_sdk_query_and_views():
+    """sdk_services.js: cluster.query against registered statements and the built-ins, the
+    view index manager and bucket.viewQuery against the built-in subset and registered
+    results; then what the SDK sent, from the mock's request logs."""
+    with MockCluster(nodes=3, buckets=[BucketSpec("default", replicas=1), BucketSpec("other")],
+                     users={"Administrator": "password", "limited": ("lpw", ["other"])},
+                     persist_delay=0.001, replicate_delay=0.001) as cluster:
+        _register_services(cluster, "default")
+        proc, lines = run_script("sdk_services.js", cluster.connstr("default"), "Administrator",
+                                 "password", "default", "limited", "lpw", "other")
+        queries = cluster.query_requests()
+        views = cluster.view_requests()
+        ddocs = cluster.design_docs("default")
+    detail = "\n".join(lines) + "\n--- stderr ---\n" + proc.stderr[-4000:]
+    for name in SERVICE_CHECKS:
+        assert "OK " + name in lines, "check %s failed:\n%s" % (name, detail)
+    assert not [l for l in lines if l.startswith("FAIL")], detail
+    assert lines[-1] == "DONE %d/%d" % (len(SERVICE_CHECKS), len(SERVICE_CHECKS)), detail
+    assert proc.returncode == 0, detail
+
+    # ---- what the SDK sent to the query service
+    def sent(statement):
+        return [r for r in queries if r["statement"] == statement]
+    for r in queries:
+        assert r["content_type"] == "application/json" and r["body"]["client_context_id"]
+        assert r["body"]["timeout"].endswith("ms")
+    first = sent('SELECT name, n FROM `default` WHERE kind = "sdk"')
+    assert first[0]["client_context_id"] == "sdk-ctx-1" and first[0]["user"] == "Administrator"
+    assert first[0]["body"]["metrics"] is False and "metrics" not in first[1]["body"]
+    pos = sent("SELECT p FROM `default` WHERE a = $1 AND b = $2")
+    assert pos[0]["args"] == ["x", {"y": [1, 2]}] and pos[0]["scan_consistency"] is None
+    assert pos[1]["args"] == ["nb", None] and pos[1]["scan_consistency"] == "not_bounded"
+    assert pos[1]["readonly"] is True
+    named = sent("SELECT p FROM `default` WHERE a = $a AND b = $b")[0]
+    assert named["named"] == {"$a": "x", "$b": 7} and named["args"] is None
+    assert named["scan_consistency"] == "request_plus"
+    at_plus = [r for r in queries if r["scan_consistency"] == "at_plus"]
+    assert len(at_plus) == 1 and list(at_plus[0]["scan_vectors"]) == ["default"]
+    (vb, (seqno, uuid)), = at_plus[0]["scan_vectors"]["default"].items()
+    assert int(vb) >= 0 and seqno > 0 and uuid.isdigit()
+    assert sent("SELECT never_answers FROM `default`")[0]["timeout"] == "1500ms"
+    keys = sent("SELECT * FROM `default` USE KEYS $1")
+    assert keys[0]["args"] == [["sdkq-1", "sdkq-missing", "sdkq-3", "sdkq-raw"]]
+    assert sent("SELECT * FROM default USE KEYS $k")[0]["named"] == {"$k": "sdkq-4"}
+    denied = [r for r in queries if r["user"] == "limited"]
+    assert denied and all(r["authorized"] for r in denied)
+
+    # ---- what it sent to the view service
+    assert sorted(ddocs) == ["dev_devonly", "pub", "sdk"], sorted(ddocs)
+    assert sorted(ddocs["sdk"]["views"]) == ["by_id", "by_n", "count_n", "js"]
+    assert ddocs["sdk"]["views"]["count_n"]["reduce"] == "_count"
+    puts = [(r["method"], r["ddoc"]) for r in views if r["method"] in ("PUT", "DELETE")]
+    assert puts == [("PUT", "sdk"), ("PUT", "dev_pub"), ("PUT", "pub"), ("DELETE", "dev_pub"),
+                    ("DELETE", "dev_pub"), ("PUT", "dev_devonly")], puts
+    queried = [r for r in views if r.get("view")]
+    assert all(r["method"] == "POST" and r["content_type"] == "application/json" for r in queried)
+    params = [r["params"] for r in queried if r["ddoc"] == "sdk" and r["view"] == "by_n"]
+    assert params[0] == {"stale": "false"}
+    assert params[1] == {"limit": "2", "skip": "1"}
+    assert {"key": "2"} in params
+    assert [r["body"] for r in queried if r["body"] and r["body"].get("keys")] == [{"keys": [3, 1, 7]}]
+    assert {"start_key": "2", "end_key": "3", "inclusive_end": "false"} in params
+    assert {"start_key": "2", "end_key": "2", "start_key_doc_id": "sdkv-d",
+            "end_key_doc_id": "sdkv-d"} in params
+    assert {"descending": "true", "limit": "3"} in params
+    assert [r["ddoc"] for r in queried if r["view"] == "v"] == ["dev_devonly", "devonly", "no_such_ddoc"]

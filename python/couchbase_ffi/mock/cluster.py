@@ -256,6 +256,7 @@ class MockCluster(object):
             self._vservers.append(vs)
         self._rest = RestServer(self._state, self.control, self.host)
         self._rest.ssl = self._ssl
+        self._rest.views = self._views
         await self._rest.start(self._rest_wanted)
         self._state.listeners.append(self._push_all)
 

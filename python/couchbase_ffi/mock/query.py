@@ -192,6 +192,9 @@ class QueryServer(RestServer):
                        readonly=body.get("readonly"), creds=body.get("creds"))
         self.service.requests.append(rec)
         ctx = body.get("client_context_id") if isinstance(body, dict) else None
+        # "metrics": false (what SDKs send unless asked for metrics) leaves them out
+        show = not (isinstance(body, dict) and body.get("metrics") in (False, "false"))
+        ctx = (ctx, show)
         if not authorized:
             return await self._answer(writer, keep, started, ctx, [], [
                 {"code": 10000, "msg": "Authentication failed"}], 401, "fatal")
@@ -241,7 +244,9 @@ class QueryServer(RestServer):
                                   reg.metrics, reg.warnings)
 
     def _payload(self, started, ctx, rows, errors, status, metrics=None, warnings=None):
-        """The response body, fields in the query service's order."""
+        """The response body, fields in the query service's order.  ``ctx`` is
+        (client_context_id, whether to include the metrics)."""
+        ctx, show_metrics = ctx
         elapsed = "%.3fms" % ((time.monotonic() - started) * 1000)
         out = {"requestID": os.urandom(16).hex()}
         if ctx is not None:
@@ -260,7 +265,8 @@ class QueryServer(RestServer):
         if warnings:
             m["warningCount"] = len(warnings)
         m.update(metrics or {})
-        out["metrics"] = m
+        if show_metrics:
+            out["metrics"] = m
         return json.dumps(out, separators=(",", ":")).encode("utf-8")
 
     async def _answer(self, writer, keep, started, ctx, rows, errors, http, status,

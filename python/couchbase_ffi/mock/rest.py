@@ -2,6 +2,7 @@
 
 ns_server endpoints a client bootstraps from (``/pools``, ``/pools/default``,
 ``/pools/default/b/<bucket>``, the streaming ``/pools/default/bs/<bucket>``,
+``/pools/default/buckets/<bucket>/ddocs`` (the view service's design documents),
 ``/pools/default/nodeServices``, flush) and the mock's own control endpoints
 under ``/mock/`` (see docs/mock.md).  Every request needs HTTP Basic
 credentials of a known user (401 otherwise; 404 for a bucket that does not exist
@@ -47,6 +48,7 @@ class RestServer(object):
         self.stopping = False
         self.ssl = None          # an ssl.SSLContext: also serve https (mgmtSSL)
         self.tls_server = None
+        self.views = None        # the ViewService, for /pools/default/buckets/<b>/ddocs
         state.listeners.append(self.notify)
 
     async def start(self, port):
@@ -241,6 +243,11 @@ class RestServer(object):
         if path == ["pools", "default", "buckets"]:
             return [self._bucket_verbose(b, host) for name, b in sorted(st.buckets.items())
                     if st.may_access(user, name)]
+        if len(path) == 5 and path[:3] == ["pools", "default", "buckets"] and path[4] == "ddocs":
+            b = self._bucket_for(user, path[3])
+            if b.type != COUCHBASE or self.views is None:
+                raise HttpError(400, {"error": "no design documents on a %s bucket" % b.type})
+            return self.views.listing(b.name)
         if len(path) == 4 and path[:3] == ["pools", "default", "buckets"]:
             return self._bucket_verbose(self._bucket_for(user, path[3]), host)
         if len(path) == 4 and path[:3] == ["pools", "default", "b"]:

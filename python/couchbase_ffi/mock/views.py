@@ -25,6 +25,7 @@ import base64
 import json
 import math
 import re
+import zlib
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 from couchbase_ffi.mock.rest import RestServer
@@ -344,6 +345,7 @@ class ViewService(object):
     def __init__(self, state):
         self.state = state
         self.ddocs = {}           # bucket -> {name: design document}
+        self.revs = {}            # bucket -> {name: "<n>-<hex>"}
         self.registrations = []   # newest first
         self.requests = []
 
@@ -365,6 +367,31 @@ class ViewService(object):
     def clear(self):
         self.registrations = []
         self.requests = []
+
+    def store(self, bucket, name, doc):
+        self.ddocs.setdefault(bucket, {})[name] = doc
+        revs = self.revs.setdefault(bucket, {})
+        n = int(revs.get(name, "0-").split("-", 1)[0]) + 1
+        crc = zlib.crc32(json.dumps(doc, sort_keys=True).encode("utf-8")) & 0xffffffff
+        revs[name] = "%d-%08x" % (n, crc)
+        return revs[name]
+
+    def drop(self, bucket, name):
+        self.revs.get(bucket, {}).pop(name, None)
+        return self.ddocs.get(bucket, {}).pop(name, None)
+
+    def listing(self, bucket):
+        """``GET /pools/default/buckets/<bucket>/ddocs`` on the REST port: every design
+        document (dev_ ones too), as ns_server lists them."""
+        rows = []
+        for name, doc in sorted(self.ddocs.get(bucket, {}).items()):
+            ctl = "/pools/default/buckets/%s/ddocs/_design%%2F%s/controller/" % (bucket, name)
+            rows.append({"doc": {"meta": {"id": "_design/" + name,
+                                          "rev": self.revs.get(bucket, {}).get(name, "1-0")},
+                                 "json": doc},
+                         "controllers": {"compact": ctl + "compactView",
+                                         "setUpdateMinChanges": ctl + "setUpdateMinChanges"}})
+        return {"rows": rows}
 
 
 class ViewServer(RestServer):
@@ -438,7 +465,7 @@ class ViewServer(RestServer):
             return await self._fail(writer, keep, 400, "bad_request", "invalid UTF-8 JSON")
         docs = self.service.ddocs.setdefault(bname, {})
         if len(parts) == 3:
-            return await self._design(writer, keep, method, docs, ddoc, body)
+            return await self._design(writer, keep, method, bname, docs, ddoc, body)
         if method not in ("GET", "POST"):
             return await self._fail(writer, keep, 405, "method_not_allowed",
                                     "views take GET or POST")
@@ -453,7 +480,7 @@ class ViewServer(RestServer):
         await self._send(writer, 200, out, close=not keep)
         return False
 
-    async def _design(self, writer, keep, method, docs, name, body):
+    async def _design(self, writer, keep, method, bucket, docs, name, body):
         if method == "GET":
             doc = docs.get(name)
             if doc is None:
@@ -461,7 +488,7 @@ class ViewServer(RestServer):
             await self._send(writer, 200, doc, close=not keep)
             return False
         if method == "DELETE":
-            if docs.pop(name, None) is None:
+            if self.service.drop(bucket, name) is None:
                 return await self._fail(writer, keep, 404, "not_found", "missing")
             await self._send(writer, 200, {"ok": True, "id": "_design/" + name}, close=not keep)
             return False
@@ -474,7 +501,7 @@ class ViewServer(RestServer):
             return await self._fail(writer, keep, 400, "invalid_design_document",
                                     "a design document is an object whose \"views\" maps "
                                     "names to {\"map\": source[, \"reduce\": source]}")
-        docs[name] = body
+        self.service.store(bucket, name, body)
         await self._send(writer, 201, {"ok": True, "id": "_design/" + name}, close=not keep)
         return False
 
