@@ -532,6 +532,11 @@ static void scram_iteration_count_over_the_cap_is_refused(void **state)
 static void scram_derivation_leaves_the_loop_free(void **state)
 {
     (void)state;
+    /* Every check here is a timing of two threads against each other, and
+       valgrind runs one thread at a time: under it (CBFFI_TEST_SLACK) the
+       test says nothing; the plain and ASan runs make it. */
+    if (slack() > 1.0)
+        skip();
     double kdf = kdf_seconds();
     if (kdf < 0.02)
         skip(); /* too fast a machine to tell */
