@@ -6,6 +6,8 @@ cd "$(dirname "$0")/../.."
 out=build-fuzz
 mkdir -p "$out"
 secs=${FUZZ_SECONDS:-8}
+# The whole library, as CMakeLists.txt's CBFFI_SOURCES lists it (one list to keep).
+CORE_SRCS=$(sed -n '/set(CBFFI_SOURCES/,/)/p' CMakeLists.txt | grep -o 'src/[a-z_]*\.c' | tr '\n' ' ')
 for t in codec connstr clustermap scram; do
   clang -std=c11 -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer,address,undefined \
     -Iinclude -Isrc tests/fuzz/fuzz_$t.c src/buf.c src/codec.c src/errors.c src/connstr.c \
@@ -19,9 +21,7 @@ done
 # fuzz_subdoc: the sub-document reply reader (a pure function of the client)
 clang -std=c11 -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer,address,undefined \
   -fno-sanitize-recover=undefined -Iinclude -Isrc tests/fuzz/fuzz_subdoc.c \
-  src/buf.c src/codec.c src/errors.c src/connstr.c src/ketama.c src/sasl.c \
-  src/clustermap.c src/conn.c src/negotiate.c src/cluster.c src/durability.c \
-  src/http.c src/query.c src/client.c src/io.c src/sync.c src/subdoc.c src/bg.c src/tls.c \
+  $CORE_SRCS \
   -lssl -lcrypto -ljson-c -lz -lcurl -lpthread -ldl -o "$out/fuzz_subdoc"
 mkdir -p "$out/corpus_subdoc"
 cp -n tests/fuzz/corpus/subdoc/* "$out/corpus_subdoc/" 2>/dev/null || true
@@ -33,9 +33,7 @@ cp -n tests/fuzz/corpus/subdoc/* "$out/corpus_subdoc/" 2>/dev/null || true
 # reproduced bugs that are fixed: they are run first, every time.
 clang -std=c11 -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer,address,undefined \
   -fno-sanitize-recover=undefined -Iinclude -Isrc tests/fuzz/fuzz_server.c \
-  src/buf.c src/codec.c src/errors.c src/connstr.c src/ketama.c src/sasl.c \
-  src/clustermap.c src/conn.c src/negotiate.c src/cluster.c src/durability.c \
-  src/http.c src/query.c src/client.c src/io.c src/sync.c src/subdoc.c src/bg.c src/tls.c \
+  $CORE_SRCS \
   -Wl,--export-dynamic-symbol=connect -Wl,--export-dynamic-symbol=getaddrinfo \
   -lssl -lcrypto -ljson-c -lz -lcurl -lpthread -ldl -o "$out/fuzz_server"
 mkdir -p "$out/corpus_server"
