@@ -14,6 +14,7 @@
 #include <cmocka.h>
 
 #include "cbffi.h"
+#include "mockctl.h"
 
 #include <curl/curl.h>
 #include <json-c/json.h>
@@ -26,16 +27,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#ifndef CBFFI_PYTHONPATH
-#error "CBFFI_PYTHONPATH must name the repository's python/ folder"
-#endif
 
-typedef struct mock {
-    pid_t pid;
-    FILE *out;
-    int rest_port;
-    char connstr[512];
-} mock;
 
 static mock m_query;    /* query service on nodes 0 and 1 of 3 */
 static mock m_none;     /* no query node */
@@ -47,119 +39,23 @@ static double now_s(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-/* ---- the mocks ----------------------------------------------------------- */
-
-static int start_mock(mock *m, const char *query_nodes)
-{
-    int fds[2];
-    if (pipe(fds) != 0)
-        return -1;
-    m->pid = fork();
-    if (m->pid == 0) {
-        dup2(fds[1], 1);
-        close(fds[0]);
-        setenv("PYTHONPATH", CBFFI_PYTHONPATH, 1);
-        execl("/usr/bin/python3", "python3", "-m", "couchbase_ffi.mock",
-              "--nodes", "3", "--bucket", "default:couchbase:secret",
-              "--bucket", "other:couchbase:pw", "--query-nodes", query_nodes,
-              "--json", (char *)NULL);
-        _exit(127);
-    }
-    close(fds[1]);
-    char line[8192];
-    m->out = fdopen(fds[0], "r");
-    if (!m->out || !fgets(line, sizeof line, m->out))
-        return -1;
-    json_object *o = json_tokener_parse(line), *ports, *rp;
-    if (!o || !json_object_object_get_ex(o, "kv_ports", &ports) ||
-        !json_object_object_get_ex(o, "rest_port", &rp))
-        return -1;
-    int n = snprintf(m->connstr, sizeof m->connstr, "couchbase://");
-    for (size_t i = 0; i < json_object_array_length(ports); i++)
-        n += snprintf(m->connstr + n, sizeof m->connstr - (size_t)n, "%s127.0.0.1:%d",
-                      i ? "," : "",
-                      json_object_get_int(json_object_array_get_idx(ports, i)));
-    snprintf(m->connstr + n, sizeof m->connstr - (size_t)n, "/default");
-    m->rest_port = json_object_get_int(rp);
-    json_object_put(o);
-    return 0;
-}
-
-static void stop_mock(mock *m)
-{
-    if (m->pid > 0) {
-        kill(m->pid, SIGTERM);
-        waitpid(m->pid, NULL, 0);
-        m->pid = -1;
-    }
-    if (m->out)
-        fclose(m->out);
-    m->out = NULL;
-}
-
-typedef struct {
-    char *p;
-    size_t n;
-} membuf;
-
-static size_t keep(char *p, size_t s, size_t n, void *u)
-{
-    membuf *b = u;
-    char *q = realloc(b->p, b->n + s * n + 1);
-    if (!q)
-        return 0;
-    memcpy(q + b->n, p, s * n);
-    b->n += s * n;
-    q[b->n] = 0;
-    b->p = q;
-    return s * n;
-}
-
-/* POST /mock/<action> with a JSON body; the parsed answer (NULL on
-   failure), which the caller puts. */
-static json_object *control(const mock *m, const char *action, const char *body)
-{
-    char url[256];
-    snprintf(url, sizeof url, "http://127.0.0.1:%d/mock/%s", m->rest_port, action);
-    membuf b = {NULL, 0};
-    CURL *e = curl_easy_init();
-    curl_easy_setopt(e, CURLOPT_URL, url);
-    curl_easy_setopt(e, CURLOPT_USERPWD, "Administrator:password");
-    curl_easy_setopt(e, CURLOPT_POSTFIELDS, body);
-    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, keep);
-    curl_easy_setopt(e, CURLOPT_WRITEDATA, &b);
-    curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, 10000L);
-    long status = 0;
-    if (curl_easy_perform(e) == CURLE_OK)
-        curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &status);
-    curl_easy_cleanup(e);
-    json_object *o = status == 200 && b.p ? json_tokener_parse(b.p) : NULL;
-    free(b.p);
-    return o;
-}
-
-static void control_ok(const mock *m, const char *action, const char *body)
-{
-    json_object *o = control(m, action, body);
-    if (!o)
-        fail_msg("control %s %s failed", action, body);
-    json_object_put(o);
-}
-
 static int setup_all(void **state)
 {
     (void)state;
     curl_global_init(CURL_GLOBAL_DEFAULT);
-    if (start_mock(&m_query, "0,1") != 0 || start_mock(&m_none, "") != 0)
+    const char *cluster[] = {"--nodes", "3", "--bucket", "default:couchbase:secret",
+                             "--bucket", "other:couchbase:pw", "--query-nodes", "0,1", NULL};
+    if (mock_start(&m_query, cluster) != 0)
         return -1;
-    return 0;
+    cluster[7] = ""; /* no query node */
+    return mock_start(&m_none, cluster);
 }
 
 static int teardown_all(void **state)
 {
     (void)state;
-    stop_mock(&m_query);
-    stop_mock(&m_none);
+    mock_stop(&m_query);
+    mock_stop(&m_none);
     curl_global_cleanup();
     return 0;
 }
@@ -167,7 +63,7 @@ static int teardown_all(void **state)
 static int reset(void **state)
 {
     (void)state;
-    json_object *o = control(&m_query, "query_clear", "{}");
+    json_object *o = mock_control(&m_query, "query_clear", "{}");
     if (!o)
         return -1;
     json_object_put(o);
@@ -232,7 +128,7 @@ static json_object *field(json_object *o, const char *name)
 static void rows_come_back(void **state)
 {
     (void)state;
-    control_ok(&m_query, "query_register",
+    mock_control_ok(&m_query, "query_register",
                "{\"statement\": \"SELECT name FROM default\","
                " \"rows\": [{\"name\": \"a\"}, {\"name\": \"b\"}]}");
     cbffi_client *c = connected_to(&m_query, NULL);
@@ -255,12 +151,12 @@ static void rows_come_back(void **state)
 static void body_and_credentials_reach_the_service(void **state)
 {
     (void)state;
-    control_ok(&m_query, "query_register", "{\"statement\": \"SELECT $1, $x\", \"rows\": []}");
+    mock_control_ok(&m_query, "query_register", "{\"statement\": \"SELECT $1, $x\", \"rows\": []}");
     cbffi_client *c = connected_to(&m_query, NULL);
     const char *q = "{\"statement\":\"SELECT $1, $x\",\"args\":[1,\"two\"],\"$x\":{\"y\":3},"
                     "\"scan_consistency\":\"request_plus\",\"client_context_id\":\"ctx-1\"}";
     assert_int_equal(query(c, q, 0, NULL, 0).rc, CBFFI_OK);
-    json_object *reqs = control(&m_query, "query_requests", "{}");
+    json_object *reqs = mock_control(&m_query, "query_requests", "{}");
     assert_non_null(reqs);
     assert_int_equal(json_object_array_length(reqs), 1);
     json_object *req = json_object_array_get_idx(reqs, 0);
@@ -284,7 +180,7 @@ static void query_nodes_in_turn(void **state)
     const char *q = "{\"statement\":\"SELECT COUNT(*) FROM default\"}";
     for (int i = 0; i < 6; i++)
         assert_int_equal(query(c, q, 0, NULL, 0).rc, CBFFI_OK);
-    json_object *reqs = control(&m_query, "query_requests", "{}");
+    json_object *reqs = mock_control(&m_query, "query_requests", "{}");
     assert_int_equal(json_object_array_length(reqs), 6);
     int per_node[3] = {0, 0, 0};
     for (size_t i = 0; i < 6; i++)
@@ -334,7 +230,7 @@ static void n1ql_errors_are_http_errors_with_the_body(void **state)
     json_object_put(o);
     assert_non_null(strstr(cbffi_client_last_error(c), "HTTP 400"));
     /* a registered 4000-class error: its HTTP status by range */
-    control_ok(&m_query, "query_register", "{\"statement\": \"SELECT * FROM nowhere\","
+    mock_control_ok(&m_query, "query_register", "{\"statement\": \"SELECT * FROM nowhere\","
                " \"errors\": [{\"code\": 4000, \"msg\": \"No index available\"}]}");
     r = query(c, "{\"statement\":\"SELECT * FROM nowhere\"}", 0, NULL, 0);
     assert_int_equal(r.rc, CBFFI_HTTP_ERROR);
@@ -359,11 +255,11 @@ static void no_access_is_an_auth_error(void **state)
 static void slow_silent_closing_and_garbage_servers(void **state)
 {
     (void)state;
-    control_ok(&m_query, "query_register", "{\"statement\": \"slow\", \"delay\": 5}");
-    control_ok(&m_query, "query_register", "{\"statement\": \"silent\", \"delay\": \"inf\"}");
-    control_ok(&m_query, "query_register", "{\"statement\": \"close\", \"fault\": \"close\"}");
-    control_ok(&m_query, "query_register", "{\"statement\": \"garbage\", \"fault\": \"garbage\"}");
-    control_ok(&m_query, "query_register",
+    mock_control_ok(&m_query, "query_register", "{\"statement\": \"slow\", \"delay\": 5}");
+    mock_control_ok(&m_query, "query_register", "{\"statement\": \"silent\", \"delay\": \"inf\"}");
+    mock_control_ok(&m_query, "query_register", "{\"statement\": \"close\", \"fault\": \"close\"}");
+    mock_control_ok(&m_query, "query_register", "{\"statement\": \"garbage\", \"fault\": \"garbage\"}");
+    mock_control_ok(&m_query, "query_register",
                "{\"statement\": \"truncate\", \"fault\": \"truncate\", \"rows\": [1, 2, 3]}");
     cbffi_client *c = connected_to(&m_query, "?query_timeout=400ms");
     assert_int_equal(cbffi_client_get_timeout(c, CBFFI_TIMEOUT_QUERY), 400000);
@@ -404,7 +300,7 @@ static void large_responses_and_the_bound(void **state)
         n += (size_t)snprintf(reg + n, cap - n, "%s{\"i\":%d,\"pad\":\"xxxxxxxxxx\"}",
                               i ? "," : "", i);
     snprintf(reg + n, cap - n, "]}");
-    control_ok(&m_query, "query_register", reg);
+    mock_control_ok(&m_query, "query_register", reg);
     free(reg);
     cbffi_client *c = connected_to(&m_query, NULL);
     assert_int_equal(cbffi_query(c, "{\"statement\":\"big\"}", 19, 0, 1), CBFFI_OK);
@@ -535,7 +431,7 @@ static void hl_step(cbffi_client *c, hostloop *L)
 static void host_loop_queries_with_kv(void **state)
 {
     (void)state;
-    control_ok(&m_query, "query_register", "{\"statement\": \"slowish\", \"delay\": 0.2,"
+    mock_control_ok(&m_query, "query_register", "{\"statement\": \"slowish\", \"delay\": 0.2,"
                " \"rows\": [42]}");
     cbffi_client *c = client_for(m_query.connstr, NULL, "secret");
     const char *q1 = "{\"statement\":\"slowish\"}";
@@ -570,7 +466,7 @@ static void host_loop_queries_with_kv(void **state)
 static void destroyed_with_a_query_in_flight(void **state)
 {
     (void)state;
-    control_ok(&m_query, "query_register", "{\"statement\": \"forever\", \"delay\": \"inf\"}");
+    mock_control_ok(&m_query, "query_register", "{\"statement\": \"forever\", \"delay\": \"inf\"}");
     cbffi_client *c = connected_to(&m_query, NULL);
     const char *q = "{\"statement\":\"forever\"}";
     assert_int_equal(cbffi_query(c, q, strlen(q), 0, 0), CBFFI_OK);

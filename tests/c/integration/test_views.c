@@ -13,6 +13,7 @@
 #include <cmocka.h>
 
 #include "cbffi.h"
+#include "mockctl.h"
 
 #include <curl/curl.h>
 #include <json-c/json.h>
@@ -25,16 +26,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#ifndef CBFFI_PYTHONPATH
-#error "CBFFI_PYTHONPATH must name the repository's python/ folder"
-#endif
 
-typedef struct mock {
-    pid_t pid;
-    FILE *out;
-    int rest_port;
-    char connstr[512];
-} mock;
 
 static mock m_v;
 
@@ -44,115 +36,18 @@ static double now_s(void)
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
-/* ---- the mock ------------------------------------------------------------ */
-
-static int start_mock(mock *m)
-{
-    int fds[2];
-    if (pipe(fds) != 0)
-        return -1;
-    m->pid = fork();
-    if (m->pid == 0) {
-        dup2(fds[1], 1);
-        close(fds[0]);
-        setenv("PYTHONPATH", CBFFI_PYTHONPATH, 1);
-        execl("/usr/bin/python3", "python3", "-m", "couchbase_ffi.mock",
-              "--nodes", "2", "--bucket", "default:couchbase:secret", "--json",
-              (char *)NULL);
-        _exit(127);
-    }
-    close(fds[1]);
-    char line[8192];
-    m->out = fdopen(fds[0], "r");
-    if (!m->out || !fgets(line, sizeof line, m->out))
-        return -1;
-    json_object *o = json_tokener_parse(line), *ports, *rp;
-    if (!o || !json_object_object_get_ex(o, "kv_ports", &ports) ||
-        !json_object_object_get_ex(o, "rest_port", &rp))
-        return -1;
-    int n = snprintf(m->connstr, sizeof m->connstr, "couchbase://");
-    for (size_t i = 0; i < json_object_array_length(ports); i++)
-        n += snprintf(m->connstr + n, sizeof m->connstr - (size_t)n, "%s127.0.0.1:%d",
-                      i ? "," : "",
-                      json_object_get_int(json_object_array_get_idx(ports, i)));
-    snprintf(m->connstr + n, sizeof m->connstr - (size_t)n, "/default");
-    m->rest_port = json_object_get_int(rp);
-    json_object_put(o);
-    return 0;
-}
-
-static void stop_mock(mock *m)
-{
-    if (m->pid > 0) {
-        kill(m->pid, SIGTERM);
-        waitpid(m->pid, NULL, 0);
-        m->pid = -1;
-    }
-    if (m->out)
-        fclose(m->out);
-    m->out = NULL;
-}
-
-typedef struct {
-    char *p;
-    size_t n;
-} membuf;
-
-static size_t keep(char *p, size_t s, size_t n, void *u)
-{
-    membuf *b = u;
-    char *q = realloc(b->p, b->n + s * n + 1);
-    if (!q)
-        return 0;
-    memcpy(q + b->n, p, s * n);
-    b->n += s * n;
-    q[b->n] = 0;
-    b->p = q;
-    return s * n;
-}
-
-/* POST /mock/<action> with a JSON body; the parsed answer (NULL on
-   failure), which the caller puts. */
-static json_object *control(const mock *m, const char *action, const char *body)
-{
-    char url[256];
-    snprintf(url, sizeof url, "http://127.0.0.1:%d/mock/%s", m->rest_port, action);
-    membuf b = {NULL, 0};
-    CURL *e = curl_easy_init();
-    curl_easy_setopt(e, CURLOPT_URL, url);
-    curl_easy_setopt(e, CURLOPT_USERPWD, "Administrator:password");
-    curl_easy_setopt(e, CURLOPT_POSTFIELDS, body);
-    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, keep);
-    curl_easy_setopt(e, CURLOPT_WRITEDATA, &b);
-    curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, 10000L);
-    long status = 0;
-    if (curl_easy_perform(e) == CURLE_OK)
-        curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &status);
-    curl_easy_cleanup(e);
-    json_object *o = status == 200 && b.p ? json_tokener_parse(b.p) : NULL;
-    free(b.p);
-    return o;
-}
-
-static void control_ok(const mock *m, const char *action, const char *body)
-{
-    json_object *o = control(m, action, body);
-    if (!o)
-        fail_msg("control %s %s failed", action, body);
-    json_object_put(o);
-}
-
 static int setup_all(void **state)
 {
     (void)state;
     curl_global_init(CURL_GLOBAL_DEFAULT);
-    return start_mock(&m_v);
+    const char *cluster[] = {"--nodes", "2", "--bucket", "default:couchbase:secret", NULL};
+    return mock_start(&m_v, cluster);
 }
 
 static int teardown_all(void **state)
 {
     (void)state;
-    stop_mock(&m_v);
+    mock_stop(&m_v);
     curl_global_cleanup();
     return 0;
 }
@@ -241,7 +136,7 @@ static void design_document_lifecycle_and_builtin_view(void **state)
 static void silent_view_times_out(void **state)
 {
     (void)state;
-    control_ok(&m_v, "view_register", "{\"ddoc\":\"s\",\"view\":\"v\",\"delay\":\"inf\"}");
+    mock_control_ok(&m_v, "view_register", "{\"ddoc\":\"s\",\"view\":\"v\",\"delay\":\"inf\"}");
     cbffi_client *c = connected_to(&m_v, "?views_timeout=300ms");
     assert_int_equal(cbffi_client_get_timeout(c, CBFFI_TIMEOUT_VIEW), 300000);
     double t0 = now_s();
@@ -257,7 +152,7 @@ static void silent_view_times_out(void **state)
     assert_int_equal(cbffi_view_request(c, CBFFI_HTTP_GET, "/_design/s/_view/v", 18, NULL, 0,
                                         0, 1), CBFFI_OK);
     cbffi_client_destroy(c);
-    control_ok(&m_v, "view_clear", "{}");
+    mock_control_ok(&m_v, "view_clear", "{}");
 }
 
 static void refused_arguments(void **state)
