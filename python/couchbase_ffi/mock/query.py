@@ -13,7 +13,6 @@ Basic credentials (or the body's ``creds``) of a known user are required:
 401 with error 10000 otherwise.
 """
 import asyncio
-import base64
 import json
 import math
 import os
@@ -21,7 +20,7 @@ import re
 import time
 from urllib.parse import parse_qs
 
-from couchbase_ffi.mock.rest import RestServer
+from couchbase_ffi.mock.rest import ServiceServer, basic_auth
 from couchbase_ffi.mock.state import COUCHBASE
 
 _FAULTS = ("close", "garbage", "truncate")
@@ -117,40 +116,15 @@ class QueryService(object):
         self.requests = []
 
 
-class QueryServer(RestServer):
+class QueryServer(ServiceServer):
     """One node's query port.  HTTP plumbing from RestServer; only the dispatch differs."""
-
-    def __init__(self, state, service, node, host="127.0.0.1"):
-        # not RestServer.__init__: no config streams here
-        self.state = state
-        self.service = service
-        self.node = node
-        self.host = host
-        self.server = None
-        self.writers = set()
-        self.streams = set()
-        self.stopping = False
-        self.ssl = None          # an ssl.SSLContext: also serve https (n1qlSSL)
-        self.tls_server = None
-
-    async def start(self, port=0):
-        self.server = await asyncio.start_server(self._serve, self.host, port, reuse_address=True)
-        self.state.nodes[self.node].query_port = self.server.sockets[0].getsockname()[1]
-        if self.ssl is not None:
-            self.tls_server = await self._start_tls()
-            self.state.nodes[self.node].query_ssl_port = self.tls_server.sockets[0].getsockname()[1]
+    PORT_ATTR, SSL_PORT_ATTR = "query_port", "query_ssl_port"
 
     # -- one request --------------------------------------------------------------------------
     def _creds(self, headers, body):
         """(user, authorized): Basic credentials, else the body's ``creds`` list."""
-        auth = headers.get("authorization", "")
-        pairs = []
-        if auth.lower().startswith("basic "):
-            try:
-                user, _, pw = base64.b64decode(auth[6:].strip()).decode("utf-8").partition(":")
-                pairs.append((user, pw))
-            except (ValueError, UnicodeDecodeError):
-                pass
+        login = basic_auth(headers)
+        pairs = [login] if login else []
         creds = body.get("creds") if isinstance(body, dict) else None
         if isinstance(creds, list):
             for c in creds:

@@ -35,6 +35,18 @@ class HttpError(Exception):
         self.message = message
 
 
+def basic_auth(headers):
+    """(user, password) of a request's Basic Authorization header, or None."""
+    auth = headers.get("authorization", "")
+    if not auth.lower().startswith("basic "):
+        return None
+    try:
+        user, _, password = base64.b64decode(auth[6:].strip()).decode("utf-8").partition(":")
+    except (ValueError, UnicodeDecodeError):
+        return None
+    return user, password
+
+
 class RestServer(object):
     """Serves the REST port; ``control`` is an async callable ``(action, params) -> JSON-able``."""
 
@@ -143,14 +155,8 @@ class RestServer(object):
         await writer.drain()
 
     def _user(self, headers):
-        auth = headers.get("authorization", "")
-        if not auth.lower().startswith("basic "):
-            return None
-        try:
-            user, _, password = base64.b64decode(auth[6:].strip()).decode("utf-8").partition(":")
-        except (ValueError, UnicodeDecodeError):
-            return None
-        return user if self.state.creds.check_plain(user, password) else None
+        login = basic_auth(headers)
+        return login[0] if login and self.state.creds.check_plain(*login) else None
 
     def _unknown_bucket_login(self, path, headers):
         """A request for a bucket that does not exist, logging in as that bucket (the
@@ -162,14 +168,8 @@ class RestServer(object):
         name = path[3]
         if name in self.state.buckets:
             return False
-        auth = headers.get("authorization", "")
-        if not auth.lower().startswith("basic "):
-            return False
-        try:
-            login = base64.b64decode(auth[6:].strip()).decode("utf-8").partition(":")[0]
-        except (ValueError, UnicodeDecodeError):
-            return False
-        return login == name
+        login = basic_auth(headers)
+        return login is not None and login[0] == name
 
     @staticmethod
     def _local_host(writer):
@@ -319,3 +319,31 @@ class RestServer(object):
             raise HttpError(404, {"error": "unknown action or name: %s" % (e,)})
         except (TypeError, ValueError, IndexError) as e:
             raise HttpError(400, {"error": str(e)})
+
+
+class ServiceServer(RestServer):
+    """One node's port of a service beside the REST port (query, capi): RestServer's
+    HTTP plumbing without its config streams; the subclass names the node attributes
+    its ports go to (PORT_ATTR, SSL_PORT_ATTR) and dispatches."""
+    PORT_ATTR = SSL_PORT_ATTR = None
+
+    def __init__(self, state, service, node, host="127.0.0.1"):
+        # not RestServer.__init__: no config streams here
+        self.state = state
+        self.service = service
+        self.node = node
+        self.host = host
+        self.server = None
+        self.writers = set()
+        self.streams = set()
+        self.stopping = False
+        self.ssl = None          # an ssl.SSLContext: also serve https
+        self.tls_server = None
+
+    async def start(self, port=0):
+        self.server = await asyncio.start_server(self._serve, self.host, port, reuse_address=True)
+        node = self.state.nodes[self.node]
+        setattr(node, self.PORT_ATTR, self.server.sockets[0].getsockname()[1])
+        if self.ssl is not None:
+            self.tls_server = await self._start_tls()
+            setattr(node, self.SSL_PORT_ATTR, self.tls_server.sockets[0].getsockname()[1])

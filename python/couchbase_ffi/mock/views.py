@@ -21,14 +21,13 @@ order:
 Every request is recorded (``MockCluster.view_requests``).
 """
 import asyncio
-import base64
 import json
 import math
 import re
 import zlib
 from urllib.parse import parse_qsl, unquote, urlsplit
 
-from couchbase_ffi.mock.rest import RestServer
+from couchbase_ffi.mock.rest import ServiceServer, basic_auth
 from couchbase_ffi.mock.state import COUCHBASE
 
 # ---- the built-in map functions --------------------------------------------------------------
@@ -394,38 +393,15 @@ class ViewService(object):
         return {"rows": rows}
 
 
-class ViewServer(RestServer):
+class ViewServer(ServiceServer):
     """One node's capi port (HTTP plumbing from RestServer)."""
-
-    def __init__(self, state, service, node, host="127.0.0.1"):
-        self.state = state
-        self.service = service
-        self.node = node
-        self.host = host
-        self.server = None
-        self.writers = set()
-        self.streams = set()
-        self.stopping = False
-        self.ssl = None
-        self.tls_server = None
-
-    async def start(self, port=0):
-        self.server = await asyncio.start_server(self._serve, self.host, port, reuse_address=True)
-        self.state.nodes[self.node].capi_port = self.server.sockets[0].getsockname()[1]
-        if self.ssl is not None:
-            self.tls_server = await self._start_tls()
-            self.state.nodes[self.node].capi_ssl_port = \
-                self.tls_server.sockets[0].getsockname()[1]
+    PORT_ATTR, SSL_PORT_ATTR = "capi_port", "capi_ssl_port"
 
     def _login(self, headers):
-        auth = headers.get("authorization", "")
-        if not auth.lower().startswith("basic "):
+        login = basic_auth(headers)
+        if login is None:
             return None, False
-        try:
-            user, _, pw = base64.b64decode(auth[6:].strip()).decode("utf-8").partition(":")
-        except (ValueError, UnicodeDecodeError):
-            return None, False
-        return user, self.state.creds.check_plain(user, pw)
+        return login[0], self.state.creds.check_plain(*login)
 
     async def _fail(self, writer, keep, http, error, reason):
         await self._send(writer, http, {"error": error, "reason": reason}, close=not keep)
