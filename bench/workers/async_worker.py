@@ -20,6 +20,9 @@ import struct
 import time
 
 VALUE = b"v" * 128
+_SET_HDR = struct.Struct(">BBHBBHIIQ")
+_BODYLEN = struct.Struct(">I")
+_EXTRAS = b"\0" * 8
 
 
 def parse():
@@ -68,9 +71,9 @@ def minimal_protocol():
 
         def set(self, key, value):
             d = defer.Deferred()
-            self.transport.write(struct.pack(">BBHBBHIIQ", 0x80, 0x01, len(key), 8, 0, 0,
-                                             8 + len(key) + len(value), 0, 0)
-                                 + b"\0" * 8 + key + value)
+            self.transport.write(_SET_HDR.pack(0x80, 0x01, len(key), 8, 0, 0,
+                                               8 + len(key) + len(value), 0, 0)
+                                 + _EXTRAS + key + value)
             self.waiting.append(d)
             return d
 
@@ -78,12 +81,12 @@ def minimal_protocol():
             buf = self.buf + data if self.buf else data
             off, n = 0, len(buf)
             while n - off >= 24:
-                end = off + 24 + int.from_bytes(buf[off + 8:off + 12], "big")
+                end = off + 24 + _BODYLEN.unpack_from(buf, off + 8)[0]
                 if end > n:
                     break
                 self.waiting.popleft().callback(buf[off + 7])   # status, low byte
                 off = end
-            self.buf = buf[off:]
+            self.buf = buf[off:] if off < n else b""
     return MinimalMemcache
 
 
