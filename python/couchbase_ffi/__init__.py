@@ -108,6 +108,8 @@ _ALIASES = (
     ("couchbase._libcouchbase", "couchbase_ffi._libcouchbase"),
     ("couchbase.experimental", "couchbase_ffi.experimental"),
     ("couchbase._pyport", "couchbase_ffi._pyport"),
+    ("couchbase.bucketmanager", "couchbase_ffi.bucketmanager"),
+    ("couchbase._ixmgmt", "couchbase_ffi._ixmgmt"),
 )
 
 # 2.x's Twisted and asyncio packages: package -> (our front-end, its 2.x submodules,
@@ -157,8 +159,8 @@ def install_as_couchbase():
     ``.result`` (``.results``), ``.items``, ``.transcoder``, ``.connstr``,
     ``.user_constants``, ``.connection``, ``.subdocument``, ``.n1ql``, ``.views``
     (``.views.iterator``, ``.views.params``),
-    ``._libcouchbase``, ``.experimental`` and ``._pyport``
-    resolve to this package, and 2.x's front-ends ``txcouchbase.bucket`` /
+    ``._libcouchbase``, ``.experimental``, ``._pyport``, ``.bucketmanager`` and
+    ``._ixmgmt`` resolve to this package, and 2.x's front-ends ``txcouchbase.bucket`` /
     ``txcouchbase.connection`` (Twisted: couchbase_ffi.twisted) and
     ``acouchbase.bucket`` (asyncio: couchbase_ffi.asyncio) to ours, imported when
     first used; so code written for the couchbase 2.x client runs unchanged (on

@@ -603,6 +603,12 @@ class AsyncBucketBase(_sync.Bucket):
         host.add_state(lib.cbffi_connect, (), _Connect(host, fut))
         return fut
 
+    def bucket_manager(self):
+        """Not here: index and design-document management is the synchronous
+        Bucket's (open one beside this one)."""
+        raise E.NotSupportedError("bucket_manager() is for the synchronous Bucket; "
+                                  "open a couchbase_ffi.bucket.Bucket for management calls")
+
     @property
     def connected(self):
         """True once connect() succeeded (or, on couchbase://, a cluster map was

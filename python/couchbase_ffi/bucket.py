@@ -745,6 +745,17 @@ class Bucket(object):
         from couchbase_ffi import _design
         return _design.query(self, design, view, use_devmode, **kwargs)
 
+    def bucket_manager(self):
+        """A BucketManager (couchbase_ffi.bucketmanager) of this Bucket: design
+        documents and N1QL index management.  memcached:// has neither:
+        NotSupportedError."""
+        if self._memcached:
+            raise E.NotSupportedError("the bucket manager (Bucket.bucket_manager) needs a "
+                                      "couchbase:// cluster: memcached:// has no view or "
+                                      "query service")
+        from couchbase_ffi.bucketmanager import BucketManager
+        return BucketManager(self)
+
     def design_create(self, name, ddoc, use_devmode=True, syncwait=0):
         """Store design document ``name`` (``dev_<name>`` with use_devmode); ``ddoc``
         is a dict or its JSON.  ``syncwait`` seconds: wait until it can be read
@@ -2315,7 +2326,7 @@ for _old, _new in (("set", "upsert"), ("add", "insert"), ("delete", "remove")):
 # they raise NotSupportedError (a CouchbaseError) rather than AttributeError.
 _UNSUPPORTED = {
     "search": "full-text search",
-    "analytics_query": "analytics queries", "bucket_manager": "the bucket manager",
+    "analytics_query": "analytics queries",
     "ping": "ping", "diagnostics": "diagnostics",
 }
 

@@ -510,6 +510,16 @@ class MockCluster(object):
             self._query.requests = []
         return out
 
+    async def _a_query_indexes(self, bucket=None):
+        return self._query.indexes.describe(bucket)
+
+    async def _a_query_index_build_delay(self, seconds):
+        seconds = float(seconds)
+        if seconds < 0:
+            raise ValueError("seconds must be >= 0")
+        self._query.indexes.build_delay = seconds
+        return {}
+
     async def _a_query_clear(self):
         self._query.clear()
         return {}
@@ -560,8 +570,17 @@ class MockCluster(object):
         return self._call("query_requests", clear=clear)
 
     def query_clear(self):
-        """Forget every registration and every recorded request."""
+        """Forget every registration and every recorded request (index definitions stay)."""
         return self._call("query_clear")
+
+    def query_indexes(self, bucket=None):
+        """The index definitions the query service holds (``system:indexes`` rows), of
+        ``bucket`` or of every bucket."""
+        return self._call("query_indexes", bucket=bucket)
+
+    def query_index_build_delay(self, seconds):
+        """How long a BUILD INDEX takes before the index is "online" (default 0)."""
+        return self._call("query_index_build_delay", seconds=seconds)
 
     # -- the view service (docs/mock.md, "View service") --------------------------------------
     @property

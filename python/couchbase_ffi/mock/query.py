@@ -4,7 +4,9 @@ It is not a N1QL engine.  It records every request for tests to inspect,
 answers the statements a test registered (rows, errors, HTTP status,
 delays, broken responses), and answers a small built-in subset from the KV
 data (``SELECT RAW META().id FROM b``, ``SELECT META().id FROM b``,
-``SELECT [RAW] COUNT(*) FROM b``, ``SELECT * FROM b USE KEYS ...``).
+``SELECT [RAW] COUNT(*) FROM b``, ``SELECT * FROM b USE KEYS ...``) and the
+index statements of mock/indexes.py (CREATE / DROP / BUILD INDEX,
+``system:indexes``).
 Anything else gets a N1QL syntax error (code 3000, HTTP 400) that says so.
 See docs/mock.md, "Query service".
 
@@ -20,6 +22,7 @@ import re
 import time
 from urllib.parse import parse_qs
 
+from couchbase_ffi.mock.indexes import Indexes, IndexError_
 from couchbase_ffi.mock.rest import ServiceServer, basic_auth
 from couchbase_ffi.mock.state import COUCHBASE
 
@@ -95,6 +98,7 @@ class QueryService(object):
         self.state = state
         self.registrations = []     # newest first
         self.requests = []
+        self.indexes = Indexes(state)   # index definitions (mock/indexes.py)
 
     def register(self, **kw):
         reg = Registration(**kw)
@@ -256,6 +260,12 @@ class QueryServer(ServiceServer):
     _KEYS = re.compile(r"(?is)^select\s+\*\s+from\s+" + _KS + r"\s+use\s+keys\s+(.+)$")
 
     def _builtin(self, statement, body, user):
+        try:
+            rows = self.service.indexes.run(statement, body, lambda ks: self._bucket(ks, user))
+        except IndexError_ as e:
+            raise _N1QLError(e.code, e.msg)
+        if rows is not None:
+            return rows
         m = self._IDS.match(statement)
         if m:
             ids = sorted(k.decode("utf-8", "replace") for k, _ in self._docs(m.group(2), user))
