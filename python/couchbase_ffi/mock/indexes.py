@@ -50,6 +50,20 @@ class IndexError_(Exception):
         self.msg = msg
 
 
+def parameter(body, spec):
+    """The value of N1QL parameter ``spec`` ("$1" positional, "$name" named) in the
+    request ``body``; LookupError if the request has none."""
+    name = spec[1:]
+    if name.isdigit():
+        args = body.get("args") or []
+        i = int(name) - 1
+        if 0 <= i < len(args):
+            return args[i]
+    elif "$" + name in body:
+        return body["$" + name]
+    raise LookupError(spec)
+
+
 def _ident(m, i):
     """The identifier of groups i, i+1 (backquoted or bare), or None."""
     return m.group(i) if m.group(i) is not None else m.group(i + 1)
@@ -165,16 +179,10 @@ class Indexes(object):
     @staticmethod
     def _literal(spec, body):
         if spec.startswith("$"):
-            name = spec[1:]
-            if name.isdigit():
-                args = body.get("args") or []
-                i = int(name) - 1
-                if not 0 <= i < len(args):
-                    raise IndexError_(5010, "no value for %s" % spec)
-                return args[i]
-            if "$" + name not in body:
+            try:
+                return parameter(body, spec)
+            except LookupError:
                 raise IndexError_(5010, "no value for %s" % spec)
-            return body["$" + name]
         return spec[1:-1]
 
     def _settle(self):

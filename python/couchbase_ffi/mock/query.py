@@ -22,7 +22,7 @@ import re
 import time
 from urllib.parse import parse_qs
 
-from couchbase_ffi.mock.indexes import Indexes, IndexError_
+from couchbase_ffi.mock.indexes import Indexes, IndexError_, parameter
 from couchbase_ffi.mock.rest import ServiceServer, basic_auth
 from couchbase_ffi.mock.state import COUCHBASE
 
@@ -295,16 +295,9 @@ class QueryServer(ServiceServer):
     @staticmethod
     def _keys_of(spec, body):
         if spec.startswith("$"):
-            name = spec[1:]
-            if name.isdigit():
-                args = body.get("args") or []
-                i = int(name) - 1
-                if not 0 <= i < len(args):
-                    raise _N1QLError(5010, "Error evaluating USE KEYS: no value for %s" % spec)
-                value = args[i]
-            elif "$" + name in body:
-                value = body["$" + name]
-            else:
+            try:
+                value = parameter(body, spec)
+            except LookupError:
                 raise _N1QLError(5010, "Error evaluating USE KEYS: no value for %s" % spec)
         else:
             try:
