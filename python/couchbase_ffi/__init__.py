@@ -110,6 +110,8 @@ _ALIASES = (
     ("couchbase._pyport", "couchbase_ffi._pyport"),
     ("couchbase.bucketmanager", "couchbase_ffi.bucketmanager"),
     ("couchbase._ixmgmt", "couchbase_ffi._ixmgmt"),
+    ("couchbase.admin", "couchbase_ffi.admin"),
+    ("couchbase.auth_domain", "couchbase_ffi.admin"),
 )
 
 # 2.x's Twisted and asyncio packages: package -> (our front-end, its 2.x submodules,
@@ -159,8 +161,8 @@ def install_as_couchbase():
     ``.result`` (``.results``), ``.items``, ``.transcoder``, ``.connstr``,
     ``.user_constants``, ``.connection``, ``.subdocument``, ``.n1ql``, ``.views``
     (``.views.iterator``, ``.views.params``),
-    ``._libcouchbase``, ``.experimental``, ``._pyport``, ``.bucketmanager`` and
-    ``._ixmgmt`` resolve to this package, and 2.x's front-ends ``txcouchbase.bucket`` /
+    ``._libcouchbase``, ``.experimental``, ``._pyport``, ``.bucketmanager``,
+    ``._ixmgmt``, ``.admin`` and ``.auth_domain`` resolve to this package, and 2.x's front-ends ``txcouchbase.bucket`` /
     ``txcouchbase.connection`` (Twisted: couchbase_ffi.twisted) and
     ``acouchbase.bucket`` (asyncio: couchbase_ffi.asyncio) to ours, imported when
     first used; so code written for the couchbase 2.x client runs unchanged (on

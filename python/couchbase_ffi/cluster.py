@@ -148,6 +148,17 @@ class Cluster(object):
         return cluster_n1ql_query(self, query, *args, **kwargs)
 
     def cluster_manager(self):
-        """The 2.x cluster manager (couchbase.admin): not part of this client."""
-        raise E.NotSupportedError("cluster management (couchbase.admin) is not supported "
-                                  "by couchbase_ffi")
+        """An Admin (couchbase_ffi.admin) for this cluster's management REST API, with
+        the authenticator's cluster credentials: the first host of the connection
+        string, on 8091 (18091 with TLS) unless it gives a REST port
+        (``http://h:port`` or ``couchbase://h:port=http``)."""
+        from couchbase_ffi.admin import Admin
+        auth = self.authenticator
+        if auth is None:
+            raise E.ArgumentError("authenticate() first: the cluster manager needs "
+                                  "the cluster's credentials")
+        if isinstance(auth, ClassicAuthenticator):
+            user, password = auth.cluster_username, auth.cluster_password
+        else:
+            user, password = auth.get_credentials()
+        return Admin(user, password, connection_string=self.connstr)

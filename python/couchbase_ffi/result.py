@@ -111,8 +111,9 @@ _OBS_NAMES = {OBS_FOUND: "OBS_FOUND", OBS_PERSISTED: "OBS_PERSISTED",
 
 
 class HttpResult(Result):
-    """The 2.x result of an HTTP request (views, N1QL, management).  This client
-    makes no such requests; the class is here for code that imports it."""
+    """The 2.x result of an HTTP request: design documents (``value`` the decoded
+    document) and management calls (couchbase_ffi.admin).  ``http_status``, ``url``;
+    ``success`` is True for a 2xx answer."""
     __slots__ = ("value", "http_status", "url", "headers", "done")
 
     def __init__(self, key=None, rc=0, value=None, http_status=0, url=None):

@@ -13,6 +13,7 @@ from urllib.parse import urlencode
 
 from couchbase_ffi.mock.faults import Fault, Faults
 from couchbase_ffi.mock.kv import KVServer
+from couchbase_ffi.mock.manage import Management
 from couchbase_ffi.mock.protocol import Status
 from couchbase_ffi.mock.rest import RestServer
 from couchbase_ffi.mock.query import QueryServer, QueryService
@@ -257,6 +258,9 @@ class MockCluster(object):
         self._rest = RestServer(self._state, self.control, self.host)
         self._rest.ssl = self._ssl
         self._rest.views = self._views
+        vbs = [s.vbuckets for s in self._specs if s.type == COUCHBASE]
+        self._rest.manage = self._manage = Management(self._state, lambda: self._kv, self._views,
+                                                      vbs[0] if vbs else 1024)
         await self._rest.start(self._rest_wanted)
         self._state.listeners.append(self._push_all)
 
@@ -540,10 +544,30 @@ class MockCluster(object):
     async def _a_design_docs(self, bucket):
         return json.loads(json.dumps(self._views.ddocs.get(bucket, {})))
 
+    async def _a_bucket_create(self, name, type="couchbase", password="", replicas=1,
+                               flush_enabled=True, vbuckets=None):
+        return self._manage.create_bucket(name, type, password, replicas, 100, flush_enabled,
+                                          vbuckets)
+
+    async def _a_bucket_delete(self, name):
+        return self._manage.delete_bucket(name)
+
     async def _a_flush(self, bucket):
         for store in self._bucket_obj(bucket).stores.values():
             store.clear()
         return {}
+
+    # -- management (docs/mock.md, "Management") ---------------------------------------------------
+    def create_bucket(self, name, type="couchbase", password="", replicas=1, flush_enabled=True,
+                      vbuckets=None):
+        """Add a bucket while the cluster runs (as ``POST /pools/default/buckets`` does);
+        ValueError-like refusals come back as mock.manage.Refused."""
+        return self._call("bucket_create", name=name, type=type, password=password,
+                          replicas=replicas, flush_enabled=flush_enabled, vbuckets=vbuckets)
+
+    def delete_bucket(self, name):
+        """Remove a bucket, its data and its connections (``DELETE /pools/default/buckets/b``)."""
+        return self._call("bucket_delete", name=name)
 
     # -- the query service (docs/mock.md, "Query service") ----------------------------------------
     @property

@@ -17,6 +17,7 @@ import json
 import logging
 from urllib.parse import parse_qs, unquote, urlsplit
 
+from couchbase_ffi.mock.manage import Refused
 from couchbase_ffi.mock.state import COUCHBASE
 
 log = logging.getLogger("couchbase_ffi.mock.rest")
@@ -61,6 +62,7 @@ class RestServer(object):
         self.ssl = None          # an ssl.SSLContext: also serve https (mgmtSSL)
         self.tls_server = None
         self.views = None        # the ViewService, for /pools/default/buckets/<b>/ddocs
+        self.manage = None       # mock/manage.py: bucket and user management
         state.listeners.append(self.notify)
 
     async def start(self, port):
@@ -199,6 +201,10 @@ class RestServer(object):
                     raise HttpError(405, {"error": "GET only"})
                 await self._stream(writer, self._bucket_for(user, path[3]), self._local_host(writer))
                 return True
+            got = self._management(method, path, user, body)
+            if got is not None:
+                await self._send(writer, got[1], got[0], close=not keep)
+                return False
             payload = self._route(method, path, user, self._local_host(writer))
             await self._send(writer, 200, payload, close=not keep)
         except HttpError as e:
@@ -210,6 +216,30 @@ class RestServer(object):
         return False
 
     # -- ns_server endpoints -------------------------------------------------------------------
+    def _management(self, method, path, user, body):
+        """(payload, status) of a management endpoint (mock/manage.py), or None."""
+        if self.manage is None:
+            return None
+        if not (path[:3] == ["settings", "rbac", "users"] or (
+                path[:3] == ["pools", "default", "buckets"] and (
+                    (len(path) == 3 and method == "POST")
+                    or (len(path) == 4 and method in ("POST", "DELETE"))))):
+            return None
+        if not self.state.is_admin(user):
+            raise HttpError(403, {"message": "Forbidden. User needs the following permissions",
+                                  "permissions": ["cluster.settings!write"]})
+        try:
+            form = dict((k, v[-1]) for k, v in parse_qs(body.decode("utf-8"),
+                                                         keep_blank_values=True).items())
+        except UnicodeDecodeError:
+            raise HttpError(400, {"errors": {"_": "the form is not UTF-8"}})
+        try:
+            return self.manage.route(method, path, form)
+        except Refused as e:
+            if e.code == 404:
+                raise HttpError(404, "")
+            raise HttpError(e.code, e.body)
+
     def _bucket_for(self, user, name):
         b = self.state.buckets.get(name)
         if b is None:
@@ -224,6 +254,8 @@ class RestServer(object):
         if method == "POST" and len(path) == 6 and path[:3] == ["pools", "default", "buckets"] \
                 and path[4:] == ["controller", "doFlush"]:
             b = self._bucket_for(user, path[3])
+            if not b.spec.flush_enabled:
+                raise HttpError(400, {"_": "Flush is disabled for the bucket"})
             for store in b.stores.values():
                 store.clear()
             return {}
@@ -275,7 +307,14 @@ class RestServer(object):
         d["replicaNumber"] = getattr(b, "num_replicas", 0)
         d["authType"] = "sasl"
         d["basicStats"] = {"itemCount": 0}
-        d["controllers"] = {"flush": "/pools/default/buckets/%s/controller/doFlush" % b.name}
+        d["controllers"] = {}
+        if b.spec.flush_enabled:
+            d["controllers"]["flush"] = "/pools/default/buckets/%s/controller/doFlush" % b.name
+        quota = b.spec.ram_quota * 1024 * 1024
+        d["quota"] = {"ram": quota * len(d.get("nodes", [])), "rawRAM": quota}
+        d["proxyPort"] = 0
+        for entry, i in zip(d.get("nodes", []), b.servers()):   # in serverList order
+            entry["status"] = "healthy" if self.state.nodes[i].running else "unhealthy"
         if b.type != COUCHBASE:
             d["replicaNumber"] = 0
         return d

@@ -34,6 +34,11 @@ class Credentials(object):
         for hname in HASHES.values():
             self._scram.pop((user, hname), None)
 
+    def remove(self, user):
+        self._passwords.pop(user, None)
+        for hname in HASHES.values():
+            self._scram.pop((user, hname), None)
+
     def __contains__(self, user):
         return user in self._passwords
 

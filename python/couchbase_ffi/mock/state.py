@@ -53,6 +53,8 @@ class BucketSpec(object):
         self.password = password or ""
         self.replicas = int(replicas) if type == COUCHBASE else 0
         self.vbuckets = int(vbuckets) if type == COUCHBASE else 0
+        self.flush_enabled = True    # REST doFlush allowed (buckets made over REST: as asked)
+        self.ram_quota = 100         # MiB per node, as reported (nothing is limited)
 
     def __repr__(self):
         return "BucketSpec(%r, %r, replicas=%d, vbuckets=%d)" % (
@@ -478,7 +480,7 @@ class ClusterState(object):
         if user is None or bucket_name not in self.buckets:
             return False
         allowed = self.access.get(user, ())
-        return allowed is None or bucket_name in allowed
+        return allowed is None or bucket_name in allowed or "*" in allowed
 
     def is_admin(self, user):
         return user is not None and self.access.get(user, ()) is None
