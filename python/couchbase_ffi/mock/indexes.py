@@ -5,10 +5,13 @@ bucket, and the N1QL that manages and lists them (docs/mock.md, "Indexes").
     CREATE INDEX name ON ks(expr, ...) [WHERE cond] [USING GSI] [WITH {...}]
     DROP PRIMARY INDEX ON ks [USING GSI]          DROP INDEX ks.name [USING GSI]
     BUILD INDEX ON ks(name, ...) [USING GSI]
-    SELECT <alias>.* FROM system:indexes [AS] <alias>
-        [WHERE keyspace_id = <"string" | $param>] [ORDER BY ...]
+    SELECT alias.* | RAW field FROM system:indexes [[AS] alias] [WHERE cond] [ORDER BY ...]
 
-Identifiers may be backquoted.  No index is built from data: an index is a
+Identifiers may be backquoted, keyspaces prefixed with the namespace
+(``default:`b```).  The WHERE of a listing is evaluated over the index rows:
+comparisons (``=``, ``==``, ``!=``) of fields, strings and parameters,
+``IS [NOT] MISSING`` / ``NULL``, AND, OR, NOT and parentheses (what SDKs'
+index managers send); rows come primary first, then by name.  No index is built from data: an index is a
 definition with a state — "online" when created, "deferred" when created
 with defer_build, "building" after BUILD INDEX until ``build_delay`` seconds
 have passed, then "online".  The query service does not require indexes for
@@ -22,21 +25,25 @@ import time
 import uuid
 
 _ID = r"(?:`([^`]+)`|([A-Za-z_][A-Za-z0-9_#-]*))"
+_NS = r"(?:default\s*:\s*)?"      # the namespace before a keyspace
 _USING = r"(?:\s+using\s+(gsi|view))?"
 _WITH = r"(?:\s+with\s+(\{.*\}))?"
 
 _CREATE_PRIMARY = re.compile(r"(?is)^create\s+primary\s+index(?:\s+(?!on\s)" + _ID + r")?\s+on\s+"
-                             + _ID + _USING + _WITH + r"$")
-_CREATE = re.compile(r"(?is)^create\s+index\s+" + _ID + r"\s+on\s+" + _ID + r"\s*\((.*)$")
+                             + _NS + _ID + _USING + _WITH + r"$")
+_CREATE = re.compile(r"(?is)^create\s+index\s+" + _ID + r"\s+on\s+" + _NS + _ID + r"\s*\((.*)$")
 _CREATE_TAIL = re.compile(r"(?is)^(?:\s+where\s+(.+?))?" + _USING + _WITH + r"$")
-_DROP_PRIMARY = re.compile(r"(?is)^drop\s+primary\s+index\s+on\s+" + _ID + _USING + r"$")
-_DROP = re.compile(r"(?is)^drop\s+index\s+" + _ID + r"\s*\.\s*" + _ID + _USING + r"$")
-_BUILD = re.compile(r"(?is)^build\s+index\s+on\s+" + _ID + r"\s*\((.*)$")
+_DROP_PRIMARY = re.compile(r"(?is)^drop\s+primary\s+index\s+on\s+" + _NS + _ID + _USING + r"$")
+_DROP = re.compile(r"(?is)^drop\s+index\s+" + _NS + _ID + r"\s*\.\s*" + _ID + _USING + r"$")
+_BUILD = re.compile(r"(?is)^build\s+index\s+on\s+" + _NS + _ID + r"\s*\((.*)$")
 _BUILD_TAIL = re.compile(r"(?is)^" + _USING + r"$")
-_LIST = re.compile(r"(?is)^select\s+(\w+)\s*\.\s*\*\s+from\s+system\s*:\s*indexes"
-                   r"(?:\s+as)?\s+(\w+)"
-                   r"(?:\s+where\s+keyspace_id\s*=\s*(\"[^\"]*\"|'[^']*'|\$\w+))?"
-                   r"(?:\s+order\s+by\s+.+)?$")
+_LIST = re.compile(r"(?is)^select\s+(?:raw\s+" + _ID + r"|" + _ID + r"\s*\.\s*\*)"
+                   r"\s+from\s+system\s*:\s*indexes"
+                   r"(?:\s+(?:as\s+)?(?!where\b|order\b)" + _ID + r")?"
+                   r"(?:\s+where\s+(.+?))?(?:\s+order\s+by\s+.+)?$")
+_TOKEN = re.compile(r"""\s*(?:(\()|(\))|(==|!=|<>|=)|"((?:[^"\\]|\\.)*)"|'((?:[^'\\]|\\.)*)'|"""
+                    r"(\$\w+)|`([^`]+)`|([A-Za-z_][A-Za-z0-9_]*)|(\.))")
+_MISSING = object()
 
 PRIMARY_NAME = "#primary"
 
@@ -119,6 +126,117 @@ def _unquote(name):
     return name
 
 
+class _Where(object):
+    """A listing's WHERE clause, compiled to a predicate over an index row."""
+
+    def __init__(self, text, body, alias):
+        self.body = body
+        self.alias = (alias or "").lower()
+        self.toks = []
+        pos = 0
+        text = text.strip()
+        while pos < len(text):
+            m = _TOKEN.match(text, pos)
+            if m is None or m.end() == pos:
+                raise IndexError_(3000, "syntax error - near %r (the mock's WHERE subset)"
+                                  % text[pos:pos + 20])
+            pos = m.end()
+            kinds = ("(", ")", "op", "str", "str", "param", "ident", "word", ".")
+            for kind, value in zip(kinds, m.groups()):
+                if value is not None:
+                    if kind == "word" and value.upper() in ("AND", "OR", "NOT", "IS", "MISSING",
+                                                             "NULL", "TRUE", "FALSE"):
+                        kind, value = value.upper(), value.upper()
+                    elif kind == "word":
+                        kind = "ident"
+                    self.toks.append((kind, value))
+                    break
+        self.i = 0
+
+    def parse(self):
+        fn = self._or()
+        if self.i != len(self.toks):
+            raise IndexError_(3000, "syntax error - unexpected %r" % (self.toks[self.i][1],))
+        return fn
+
+    def _peek(self):
+        return self.toks[self.i][0] if self.i < len(self.toks) else None
+
+    def _take(self, kind):
+        if self._peek() != kind:
+            raise IndexError_(3000, "syntax error - expected %s" % kind)
+        self.i += 1
+        return self.toks[self.i - 1][1]
+
+    def _or(self):
+        parts = [self._and()]
+        while self._peek() == "OR":
+            self.i += 1
+            parts.append(self._and())
+        return parts[0] if len(parts) == 1 else (lambda r: any(p(r) is True for p in parts))
+
+    def _and(self):
+        parts = [self._not()]
+        while self._peek() == "AND":
+            self.i += 1
+            parts.append(self._not())
+        return parts[0] if len(parts) == 1 else (lambda r: all(p(r) is True for p in parts))
+
+    def _not(self):
+        if self._peek() == "NOT":
+            self.i += 1
+            inner = self._not()
+            return lambda r: inner(r) is not True
+        if self._peek() == "(":
+            self.i += 1
+            inner = self._or()
+            self._take(")")
+            return inner
+        return self._comparison()
+
+    def _operand(self):
+        kind = self._peek()
+        if kind == "str":
+            v = self._take("str")
+            return lambda r: v
+        if kind == "param":
+            spec = self._take("param")
+            try:
+                v = parameter(self.body, spec)
+            except LookupError:
+                raise IndexError_(5010, "no value for %s" % spec)
+            return lambda r: v
+        if kind in ("TRUE", "FALSE"):
+            v = self._take(kind) == "TRUE"
+            return lambda r: v
+        name = self._take("ident")
+        if self._peek() == "." and name.lower() == self.alias:
+            self.i += 1
+            name = self._take("ident")
+        return lambda r: r.get(name, _MISSING)
+
+    def _comparison(self):
+        left = self._operand()
+        kind = self._peek()
+        if kind == "IS":
+            self.i += 1
+            negate = self._peek() == "NOT"
+            if negate:
+                self.i += 1
+            what = self._peek()
+            if what not in ("MISSING", "NULL"):
+                raise IndexError_(3000, "syntax error - IS takes MISSING or NULL")
+            self.i += 1
+            if what == "MISSING":
+                return lambda r: (left(r) is _MISSING) != negate
+            return lambda r: (left(r) is None) != negate
+        op = self._take("op")
+        right = self._operand()
+        if op in ("=", "=="):
+            return lambda r: (left(r) is not _MISSING and left(r) == right(r))
+        return lambda r: (left(r) is not _MISSING and left(r) != right(r))
+
+
 class Indexes(object):
     """Every bucket's index definitions; shared by the query nodes."""
 
@@ -133,10 +251,16 @@ class Indexes(object):
         ``check_bucket(name)`` raises the keyspace / access error for a bucket."""
         m = _LIST.match(statement)
         if m:
-            if m.group(1).lower() != m.group(2).lower():
+            raw_field, alias = _ident(m, 1), _ident(m, 3)
+            from_alias = _ident(m, 5)
+            if alias is not None and (from_alias or "").lower() != alias.lower():
                 raise IndexError_(3000, "syntax error - select %s.* needs the alias %s"
-                                  % (m.group(1), m.group(1)))
-            return self._list(self._literal(m.group(3), body) if m.group(3) else None)
+                                  % (alias, alias))
+            cond = _Where(m.group(7), body, from_alias).parse() if m.group(7) else None
+            rows = [r for r in self._list(None) if cond is None or cond(r) is True]
+            if raw_field is not None:
+                return [r[raw_field] for r in rows if raw_field in r]
+            return rows
         m = _CREATE_PRIMARY.match(statement)
         if m:
             ks = _ident(m, 3)
@@ -176,15 +300,6 @@ class Indexes(object):
             return self._build(ks, [_unquote(n) for n in _split_top(inner)])
         return None
 
-    @staticmethod
-    def _literal(spec, body):
-        if spec.startswith("$"):
-            try:
-                return parameter(body, spec)
-            except LookupError:
-                raise IndexError_(5010, "no value for %s" % spec)
-        return spec[1:-1]
-
     def _settle(self):
         now = time.monotonic()
         for defs in self.by_bucket.values():
@@ -222,10 +337,9 @@ class Indexes(object):
         d = {"datastore_id": "http://127.0.0.1:8091", "id": uuid.uuid4().hex[:16],
              "keyspace_id": ks, "name": name, "namespace_id": "default",
              "state": "deferred" if opts.get("defer_build") else "online", "using": "gsi"}
+        d["index_key"] = keys          # [] for a primary index, as the service lists it
         if primary:
             d["is_primary"] = True
-        else:
-            d["index_key"] = keys
         if condition:
             d["condition"] = condition.strip()
         defs[name] = d

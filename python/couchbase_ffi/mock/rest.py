@@ -313,8 +313,16 @@ class RestServer(object):
         quota = b.spec.ram_quota * 1024 * 1024
         d["quota"] = {"ram": quota * len(d.get("nodes", [])), "rawRAM": quota}
         d["proxyPort"] = 0
+        # settings SDKs' bucket managers read (their defaults on a real server)
+        d.update(evictionPolicy="valueOnly" if b.type == COUCHBASE else "noEviction",
+                 conflictResolutionType="seqno", maxTTL=0, compressionMode="passive",
+                 durabilityMinLevel="none", storageBackend="couchstore", replicaIndex=False)
         for entry, i in zip(d.get("nodes", []), b.servers()):   # in serverList order
-            entry["status"] = "healthy" if self.state.nodes[i].running else "unhealthy"
+            node = self.state.nodes[i]
+            entry["status"] = "healthy" if node.running else "unhealthy"
+            entry["version"] = "7.6.0-0000-enterprise"
+            entry["services"] = ["kv"] + (["n1ql"] if node.query_port else []) + \
+                (["capi"] if node.capi_port else [])
         if b.type != COUCHBASE:
             d["replicaNumber"] = 0
         return d
