@@ -366,6 +366,7 @@ SCENARIOS = {
     "n1ql_query": _unsupported(lambda b, t: b.n1ql_query("SELECT 1")),
     # nor a view service (views themselves: test_views.py, every front-end)
     "query": _unsupported(lambda b, t: b.query("d", "v")),
+    "bucket_manager": _unsupported(lambda b, t: b.bucket_manager()),
     "design_create": _unsupported(lambda b, t: b.design_create("d", {"views": {}})),
     "design_get": _unsupported(lambda b, t: b.design_get("d")),
     "design_publish": _unsupported(lambda b, t: b.design_publish("d")),
