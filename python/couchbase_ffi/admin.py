@@ -146,14 +146,17 @@ class Admin(object):
                      response_format=FMT_JSON):
         """One request to the management API; an HttpResult.  ``content`` (str or
         bytes) is the body of a PUT or POST; ``response_format`` FMT_JSON decodes
-        the body as JSON (kept as bytes if it is not), anything else keeps bytes.
-        ArgumentError for another method or a path not starting with "/"."""
+        the body as JSON (kept as bytes if it is not), anything else keeps bytes;
+        a path without its leading "/" gets one (``url`` stays as given).
+        ArgumentError for another method or a path that is not a string."""
         if method not in METHMAP:
             raise E.ArgumentError.pyexc("Unknown HTTP Method", method)
-        if not isinstance(path, str) or not path.startswith("/") or any(
-                c in path for c in " \r\n\t#"):
-            raise E.ArgumentError.pyexc("the path starts with '/' and holds no spaces or '#'",
+        if not isinstance(path, str) or not path or any(c in path for c in " \r\n\t#"):
+            raise E.ArgumentError.pyexc("the path is a non-empty string without spaces or '#'",
                                         path)
+        url = path
+        if not path.startswith("/"):
+            path = "/" + path        # 2.x took "pools/" as well as "/pools/"
         if isinstance(content, str):
             content = content.encode("utf-8")
         headers = {"Authorization": self._auth, "Accept": "application/json"}
@@ -166,16 +169,19 @@ class Admin(object):
                 value = json.loads(data.decode("utf-8"))
             except (ValueError, UnicodeDecodeError):
                 value = data
-        res = HttpResult(key=path, rc=0, value=value, http_status=status, url=path)
+        res = HttpResult(key=url, rc=0, value=value, http_status=status, url=url)
         if 200 <= status < 300:
             return res
         res.rc = 0x02 if status in (401, 403) else 0x3B
         detail = value if not isinstance(value, bytes) else value[:200].decode("utf-8", "replace")
         cls = E.AuthError if res.rc == 0x02 else E.HTTPError
         exc = cls({"rc": res.rc, "message": "%s %s: HTTP %d: %s" % (method, path, status, detail),
-                   "objextra": res, "key": path})
+                   "objextra": res, "key": url})
         exc.http_status = status
-        raise exc
+        try:
+            raise exc
+        finally:
+            del exc     # no frame -> exception -> traceback -> frame cycle keeping self
 
     @staticmethod
     def _mk_formstr(d):
@@ -321,6 +327,17 @@ class Admin(object):
     get_users = users_get
     upsert_user = user_upsert
     remove_user = user_remove
+
+    def __getattr__(self, name):
+        # 2.x's Admin was a Bucket of the cluster type: its key-value methods failed with a
+        # CouchbaseError, not an AttributeError
+        from couchbase_ffi.bucket import Bucket
+        if not name.startswith("_") and callable(getattr(Bucket, name, None)):
+            def refused(*args, **kwargs):
+                raise E.NotSupportedError.pyexc("Admin is a management connection: %s() needs "
+                                                "a Bucket" % (name,), name)
+            return refused
+        raise AttributeError(name)
 
     def __repr__(self):
         return "<couchbase_ffi.admin.Admin %s://%s:%d>" % ("https" if self.tls else "http",

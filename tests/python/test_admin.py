@@ -211,8 +211,14 @@ def test_raw_requests_and_cluster_manager(cluster):
     assert isinstance(raw.value, bytes) and b"nodes" in raw.value
     with pytest.raises(E.ArgumentError):
         adm.http_request("/pools", method="PATCH")
+    rel = adm.http_request("pools/")       # 2.x took a path without its "/"
+    assert rel.http_status == 200 and rel.url == "pools/" and isinstance(rel.value, dict)
     with pytest.raises(E.ArgumentError):
-        adm.http_request("pools")
+        adm.http_request(None)
+    with pytest.raises(E.NotSupportedError):     # not a Bucket
+        adm.upsert("foo", "bar")
+    with pytest.raises(AttributeError):
+        adm.no_such_method
     with pytest.raises(E.HTTPError) as ei:
         adm.http_request("/no/such/thing")
     assert ei.value.http_status == 404
@@ -230,3 +236,19 @@ def test_the_2x_module_names(cluster):
     import couchbase.admin
     from couchbase.auth_domain import AuthDomain as AD
     assert couchbase.admin.Admin is Admin and AD is AuthDomain
+
+
+@pytest.mark.skipif(not hasattr(__import__("sys"), "getrefcount") or
+                    __import__("platform").python_implementation() != "CPython",
+                    reason="reference counts are CPython's")
+def test_a_failed_call_keeps_no_reference_to_the_admin(cluster):
+    import sys
+    a = Admin("Administrator", "password", host="127.0.0.1", port=cluster.rest_port)
+    before = sys.getrefcount(a)
+    with pytest.raises(E.HTTPError):
+        a.http_request("/badpath")
+    try:
+        a.http_request("/badpath")
+    except E.HTTPError as e:
+        assert isinstance(e.objextra.value, (bytes, dict, str))
+    assert sys.getrefcount(a) == before    # freed at once when dropped, as 2.x's was
