@@ -177,6 +177,31 @@ class Session(object):
                 return False, self.error(req, Status.UNKNOWN_FRAME_INFO)
         return preserve, None
 
+    def _mutation_target(self, req):
+        """(preserve_ttl, store, vbucket, None) for a mutation of req.key, or
+        (False, None, None, the error reply): framing extras, then the key's store."""
+        preserve, err = self._frames(req)
+        if err:
+            return False, None, None, err
+        store, vb = self._store_for(req)
+        if store is None:
+            return False, None, None, vb
+        return preserve, store, vb, None
+
+    def _existing(self, req, store, missing=Status.KEY_ENOENT):
+        """(the live item, None) for a mutation of an existing key whose CAS (if
+        given) matches, or (None, the error reply: ``missing`` when there is none)."""
+        cur = self.state.live(store, req.key)
+        if cur is None:
+            return None, self.error(req, missing)
+        return cur, self._check_cas(req, cur)
+
+    def _mutated(self, req, quiet, vb, it, value=b""):
+        """The reply to a mutation that made ``it`` (none for a quiet one)."""
+        if quiet:
+            return []
+        return self.ok(req, cas=it.cas, extras=self.mutation_extras(vb, it), value=value)
+
     def _value_datatype(self, req):
         """(stored datatype, error) for a value the client sent."""
         dt = req.datatype
@@ -341,17 +366,25 @@ class Session(object):
         cas = 0xffffffffffffffff if self._locked(it) else it.cas
         return self._read_reply(req, it, op == Op.GETK, cas=cas)
 
+    def _live_item(self, req, role="active"):
+        """(the live item of req.key on this node's ``role`` copy, None), or (None, the
+        error reply: NOT_MY_VBUCKET, KEY_ENOENT)."""
+        store, vb = self._store_for(req, role=role)
+        if store is None:
+            return None, vb
+        it = self.state.live(store, req.key)
+        if it is None:
+            return None, self.error(req, Status.KEY_ENOENT)
+        return it, None
+
     def get_replica(self, req):
         if self.bucket.type != COUCHBASE:
             return self.error(req, Status.NOT_SUPPORTED)
         if req.extras or req.value:
             return self.einval(req, "GET_REPLICA takes a key only")
-        store, vb = self._store_for(req, role="replica")
-        if store is None:
-            return vb
-        it = self.state.live(store, req.key)
-        if it is None:
-            return self.error(req, Status.KEY_ENOENT)
+        it, err = self._live_item(req, role="replica")
+        if err:
+            return err
         return self._read_reply(req, it, False)
 
     def get_locked(self, req):
@@ -359,12 +392,9 @@ class Session(object):
             return self.error(req, Status.NOT_SUPPORTED)
         if len(req.extras) not in (0, 4) or req.value:
             return self.einval(req, "extras 0 or 4 bytes")
-        store, vb = self._store_for(req)
-        if store is None:
-            return vb
-        it = self.state.live(store, req.key)
-        if it is None:
-            return self.error(req, Status.KEY_ENOENT)
+        it, err = self._live_item(req)
+        if err:
+            return err
         if self._locked(it):
             return self.error(req, LOCKED_TMPFAIL)
         seconds = _FLAGS.unpack(req.extras)[0] if req.extras else 0
@@ -380,12 +410,9 @@ class Session(object):
             return self.error(req, Status.NOT_SUPPORTED)
         if req.extras or req.value:
             return self.einval(req, "UNLOCK takes a key and a CAS")
-        store, vb = self._store_for(req)
-        if store is None:
-            return vb
-        it = self.state.live(store, req.key)
-        if it is None:
-            return self.error(req, Status.KEY_ENOENT)
+        it, err = self._live_item(req)
+        if err:
+            return err
         if not self._locked(it):
             return self.error(req, Status.NOT_LOCKED)
         if req.cas != it.lock_cas:
@@ -421,15 +448,12 @@ class Session(object):
             return self.error(req, Status.E2BIG)
         if op == Op.ADD and req.cas:
             return self.einval(req, "ADD with a CAS")
-        preserve, err = self._frames(req)
-        if err:
-            return err
         datatype, err = self._value_datatype(req)
         if err:
             return err
-        store, vb = self._store_for(req)
-        if store is None:
-            return vb
+        preserve, store, vb, err = self._mutation_target(req)
+        if err:
+            return err
         flags, exp = _STORE.unpack(req.extras)
         cur = self.state.live(store, req.key)
         if op == Op.ADD and cur is not None:
@@ -441,42 +465,29 @@ class Session(object):
             return err
         expiry = cur.expiry if (preserve and cur is not None) else self.state.expiry_to_abs(exp)
         it = self._commit(store, vb, req.key, req.value, flags, datatype, expiry)
-        if quiet:
-            return []
-        return self.ok(req, cas=it.cas, extras=self.mutation_extras(vb, it))
+        return self._mutated(req, quiet, vb, it)
 
     def delete(self, req):
         quiet = req.opcode == Op.DELETEQ
         if req.extras or req.value:
             return self.einval(req, "DELETE takes a key only")
-        _preserve, err = self._frames(req)
+        _preserve, store, vb, err = self._mutation_target(req)
         if err:
             return err
-        store, vb = self._store_for(req)
-        if store is None:
-            return vb
-        cur = self.state.live(store, req.key)
-        if cur is None:
-            return self.error(req, Status.KEY_ENOENT)
-        err = self._check_cas(req, cur)
+        cur, err = self._existing(req, store)
         if err:
             return err
         it = self._commit(store, vb, req.key, b"", cur.flags, 0, 0, deleted=True)
-        if quiet:
-            return []
-        return self.ok(req, cas=it.cas, extras=self.mutation_extras(vb, it))
+        return self._mutated(req, quiet, vb, it)
 
     def arithmetic(self, req):
         op = _QUIET.get(req.opcode, req.opcode)
         quiet = op != req.opcode
         if len(req.extras) != 20 or req.value:
             return self.einval(req, "extras must be 20 bytes")
-        _preserve, err = self._frames(req)
+        _preserve, store, vb, err = self._mutation_target(req)
         if err:
             return err
-        store, vb = self._store_for(req)
-        if store is None:
-            return vb
         delta, initial, exp = _ARITH.unpack(req.extras)
         cur = self.state.live(store, req.key)
         if cur is None:
@@ -499,25 +510,17 @@ class Session(object):
                 new = max(old - delta, 0)
             flags, expiry = cur.flags, cur.expiry
         it = self._commit(store, vb, req.key, str(new).encode("ascii"), flags, DATATYPE_JSON, expiry)
-        if quiet:
-            return []
-        return self.ok(req, cas=it.cas, extras=self.mutation_extras(vb, it), value=_U64.pack(new))
+        return self._mutated(req, quiet, vb, it, value=_U64.pack(new))
 
     def concat(self, req):
         op = _QUIET.get(req.opcode, req.opcode)
         quiet = op != req.opcode
         if req.extras:
             return self.einval(req, "APPEND/PREPEND take no extras")
-        _preserve, err = self._frames(req)
+        _preserve, store, vb, err = self._mutation_target(req)
         if err:
             return err
-        store, vb = self._store_for(req)
-        if store is None:
-            return vb
-        cur = self.state.live(store, req.key)
-        if cur is None:
-            return self.error(req, Status.NOT_STORED)
-        err = self._check_cas(req, cur)
+        cur, err = self._existing(req, store, missing=Status.NOT_STORED)
         if err:
             return err
         value = cur.value + req.value if op == Op.APPEND else req.value + cur.value
@@ -525,9 +528,7 @@ class Session(object):
             return self.error(req, Status.E2BIG)
         dt = DATATYPE_JSON if _looks_json(value) else 0
         it = self._commit(store, vb, req.key, value, cur.flags, dt, cur.expiry)
-        if quiet:
-            return []
-        return self.ok(req, cas=it.cas, extras=self.mutation_extras(vb, it))
+        return self._mutated(req, quiet, vb, it)
 
     def touch(self, req):
         op = _QUIET.get(req.opcode, req.opcode)
