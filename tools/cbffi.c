@@ -12,6 +12,7 @@
 
 #include <errno.h>
 #include <getopt.h>
+#include <json-c/json.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -46,6 +47,9 @@ static void usage(FILE *f)
 "  touch KEY...              set the expiry (-e)\n"
 "  stats [GROUP]             server statistics\n"
 "  version                   server versions\n"
+"  query STATEMENT           N1QL (couchbase://): one result row per line on stdout;\n"
+"                            -a JSON positional argument ($1, $2...; repeatable),\n"
+"                            -n NAME=JSON named argument ($NAME), -C request_plus\n"
 "  bench                     load generator (cbffi bench --help)\n"
 "\n"
 "options:\n"
@@ -351,6 +355,166 @@ static int run_command(const cmd_def *cmd, int argc, char **argv)
     return status;
 }
 
+/* The N1QL request body for `statement` and the -a / -n / -C options, or NULL
+   (a message printed) if an argument is not JSON.  Caller frees with
+   json_object_put. */
+static json_object *query_body(const char *statement, char **pos, int npos,
+                               char **named, int nnamed, const char *consistency)
+{
+    json_object *body = json_object_new_object();
+    json_object_object_add(body, "statement", json_object_new_string(statement));
+    if (npos) {
+        json_object *args = json_object_new_array();
+        json_object_object_add(body, "args", args);
+        for (int i = 0; i < npos; i++) {
+            json_object *v = json_tokener_parse(pos[i]);
+            if (!v && strcmp(pos[i], "null") != 0) {
+                fprintf(stderr, "cbffi query: -a %s is not JSON (a string is \"quoted\")\n",
+                        pos[i]);
+                json_object_put(body);
+                return NULL;
+            }
+            json_object_array_add(args, v);
+        }
+    }
+    for (int i = 0; i < nnamed; i++) {
+        const char *eq = strchr(named[i], '=');
+        json_object *v = eq ? json_tokener_parse(eq + 1) : NULL;
+        if (!eq || eq == named[i] || (!v && strcmp(eq + 1, "null") != 0)) {
+            fprintf(stderr, "cbffi query: -n takes NAME=JSON, not %s\n", named[i]);
+            json_object_put(v);
+            json_object_put(body);
+            return NULL;
+        }
+        char name[256];
+        snprintf(name, sizeof name, "$%.*s", (int)(eq - named[i]), named[i]);
+        json_object_object_add(body, name, v);
+    }
+    if (consistency)
+        json_object_object_add(body, "scan_consistency",
+                               json_object_new_string(consistency));
+    return body;
+}
+
+/* Print the rows of a N1QL response, one JSON value per line, and its errors
+   (stderr).  Returns the exit status the response asks for. */
+static int print_query_response(const char *body, size_t n, int verbose)
+{
+    json_tokener *tok = json_tokener_new();
+    json_object *doc = tok ? json_tokener_parse_ex(tok, body, (int)n) : NULL;
+    json_tokener_free(tok);
+    if (!doc || !json_object_is_type(doc, json_type_object)) {
+        fprintf(stderr, "cbffi query: the response is not a JSON object (%zu bytes)\n", n);
+        json_object_put(doc);
+        return EXIT_OPFAIL;
+    }
+    json_object *rows, *errors, *v;
+    if (json_object_object_get_ex(doc, "results", &rows) &&
+        json_object_is_type(rows, json_type_array))
+        for (size_t i = 0; i < json_object_array_length(rows); i++)
+            printf("%s\n", json_object_to_json_string_ext(
+                               json_object_array_get_idx(rows, i), JSON_C_TO_STRING_PLAIN));
+    int status = 0;
+    if (json_object_object_get_ex(doc, "errors", &errors) &&
+        json_object_is_type(errors, json_type_array) && json_object_array_length(errors)) {
+        fprintf(stderr, "errors: %s\n",
+                json_object_to_json_string_ext(errors, JSON_C_TO_STRING_PLAIN));
+        status = EXIT_OPFAIL;
+    }
+    if (verbose) {
+        if (json_object_object_get_ex(doc, "status", &v))
+            fprintf(stderr, "status: %s\n", json_object_get_string(v));
+        if (json_object_object_get_ex(doc, "metrics", &v))
+            fprintf(stderr, "metrics: %s\n",
+                    json_object_to_json_string_ext(v, JSON_C_TO_STRING_PLAIN));
+    }
+    json_object_put(doc);
+    return status;
+}
+
+static int run_query(int argc, char **argv)
+{
+    static const struct option longs[] = {
+        {"spec", required_argument, 0, 'U'}, {"username", required_argument, 0, 'u'},
+        {"password", required_argument, 0, 'P'}, {"timeout", required_argument, 0, 't'},
+        {"arg", required_argument, 0, 'a'}, {"named", required_argument, 0, 'n'},
+        {"consistency", required_argument, 0, 'C'}, {"verbose", no_argument, 0, 'v'},
+        {0, 0, 0, 0}};
+    const char *connstr = getenv("CBFFI_CONNSTR"), *user = NULL, *pass = NULL,
+               *consistency = NULL;
+    double timeout = 0;
+    int verbose = 0, npos = 0, nnamed = 0, ch;
+    char **pos = calloc((size_t)argc, sizeof(char *));
+    char **named = calloc((size_t)argc, sizeof(char *));
+    int status = EXIT_USAGE;
+    if (!pos || !named)
+        goto out;
+    while ((ch = getopt_long(argc, argv, "U:u:P:t:a:n:C:v", longs, NULL)) != -1) {
+        switch (ch) {
+        case 'U': connstr = optarg; break;
+        case 'u': user = optarg; break;
+        case 'P': pass = optarg; break;
+        case 'a': pos[npos++] = optarg; break;
+        case 'n': named[nnamed++] = optarg; break;
+        case 'C': consistency = optarg; break;
+        case 'v': verbose = 1; break;
+        case 't':
+            timeout = strtod(optarg, NULL);
+            if (!(timeout > 0)) {
+                fprintf(stderr, "cbffi: invalid value '%s' for -t\n", optarg);
+                goto out;
+            }
+            break;
+        default: goto out;
+        }
+    }
+    if (!connstr || optind != argc - 1) {
+        fprintf(stderr, "usage: cbffi query -U CONNSTR [-a JSON]... [-n NAME=JSON]... "
+                        "[-C CONSISTENCY] STATEMENT\n");
+        goto out;
+    }
+    json_object *body = query_body(argv[optind], pos, npos, named, nnamed, consistency);
+    if (!body)
+        goto out;
+    int rc;
+    cbffi_client *c = tool_connect(connstr, user, pass, 0, &rc);
+    if (!c) {
+        json_object_put(body);
+        status = exit_for_rc(rc) == EXIT_NET ? EXIT_NET : EXIT_USAGE;
+        goto out;
+    }
+    size_t nbody;
+    const char *text = json_object_to_json_string_length(body, JSON_C_TO_STRING_PLAIN, &nbody);
+    rc = cbffi_query(c, text, nbody, (uint64_t)(timeout * 1e6), 0);
+    json_object_put(body);
+    if (rc != CBFFI_OK) {
+        fprintf(stderr, "cbffi query: %s: %s\n", cbffi_strerror(rc), cbffi_client_last_error(c));
+        status = exit_for_rc(rc);
+    } else {
+        cbffi_result r;
+        if (cbffi_wait(c, &r, 1) != 1) {
+            status = EXIT_OPFAIL;
+        } else if (r.nvalue) {     /* an answer, 2xx or not: its rows and errors */
+            status = print_query_response(r.value, r.nvalue, verbose);
+            if (r.rc != CBFFI_OK) {
+                fprintf(stderr, "cbffi query: %s (0x%02x), HTTP %u\n", cbffi_strerror(r.rc),
+                        r.rc, r.status);
+                if (!status)
+                    status = exit_for_rc(r.rc);
+            }
+        } else {
+            fprintf(stderr, "cbffi query: %s (0x%02x)\n", cbffi_strerror(r.rc), r.rc);
+            print_detail(c);
+            status = exit_for_rc(r.rc);
+        }
+    }
+    cbffi_client_destroy(c);
+out:
+    free(pos);
+    free(named);
+    return status;
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 2 || strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0) {
@@ -360,6 +524,8 @@ int main(int argc, char **argv)
     const char *name = argv[1];
     if (strcmp(name, "bench") == 0)
         return tool_bench(argc - 1, argv + 1);
+    if (strcmp(name, "query") == 0)
+        return run_query(argc - 1, argv + 1);
     for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
         if (strcmp(commands[i].name, name) == 0)
             return run_command(&commands[i], argc - 1, argv + 1);
