@@ -378,6 +378,17 @@ int cbffi_client_replica_count(cbffi_client *client);
 /* The revision of the cluster map in use; -1 if none. */
 int64_t cbffi_client_config_rev(cbffi_client *client);
 
+/* Cluster capabilities (flags), from the cluster map's clusterCapabilities. */
+typedef enum cbffi_cluster_cap {
+    /* "n1ql" lists "enhancedPreparedStatements" (Couchbase 6.5+): the query
+       service takes PREPARE with "auto_execute" and executes by name alone */
+    CBFFI_CLUSTER_CAP_N1QL_ENHANCED_PREPARED = 0x01
+} cbffi_cluster_cap;
+
+/* The cbffi_cluster_cap flags of the cluster map in use; 0 before a map is
+   known and for memcached:// (no map). */
+uint32_t cbffi_client_cluster_caps(cbffi_client *client);
+
 /* A description of the last failure of a scheduling or create call on this
    client, or "" if none.  Owned by the client, valid until the next call. */
 const char *cbffi_client_last_error(cbffi_client *client);

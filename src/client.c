@@ -302,6 +302,15 @@ int64_t cbffi_client_config_rev(cbffi_client *c)
     return c->have_map ? c->map.rev : -1;
 }
 
+uint32_t cbffi_client_cluster_caps(cbffi_client *c)
+{
+    uint32_t out = 0;
+    if (c->have_map &&
+        (c->map.cluster_caps & CB_CM_CCAP_N1QL_ENHANCED_PREPARED))
+        out |= CBFFI_CLUSTER_CAP_N1QL_ENHANCED_PREPARED;
+    return out;
+}
+
 /* ---- op pool and pending list --------------------------------------------- */
 
 cb_op *cb_op_new(cbffi_client *c, int op, uint64_t cookie)

@@ -206,6 +206,27 @@ static int parse_caps(parse_ctx *c, json_object *root)
     return rc;
 }
 
+/* clusterCapabilities: {"n1ql": ["enhancedPreparedStatements", ...], ...};
+   other services' lists and unknown names are ignored. */
+static int parse_cluster_caps(parse_ctx *c, json_object *root)
+{
+    json_object *o, *a;
+    size_t n;
+    if (!json_object_object_get_ex(root, "clusterCapabilities", &o) || !o)
+        return 0;
+    if (!json_object_is_type(o, json_type_object))
+        return bad(c, "\"clusterCapabilities\" is not an object");
+    int rc = get_array(c, o, "n1ql", 256, &a, &n);
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+        json_object *v = json_object_array_get_idx(a, i);
+        if (!json_object_is_type(v, json_type_string))
+            return bad(c, "clusterCapabilities.n1ql[%zu] is not a string", i);
+        if (strcmp(json_object_get_string(v), "enhancedPreparedStatements") == 0)
+            c->m->cluster_caps |= CB_CM_CCAP_N1QL_ENHANCED_PREPARED;
+    }
+    return rc;
+}
+
 static int parse_header(parse_ctx *c, json_object *root)
 {
     cb_clustermap *m = c->m;
@@ -233,7 +254,9 @@ static int parse_header(parse_ctx *c, json_object *root)
     if (!rc && !m->locator)
         m->locator = json_object_object_get_ex(root, "vBucketServerMap", NULL)
                          ? CB_CM_VBUCKET : CB_CM_KETAMA;
-    return rc ? rc : parse_caps(c, root);
+    if (!rc)
+        rc = parse_caps(c, root);
+    return rc ? rc : parse_cluster_caps(c, root);
 }
 
 /* ---- nodes / nodesExt --------------------------------------------------- */

@@ -41,6 +41,11 @@ enum {
     CB_CM_CAP_COLLECTIONS = 1u << 5
 };
 
+/* clusterCapabilities we act on ("n1ql": [...]). */
+enum {
+    CB_CM_CCAP_N1QL_ENHANCED_PREPARED = 1u << 0   /* "enhancedPreparedStatements" */
+};
+
 /* nodesExt service ports (index into cb_cm_node_ext.ports). */
 typedef enum {
     CB_SVC_KV, CB_SVC_KV_SSL, CB_SVC_MGMT, CB_SVC_MGMT_SSL,
@@ -79,7 +84,8 @@ typedef struct cb_clustermap {
     int64_t rev_epoch;     /* -1 if absent (before 7.0) */
     char *name, *uuid, *bucket_type;   /* NULL if absent */
     cb_cm_locator locator;
-    uint32_t caps;         /* CB_CM_CAP_* */
+    uint32_t caps;         /* CB_CM_CAP_* (bucketCapabilities) */
+    uint32_t cluster_caps; /* CB_CM_CCAP_* (clusterCapabilities) */
     uint32_t nreplicas;    /* vbucket buckets; 0 for ketama */
 
     /* The data servers: serverList for vbucket buckets; for ketama

@@ -24,13 +24,24 @@ or a shorter ``N1QLQuery.timeout``) is a ``TimeoutError``; no query node is
 a ``NotSupportedError``; a response over the bound is a ``TooBigError``; a
 broken response a ``NetworkError`` / ``ProtocolError``.
 
-Not here: prepared statements (``adhoc = False`` is accepted and the
-statement still goes ad hoc), streaming rows as they arrive (the response
-is read whole), mutation tokens (``MutationState.add_results`` raises
-MissingTokenError; ``consistent_with`` takes a state built by hand).
+Prepared statements (``N1QLQuery.adhoc = False``, couchbase_ffi._prepared):
+the statement is prepared once per Bucket (an LRU cache of 5000 statements)
+and executed by name from then on, with the query's own args and options.
+With a cluster map whose clusterCapabilities list
+``enhancedPreparedStatements`` (6.5+) the first execution is one request,
+``PREPARE <statement>`` with ``auto_execute``; otherwise a ``PREPARE``, then
+the execution with ``prepared`` and ``encoded_plan``.  A plan the service
+lost (4040, 4050, 4070; 5000 for a dropped index) is prepared again once,
+transparently; a failed PREPARE raises its N1QLError, as an adhoc query
+would.  On an async Bucket the PREPARE is a request of its own, then the
+execution, both on the loop; a query started before the first cluster map
+takes the second flow.
+
+Not here: streaming rows as they arrive (the response is read whole).
 """
 import json
 
+from couchbase_ffi import _prepared
 from couchbase_ffi import exceptions as E
 
 CONSISTENCY_REQUEST = "request_plus"
@@ -205,8 +216,10 @@ class N1QLQuery(object):
 
     @property
     def adhoc(self):
-        """True (the default): run the statement as it is.  False is accepted, but
-        this client has no prepared-statement cache: it still goes ad hoc."""
+        """True (the default): send the statement as it is.  False: prepare it once per
+        Bucket (a cache of the 5000 most recently used statements) and execute the plan
+        by name from then on, re-preparing once if the service lost it (see the
+        module's docstring)."""
         return self._adhoc
 
     @adhoc.setter
@@ -300,6 +313,17 @@ class _Raw(object):
 
 def _request_body(query, bucket):
     """(the body as JSON bytes, the client timeout in microseconds)."""
+    body, limit_us = _body_dict(query, bucket)
+    try:
+        data = json.dumps(body).encode("utf-8")
+    except (TypeError, ValueError) as exc:
+        raise E.ValueFormatError("a N1QL parameter cannot be encoded as JSON: %s" % (exc,),
+                                 objextra=body)
+    return data, limit_us
+
+
+def _body_dict(query, bucket):
+    """(the request body as a dict, the client timeout in microseconds)."""
     body = dict(query._body)
     limit = bucket.n1ql_timeout
     own = query.timeout
@@ -310,12 +334,14 @@ def _request_body(query, bucket):
     creds = getattr(bucket, "_n1ql_creds", None)
     if query.cross_bucket and creds and "creds" not in body:
         body["creds"] = creds
-    try:
-        data = json.dumps(body).encode("utf-8")
-    except (TypeError, ValueError) as exc:
-        raise E.ValueFormatError("a N1QL parameter cannot be encoded as JSON: %s" % (exc,),
-                                 objextra=body)
-    return data, max(int(limit * 1e6), 1)
+    return body, max(int(limit * 1e6), 1)
+
+
+def _prepared_flow(query, bucket):
+    """The requests of a non-adhoc query (couchbase_ffi._prepared): the Bucket's cache,
+    the flow its cluster map allows."""
+    body, limit_us = _body_dict(query, bucket)
+    return _prepared.Flow(body, limit_us, _prepared.cache_of(bucket), _prepared.enhanced(bucket))
 
 
 def _first_error(errors):
@@ -393,9 +419,12 @@ class N1QLRequest(object):
         """Run the request (synchronously); sets the rows and metadata or raises."""
         if self._rows is not None:
             return
-        body, timeout_us = _request_body(self._params, self._parent)
-        rc, status, data, detail = self._parent._n1ql_run(body, timeout_us)
-        self._finish(rc, status, data, detail)
+        if not self._params.adhoc:
+            out = _prepared.run_sync(_prepared_flow(self._params, self._parent), self._parent)
+        else:
+            body, timeout_us = _request_body(self._params, self._parent)
+            out = self._parent._n1ql_run(body, timeout_us)
+        self._finish(*out)
 
     def _finish(self, rc, status, data, detail):
         raw = self._raw
@@ -535,6 +564,9 @@ class AsyncN1QLRequest(N1QLRequest):
             return self
         from couchbase_ffi._lowlevel import lib
         self._started = self._iterated = True
+        if not self._params.adhoc:     # PREPARE first (or not), then execute: _prepared
+            _prepared.start_async(self, _prepared_flow(self._params, self._parent))
+            return self
         body, timeout_us = _request_body(self._params, self._parent)
         self._host.add_state(lib.cbffi_query, (body, len(body), timeout_us),
                              _QueryState(self._host, self))

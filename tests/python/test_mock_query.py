@@ -192,3 +192,162 @@ def test_metrics_false_leaves_metrics_out(cluster):
     assert status == 400 and "metrics" not in out and out["errors"][0]["code"] == 3000
     status, out = q(cluster, {"statement": "SELECT RAW COUNT(*) FROM default", "metrics": False})
     assert status == 200 and "metrics" not in out
+
+
+# ---- prepared statements ---------------------------------------------------------------------
+
+def test_prepare_answers_the_prepared_statement_and_runs_it_by_name(cluster):
+    cluster.query_prepared_clear()
+    cluster.query_register("SELECT 1", rows=[{"$1": 1}])
+    status, out = q(cluster, {"statement": "PREPARE SELECT 1;"})
+    assert status == 200 and out["status"] == "success"
+    (p,) = out["results"]
+    assert list(p) == ["encoded_plan", "featureControls", "indexApiVersion", "name", "namespace",
+                       "operator", "queryContext", "signature", "text", "useCBO"]
+    host = "[127.0.0.1:%d]" % cluster.rest_port
+    assert p["name"].startswith(host) and len(p["name"]) == len(host) + 36     # a UUID
+    assert p["text"] == "PREPARE SELECT 1;" and p["operator"]["#operator"] == "Sequence"
+    assert p["encoded_plan"].startswith("H4sI")           # gzip, base64, as the service's
+    # the same text gets the same name (made from the statement), on any query node
+    assert q(cluster, {"statement": "PREPARE SELECT 1"}, node=2)[1]["results"][0]["name"] == \
+        p["name"]
+    for body in ({"prepared": p["name"]}, {"prepared": p["name"][len(host):]},
+                 {"prepared": p["name"], "encoded_plan": p["encoded_plan"]}):
+        status, out = q(cluster, body, node=2)
+        assert status == 200 and out["results"] == [{"$1": 1}] and "prepared" not in out
+    local = p["name"][len(host):]
+    assert cluster.query_prepared() == {local: {"statement": "SELECT 1",
+                                                "text": "PREPARE SELECT 1;",
+                                                "encoded_plan": p["encoded_plan"]}}
+    rec = cluster.query_requests()[-1]
+    assert rec["prepared"] == p["name"] and rec["encoded_plan"] == p["encoded_plan"]
+    assert rec["statement"] is None
+
+
+def test_prepared_statements_take_the_requests_parameters(cluster):
+    from couchbase_ffi.bucket import Bucket
+    b = Bucket(cluster.connstr("default"), password="pw")
+    b.upsert_multi({"pp:1": {"a": 1}, "pp:2": {"a": 2}})
+    cluster.query_prepared_clear()
+    name = q(cluster, {"statement": "PREPARE SELECT * FROM default USE KEYS $1"}
+             )[1]["results"][0]["name"]
+    out = q(cluster, {"prepared": name, "args": [["pp:2", "pp:1"]]})[1]
+    assert out["results"] == [{"default": {"a": 2}}, {"default": {"a": 1}}]
+    name = q(cluster, {"statement": "PREPARE k FROM SELECT * FROM default USE KEYS $k"}
+             )[1]["results"][0]["name"]
+    assert q(cluster, {"prepared": "k", "$k": "pp:1"})[1]["results"] == [{"default": {"a": 1}}]
+    status, out = q(cluster, {"prepared": name})
+    assert status == 500 and out["errors"][0]["code"] == 5010       # its parameter is missing
+    b.remove_multi(["pp:1", "pp:2"])
+
+
+def test_prepare_names_force_and_duplicates(cluster):
+    from couchbase_ffi.mock.query import parse_prepare
+    assert parse_prepare("PREPARE SELECT 1") == (False, None, "SELECT 1")
+    assert parse_prepare("prepare force p1 as SELECT 1") == (True, "p1", "SELECT 1")
+    assert parse_prepare("PREPARE `my-p` FROM SELECT 1") == (False, "my-p", "SELECT 1")
+    assert parse_prepare('PREPARE "q" FROM SELECT 1') == (False, "q", "SELECT 1")
+    assert parse_prepare("PREPARE DELETE FROM b") == (False, None, "DELETE FROM b")  # no name
+    assert parse_prepare("SELECT 1") is None
+    cluster.query_prepared_clear()
+    cluster.query_register("SELECT 1", rows=[1])
+    cluster.query_register("SELECT 2", rows=[2])
+    status, out = q(cluster, {"statement": "PREPARE p1 FROM SELECT 1"})
+    assert status == 200 and out["results"][0]["name"].endswith("]p1")
+    plan = out["results"][0]["encoded_plan"]
+    assert q(cluster, {"statement": "PREPARE p1 AS SELECT 1"})[1]["results"][0]["encoded_plan"] == plan
+    status, out = q(cluster, {"statement": "PREPARE p1 FROM SELECT 2"})
+    assert status == 404 and out["errors"][0]["code"] == 4060
+    assert "duplicate name" in out["errors"][0]["msg"]
+    assert q(cluster, {"statement": "PREPARE FORCE p1 FROM SELECT 1"})[0] == 200
+    assert q(cluster, {"prepared": "p1"})[1]["results"] == [1]
+
+
+def test_prepare_plans_and_executions_fail_as_the_service(cluster):
+    cluster.query_prepared_clear()
+    cluster.query_register("SELECT 1", rows=[1])
+    cluster.query_register("SELECT 2", rows=[2])
+    cluster.query_register("SELECT planless", errors=[{"code": 4000, "msg": "No index available"}])
+    cluster.query_register("SELECT fails", errors=[{"code": 5000, "msg": "broke while running"}])
+    # what cannot be planned fails to prepare: unknown (3000), plan errors, keyspaces
+    status, out = q(cluster, {"statement": "PREPARE SELECT unknown"})
+    assert status == 400 and out["errors"][0]["code"] == 3000
+    status, out = q(cluster, {"statement": "PREPARE SELECT planless"})
+    assert status == 404 and out["errors"][0]["code"] == 4000
+    status, out = q(cluster, {"statement": "PREPARE SELECT RAW COUNT(*) FROM nope"})
+    assert status == 500 and out["errors"][0]["code"] == 12003
+    assert cluster.query_prepared() == {}
+    # an execution error comes when it runs
+    name = q(cluster, {"statement": "PREPARE SELECT fails"})[1]["results"][0]["name"]
+    status, out = q(cluster, {"prepared": name})
+    assert status == 500 and out["errors"][0]["code"] == 5000
+    p1 = q(cluster, {"statement": "PREPARE p1 FROM SELECT 1"})[1]["results"][0]
+    p2 = q(cluster, {"statement": "PREPARE p2 FROM SELECT 2"})[1]["results"][0]
+    status, out = q(cluster, {"prepared": "nope"})
+    assert status == 404 and out["errors"][0] == {"code": 4040,
+                                                  "msg": "No such prepared statement: nope"}
+    status, out = q(cluster, {"prepared": "p1", "encoded_plan": "bm90IGEgcGxhbg=="})
+    assert status == 404 and out["errors"][0]["code"] == 4070
+    status, out = q(cluster, {"prepared": "p1", "encoded_plan": p2["encoded_plan"]})
+    assert out["errors"][0]["code"] == 4090 and "expecting: p1, found: p2" in out["errors"][0]["msg"]
+    assert q(cluster, {"prepared": "p1", "encoded_plan": p1["encoded_plan"]})[1]["results"] == [1]
+    # p2 prepared again with FORCE and another PREPARE text (the mock's plans carry it): the
+    # old plan is not the name's any more
+    forced = q(cluster, {"statement": "PREPARE FORCE p2 AS SELECT 2"})[1]["results"][0]
+    assert forced["name"] == p2["name"] and forced["encoded_plan"] != p2["encoded_plan"]
+    status, out = q(cluster, {"prepared": "p2", "encoded_plan": p2["encoded_plan"]})
+    assert status == 404 and out["errors"][0]["code"] == 4080
+    assert q(cluster, {"prepared": "p2", "encoded_plan": forced["encoded_plan"]}
+             )[1]["results"] == [2]
+
+
+def test_forgotten_names_and_invalidated_plans(cluster):
+    rest = cluster.rest_port
+    cluster.query_prepared_clear()
+    cluster.query_register("SELECT 1", rows=[1])
+    p = q(cluster, {"statement": "PREPARE SELECT 1"})[1]["results"][0]
+    status, held = http(rest, "/mock/query_prepared", {})
+    assert status == 200 and [v["statement"] for v in held.values()] == ["SELECT 1"]
+    # forgotten (a restarted node): by name 4040; with the plan it is decoded and kept again
+    assert http(rest, "/mock/query_prepared_clear", {})[1] == {"dropped": 1, "plan_epoch": 0}
+    assert q(cluster, {"prepared": p["name"]})[1]["errors"][0]["code"] == 4040
+    assert q(cluster, {"prepared": p["name"], "encoded_plan": p["encoded_plan"]}
+             )[1]["results"] == [1]
+    assert q(cluster, {"prepared": p["name"]})[1]["results"] == [1]
+    # invalidated (an upgrade): the old plan does not decode; prepared again, a new plan
+    assert cluster.query_prepared_clear(invalidate_plans=True)["plan_epoch"] == 1
+    status, out = q(cluster, {"prepared": p["name"], "encoded_plan": p["encoded_plan"]})
+    assert status == 404 and out["errors"][0]["code"] == 4070
+    again = q(cluster, {"statement": "PREPARE SELECT 1"})[1]["results"][0]
+    assert again["name"] == p["name"] and again["encoded_plan"] != p["encoded_plan"]
+    assert q(cluster, {"prepared": p["name"], "encoded_plan": again["encoded_plan"]}
+             )[1]["results"] == [1]
+    assert http(rest, "/mock/query_prepared_clear", {"invalidate_plans": "x", "nope": 1})[0] == 400
+
+
+def test_auto_execute_and_the_cluster_capability(cluster):
+    cluster.query_prepared_clear()
+    cluster.query_register("SELECT 1", rows=[1], metrics={"sortCount": 0})
+    for cfg in (cluster.bucket("default").config(0),
+                json.dumps(http(cluster.rest_port, "/pools/default/nodeServices", method="GET")[1])):
+        assert json.loads(cfg)["clusterCapabilities"] == {"n1ql": ["enhancedPreparedStatements"]}
+    status, out = q(cluster, {"statement": "PREPARE SELECT 1", "auto_execute": True,
+                              "client_context_id": "ae"})
+    assert status == 200 and out["results"] == [1]
+    assert list(out)[:5] == ["requestID", "clientContextID", "signature", "prepared", "results"]
+    assert out["prepared"] == "[127.0.0.1:%d]%s" % (cluster.rest_port,
+                                                     list(cluster.query_prepared())[0])
+    assert cluster.query_requests()[-1]["auto_execute"] is True
+    assert q(cluster, {"prepared": out["prepared"]})[1]["results"] == [1]
+    # a registration of the PREPARE text itself answers it as registered
+    cluster.query_register("PREPARE SELECT 1", rows=["registered"])
+    assert q(cluster, {"statement": "PREPARE SELECT 1", "auto_execute": True}
+             )[1]["results"] == ["registered"]
+    # a service before 6.5: no capability, and auto_execute is an unknown parameter
+    with MockCluster(nodes=1, enhanced_prepared=False) as old:
+        assert json.loads(old.bucket("default").config(0))["clusterCapabilities"] == {}
+        status, out = q(old, {"statement": "PREPARE SELECT RAW COUNT(*) FROM default",
+                              "auto_execute": True}, node=0)
+        assert status == 400 and out["errors"][0]["code"] == 1065
+        status, out = q(old, {"statement": "PREPARE SELECT RAW COUNT(*) FROM default"}, node=0)
+        assert status == 200 and out["results"][0]["encoded_plan"]

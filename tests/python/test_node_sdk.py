@@ -109,6 +109,8 @@ SERVICE_CHECKS = [
     "query_registered_auth_failure", "query_timeout", "query_server_500",
     "query_builtin_use_keys", "query_builtin_use_keys_named", "query_builtin_ids", "query_builtin_count",
     "query_builtin_missing_parameter", "query_builtin_unknown_keyspace",
+    "query_prepared_use_keys", "query_prepared_named_parameters", "query_prepared_metrics",
+    "query_prepared_syntax_error", "query_prepared_planning_failure",
     "ddoc_upsert", "ddoc_get", "ddoc_upsert_dev_and_publish", "ddoc_get_all", "ddoc_get_missing",
     "ddoc_drop", "ddoc_drop_missing",
     "view_builtin_by_n", "view_limit_skip", "view_key", "view_keys", "view_range", "view_id_range",
@@ -195,6 +197,20 @@ def test_sdk_query_and_views():
     assert sent("SELECT * FROM default USE KEYS $k")[0]["named"] == {"$k": "sdkq-4"}
     denied = [r for r in queries if r["user"] == "limited"]
     assert denied and all(r["authorized"] for r in denied)
+    # adhoc: false: one PREPARE with auto_execute per statement, then the name alone
+    prepares = [r for r in queries if (r["statement"] or "").startswith("PREPARE ")]
+    assert [(r["statement"], r["auto_execute"]) for r in prepares] == [
+        ("PREPARE SELECT * FROM `default` USE KEYS $1", True),
+        ("PREPARE SELECT p FROM `default` WHERE a = $a AND b = $b", True),
+        ('PREPARE SELECT nothing FROM nowhere WHERE nobody = "registered it"', True),
+        ("PREPARE SELECT unplannable FROM `default`", True)]
+    assert prepares[0]["args"] == [["sdkp-1"]] and prepares[1]["named"] == {"$a": "px", "$b": 0}
+    by_name = [r for r in queries if r["prepared"] is not None]
+    assert [r["args"] or r["named"] for r in by_name] == [
+        [["sdkp-2", "sdkp-3"]], {"$a": "px", "$b": 1}, [["sdkp-3"]]]
+    assert all(r["statement"] is None and r["encoded_plan"] is None and
+               r["prepared"].startswith("[127.0.0.1:") for r in by_name)
+    assert by_name[0]["prepared"] == by_name[2]["prepared"] != by_name[1]["prepared"]
 
     # ---- what it sent to the view service
     assert sorted(ddocs) == ["dev_devonly", "pub", "sdk"], sorted(ddocs)

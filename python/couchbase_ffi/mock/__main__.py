@@ -53,6 +53,9 @@ def build_parser():
     p.add_argument("--tls-key", default=None, metavar="PEM", help="the certificate's private key")
     p.add_argument("--refuse-features", default="", metavar="F,G,...",
                    help="HELLO feature codes to refuse although implemented (e.g. 0x0d: no config push)")
+    p.add_argument("--no-enhanced-prepared", action="store_true",
+                   help="a query service before 6.5: no enhancedPreparedStatements in "
+                        "clusterCapabilities, auto_execute refused")
     p.add_argument("--json", action="store_true", help="print one JSON line with ports and connection strings")
     p.add_argument("--debug", action="store_true", help="log protocol details (unknown opcodes, HELLO) to stderr")
     return p
@@ -76,7 +79,7 @@ def main(argv=None):
     cluster = MockCluster(nodes=args.nodes, buckets=specs, users=users, kv_base_port=args.kv_base_port,
                           rest_port=args.rest_port, persist_delay=args.persist_delay,
                           replicate_delay=args.replicate_delay, query_nodes=query_nodes,
-                          refuse_features=refuse,
+                          refuse_features=refuse, enhanced_prepared=not args.no_enhanced_prepared,
                           tls=(args.tls_cert, args.tls_key or args.tls_cert) if args.tls_cert else None)
     cluster.start()
     done = threading.Event()

@@ -132,13 +132,16 @@ class MockCluster(object):
     refuse although implemented, e.g. ``[Feature.CLUSTERMAP_CHANGE_NOTIFICATION]`` so that clients
     learn of changes only through NOT_MY_VBUCKET and polling), ``tls`` (``(certfile, keyfile)``
     or an ``ssl.SSLContext``: every node also gets a TLS KV port, REST and the query service
-    also serve https, advertised in nodesExt as kvSSL / mgmtSSL / n1qlSSL; ``tls_connstr()``).
+    also serve https, advertised in nodesExt as kvSSL / mgmtSSL / n1qlSSL; ``tls_connstr()``),
+    ``enhanced_prepared`` (default True: the configs' clusterCapabilities say
+    ``{"n1ql": ["enhancedPreparedStatements"]}`` and the query service takes ``auto_execute``;
+    False: a query service before 6.5, which refuses ``auto_execute`` with error 1065).
     """
 
     def __init__(self, nodes=4, buckets=None, users=None, kv_ports=None, kv_base_port=None, rest_port=0,
                  persist_delay=0.005, replicate_delay=0.002, lock_default=LOCK_DEFAULT,
                  lock_max=LOCK_MAX, host="127.0.0.1", refuse_features=(), query_nodes=None,
-                 tls=None):
+                 tls=None, enhanced_prepared=True):
         if nodes < 1:
             raise ValueError("nodes must be >= 1")
         if buckets is None:
@@ -164,6 +167,7 @@ class MockCluster(object):
             raise ValueError("query_nodes must be node indexes below %d" % nodes)
         self._query = None
         self._qservers = []
+        self._enhanced_prepared = bool(enhanced_prepared)
         self._views = None       # the view service (mock/views.py): every node
         self._vservers = []
         self._delays = (persist_delay, replicate_delay)
@@ -235,6 +239,8 @@ class MockCluster(object):
         loop = asyncio.get_event_loop()
         self._state = ClusterState(loop, self._ports_wanted, 0, self._specs, self._creds, self._access,
                                    self._delays[0], self._delays[1])
+        if self._enhanced_prepared:
+            self._state.cluster_caps = {"n1ql": ["enhancedPreparedStatements"]}
         self._kv = [KVServer(self._state, self._faults, i, self.host) for i in range(self._nodes)]
         for kv in self._kv:
             kv.lock_default, kv.lock_max = self._locks
@@ -528,6 +534,14 @@ class MockCluster(object):
         self._query.clear()
         return {}
 
+    async def _a_query_prepared(self):
+        return dict((p.local, {"statement": p.statement, "text": p.text,
+                               "encoded_plan": p.encoded_plan})
+                    for p in self._query.prepared.values())
+
+    async def _a_query_prepared_clear(self, invalidate_plans=False):
+        return self._query.prepared_clear(bool(invalidate_plans))
+
     async def _a_view_register(self, ddoc, view, **kw):
         return self._views.register(ddoc=ddoc, view=view, **kw)
 
@@ -605,6 +619,19 @@ class MockCluster(object):
     def query_index_build_delay(self, seconds):
         """How long a BUILD INDEX takes before the index is "online" (default 0)."""
         return self._call("query_index_build_delay", seconds=seconds)
+
+    def query_prepared(self):
+        """{local name: {"statement", "text", "encoded_plan"}} of the prepared statements
+        the query service holds (shared by its nodes, as 6.5+ distributes them)."""
+        return self._call("query_prepared")
+
+    def query_prepared_clear(self, invalidate_plans=False):
+        """Forget every prepared statement, as a query service restart does: executing a
+        name alone then gets 4040; with its ``encoded_plan`` the plan is decoded and kept
+        again (as the service does).  ``invalidate_plans``: the encoded plans handed out so
+        far stop decoding too (4070, as after an upgrade), so every client must re-prepare.
+        Returns ``{"dropped": n, "plan_epoch": e}``."""
+        return self._call("query_prepared_clear", invalidate_plans=invalidate_plans)
 
     # -- the view service (docs/mock.md, "View service") --------------------------------------
     @property

@@ -8,18 +8,26 @@ data (``SELECT RAW META().id FROM b``, ``SELECT META().id FROM b``,
 index statements of mock/indexes.py (CREATE / DROP / BUILD INDEX,
 ``system:indexes``).
 Anything else gets a N1QL syntax error (code 3000, HTTP 400) that says so.
-See docs/mock.md, "Query service".
+Prepared statements: ``PREPARE [FORCE] [name FROM|AS] <statement>`` stores
+the statement and answers the prepared-statement object (``name``,
+``encoded_plan``, ``operator``, ``signature``, ``text``...); a request with
+``prepared`` (and perhaps ``encoded_plan``) runs the stored statement with
+its own args; ``auto_execute`` runs it at once.  See docs/mock.md, "Query
+service".
 
 The port advertises itself in every config's ``nodesExt`` as ``n1ql``.
 Basic credentials (or the body's ``creds``) of a known user are required:
 401 with error 10000 otherwise.
 """
 import asyncio
+import base64
+import gzip
 import json
 import math
 import os
 import re
 import time
+import uuid
 from urllib.parse import parse_qs
 
 from couchbase_ffi.mock.indexes import Indexes, IndexError_, parameter
@@ -91,6 +99,72 @@ def http_status_for(code):
     return 500
 
 
+_PREPARE = re.compile(r"(?is)^prepare\s+(force\s+)?(?:(`[^`]+`|\"[^\"]+\"|[A-Za-z_][\w-]*)"
+                      r"\s+(?:from|as)\s+)?(.+)$")
+# what a statement may start with: never a PREPARE name ("PREPARE DELETE FROM b" has none)
+_VERBS = frozenset(("select", "delete", "insert", "update", "upsert", "merge", "with", "explain",
+                    "infer", "create", "drop", "alter", "build", "grant", "revoke", "execute",
+                    "advise", "update_statistics", "analyze", "begin", "commit", "rollback"))
+
+
+def _local_name(name):
+    """``[host:port]local`` -> ``local`` (the host part says where it was prepared)."""
+    if name.startswith("[") and "]" in name:
+        return name[name.index("]") + 1:]
+    return name
+
+
+def parse_prepare(statement):
+    """(force, local name or None, statement) of a PREPARE statement, or None."""
+    m = _PREPARE.match(statement)
+    if m is None:
+        return None
+    force, name, rest = bool(m.group(1)), m.group(2), m.group(3)
+    if name is not None and name.lower() in _VERBS:
+        m2 = re.match(r"(?is)^prepare\s+(force\s+)?(.+)$", statement)
+        name, rest = None, m2.group(2)
+    elif name is not None and name[0] in "`\"":
+        name = name[1:-1]
+    return force, name, normalize(rest)
+
+
+class Prepared(object):
+    """One prepared statement: its local name, the statement it runs, the PREPARE text,
+    and its encoded plan (the mock's own: gzip'd JSON in base64, as the service's look)."""
+
+    def __init__(self, local, statement, text, epoch):
+        self.local = local
+        self.statement = statement
+        self.text = text
+        self.epoch = epoch
+        doc = json.dumps({"name": local, "statement": statement, "text": text, "epoch": epoch},
+                         sort_keys=True).encode("utf-8")
+        self.encoded_plan = base64.b64encode(gzip.compress(doc, mtime=0)).decode("ascii")
+
+    @classmethod
+    def decode(cls, plan, epoch):
+        """The Prepared an encoded plan describes, or None (not ours, or an older epoch)."""
+        try:
+            doc = json.loads(gzip.decompress(base64.b64decode(plan, validate=True)))
+            if doc["epoch"] != epoch:
+                return None
+            return cls(doc["name"], doc["statement"], doc["text"], epoch)
+        except (TypeError, ValueError, KeyError, OSError, EOFError):
+            return None
+
+    def full_name(self, host, port):
+        return "[%s:%d]%s" % (host, port, self.local)
+
+    def describe(self, host, port):
+        """The row a PREPARE answers (the fields of the query service's, in its order)."""
+        return {"encoded_plan": self.encoded_plan, "featureControls": 12, "indexApiVersion": 4,
+                "name": self.full_name(host, port), "namespace": "default",
+                "operator": {"#operator": "Sequence", "~children": [
+                    {"#operator": "MockStatement", "statement": self.statement}]},
+                "queryContext": "", "signature": {"*": "*"}, "text": self.text,
+                "useCBO": True}
+
+
 class QueryService(object):
     """The registrations and the request log, shared by every query node's server."""
 
@@ -99,16 +173,18 @@ class QueryService(object):
         self.registrations = []     # newest first
         self.requests = []
         self.indexes = Indexes(state)   # index definitions (mock/indexes.py)
+        self.prepared = {}          # local name -> Prepared
+        self.plan_epoch = 0         # encoded plans of an older epoch do not decode (4070)
 
     def register(self, **kw):
         reg = Registration(**kw)
         self.registrations.insert(0, reg)
         return reg.describe()
 
-    def match(self, statement, node):
+    def match(self, statement, node, consume=True):
         for reg in self.registrations:
             if reg.statement == statement and (reg.node is None or reg.node == node):
-                if reg.count is not None:
+                if consume and reg.count is not None:
                     reg.count -= 1
                     if reg.count <= 0:
                         self.registrations.remove(reg)
@@ -118,6 +194,51 @@ class QueryService(object):
     def clear(self):
         self.registrations = []
         self.requests = []
+
+    # -- prepared statements (shared by every query node, as 6.5+ distributes them) ----------
+    def prepare(self, local, statement, text, force):
+        """The Prepared for ``local`` (None: a name made from the statement), created or
+        found; raises _N1QLError 4060 for a name taken by another statement."""
+        if local is None:
+            local = str(uuid.uuid5(uuid.NAMESPACE_OID, statement))
+        got = self.prepared.get(local)
+        if got is not None and got.statement != statement:
+            raise _N1QLError(4060, "Unable to add name: duplicate name: %s" % local)
+        if got is None or force:
+            got = self.prepared[local] = Prepared(local, statement, text, self.plan_epoch)
+        return got
+
+    def lookup(self, name, plan):
+        """The Prepared that a request's ``prepared`` (and ``encoded_plan``) names, or
+        _N1QLError as the query service answers: 4040 unknown name, 4070 a plan it cannot
+        decode, 4090 a plan of another name, 4080 a plan that is not the name's."""
+        local = _local_name(name)
+        got = self.prepared.get(local)
+        if plan is None:
+            if got is None:
+                raise _N1QLError(4040, "No such prepared statement: %s" % name)
+            return got
+        decoded = Prepared.decode(plan, self.plan_epoch)
+        if decoded is None:
+            raise _N1QLError(4070, "Unable to decode prepared statement")
+        if decoded.local != local:
+            raise _N1QLError(4090, "Mismatching name in encoded plan, expecting: %s, found: %s"
+                             % (local, decoded.local))
+        if got is None:     # decoded and kept, as the query service does
+            got = self.prepared[local] = decoded
+        elif got.encoded_plan != plan:
+            raise _N1QLError(4080, "Encoded plan parameter does not match encoded plan of %s"
+                             % name)
+        return got
+
+    def prepared_clear(self, invalidate_plans=False):
+        """Forget every prepared statement; ``invalidate_plans``: the encoded plans handed
+        out so far stop decoding too (4070), as after an upgrade."""
+        n = len(self.prepared)
+        self.prepared = {}
+        if invalidate_plans:
+            self.plan_epoch += 1
+        return {"dropped": n, "plan_epoch": self.plan_epoch}
 
 
 class QueryServer(ServiceServer):
@@ -167,33 +288,85 @@ class QueryServer(ServiceServer):
                        scan_consistency=body.get("scan_consistency"),
                        scan_vectors=body.get("scan_vectors"), timeout=body.get("timeout"),
                        client_context_id=body.get("client_context_id"),
-                       readonly=body.get("readonly"), creds=body.get("creds"))
+                       readonly=body.get("readonly"), creds=body.get("creds"),
+                       prepared=body.get("prepared"), encoded_plan=body.get("encoded_plan"),
+                       auto_execute=body.get("auto_execute"))
         self.service.requests.append(rec)
         ctx = body.get("client_context_id") if isinstance(body, dict) else None
         # "metrics": false (what SDKs send unless asked for metrics) leaves them out
         show = not (isinstance(body, dict) and body.get("metrics") in (False, "false"))
-        ctx = (ctx, show)
+        ctx = (ctx, show, None)
         if not authorized:
             return await self._answer(writer, keep, started, ctx, [], [
                 {"code": 10000, "msg": "Authentication failed"}], 401, "fatal")
-        if not isinstance(body, dict) or not isinstance(body.get("statement"), str):
+        statement = body.get("statement") if isinstance(body, dict) else None
+        prepared = body.get("prepared") if isinstance(body, dict) else None
+        if not isinstance(statement, str) and not isinstance(prepared, str):
             return await self._answer(writer, keep, started, ctx, [], [
                 {"code": 1050, "msg": "No statement or prepared value"}], 400, "fatal")
-        statement = normalize(body["statement"])
-        reg = self.service.match(statement, self.node)
-        if reg is not None:
-            return await self._registered(writer, keep, started, ctx, reg)
+        if "auto_execute" in body and \
+                "enhancedPreparedStatements" not in self.state.cluster_caps.get("n1ql", ()):
+            # a service without enhanced prepared statements (before 6.5) knows no such field
+            return await self._answer(writer, keep, started, ctx, [], [
+                {"code": 1065, "msg": "Unrecognized parameter in request: auto_execute"}],
+                400, "fatal")
         try:
-            rows = self._builtin(statement, body, user)
+            if isinstance(statement, str):
+                statement = normalize(statement)
+                parsed = parse_prepare(statement)
+                # a registration of the PREPARE text itself answers it as registered
+                if parsed is not None and self.service.match(statement, self.node,
+                                                             consume=False) is None:
+                    return await self._prepare(writer, keep, started, ctx, parsed, body, user)
+            else:
+                got = self.service.lookup(prepared, body.get("encoded_plan"))
+                statement = got.statement
+            return await self._execute(writer, keep, started, ctx, statement, body, user)
         except _N1QLError as e:
             return await self._answer(writer, keep, started, ctx, [], [
                 {"code": e.code, "msg": e.msg}], http_status_for(e.code), "fatal")
+
+    async def _execute(self, writer, keep, started, ctx, statement, body, user):
+        """Run ``statement`` (what a request or a prepared statement holds) with the
+        request's parameters: a registration, a built-in, else a syntax error."""
+        reg = self.service.match(statement, self.node)
+        if reg is not None:
+            return await self._registered(writer, keep, started, ctx, reg)
+        rows = self._builtin(statement, body, user)
         if rows is None:
-            return await self._answer(writer, keep, started, ctx, [], [
-                {"code": 3000, "msg": "syntax error - the couchbase_ffi mock's query service "
-                 "does not know this statement; register an answer for it (docs/mock.md)"}],
-                400, "fatal")
+            raise _N1QLError(3000, "syntax error - the couchbase_ffi mock's query service "
+                             "does not know this statement; register an answer for it "
+                             "(docs/mock.md)")
         return await self._answer(writer, keep, started, ctx, rows, None, 200, "success")
+
+    async def _prepare(self, writer, keep, started, ctx, parsed, body, user):
+        """PREPARE: plan the statement (a registration whose first error is a parse or plan
+        error, 3000-4999, fails here as the service fails at planning; a built-in checks its
+        keyspace; anything else is a syntax error), store it, answer its description, or
+        with ``auto_execute`` run it and name it in the response's ``prepared``."""
+        force, local, statement = parsed
+        reg = self.service.match(statement, self.node, consume=False)
+        if reg is not None:
+            errors = reg.errors
+            code = int(errors[0].get("code", 5000)) if errors else 0
+            if 3000 <= code < 5000:
+                return await self._answer(writer, keep, started, ctx, [], errors,
+                                          reg.http_status or http_status_for(code),
+                                          reg.status or "errors")
+        else:
+            keyspace = self._builtin_keyspace(statement)
+            if keyspace is None:
+                raise _N1QLError(3000, "syntax error - the couchbase_ffi mock's query service "
+                                 "does not know the statement to prepare; register an answer "
+                                 "for it (docs/mock.md)")
+            self._bucket(keyspace, user)
+        got = self.service.prepare(local, statement, body["statement"], force)
+        port = self.state.rest_port
+        if body.get("auto_execute") in (True, "true"):
+            ctx = (ctx[0], ctx[1], got.full_name(self.host, port))
+            return await self._execute(writer, keep, started, ctx, statement, body, user)
+        return await self._answer(writer, keep, started, ctx, [got.describe(self.host, port)],
+                                  None, 200, "success")
 
     async def _registered(self, writer, keep, started, ctx, reg):
         if reg.delay:
@@ -223,13 +396,16 @@ class QueryServer(ServiceServer):
 
     def _payload(self, started, ctx, rows, errors, status, metrics=None, warnings=None):
         """The response body, fields in the query service's order.  ``ctx`` is
-        (client_context_id, whether to include the metrics)."""
-        ctx, show_metrics = ctx
+        (client_context_id, whether to include the metrics, the name of the statement a
+        PREPARE with auto_execute prepared, or None)."""
+        ctx, show_metrics, prepared = ctx
         elapsed = "%.3fms" % ((time.monotonic() - started) * 1000)
         out = {"requestID": os.urandom(16).hex()}
         if ctx is not None:
             out["clientContextID"] = ctx
         out["signature"] = {"*": "*"}
+        if prepared is not None:
+            out["prepared"] = prepared
         out["results"] = rows
         if errors:
             out["errors"] = errors
@@ -258,6 +434,15 @@ class QueryServer(ServiceServer):
     _IDS = re.compile(r"(?is)^select\s+(raw\s+)?meta\s*\(\s*\)\s*\.\s*id\s+from\s+" + _KS + r"$")
     _COUNT = re.compile(r"(?is)^select\s+(raw\s+)?count\s*\(\s*\*\s*\)\s+from\s+" + _KS + r"$")
     _KEYS = re.compile(r"(?is)^select\s+\*\s+from\s+" + _KS + r"\s+use\s+keys\s+(.+)$")
+
+    def _builtin_keyspace(self, statement):
+        """The keyspace of a built-in statement (what a PREPARE checks), or None."""
+        for rx in (self._IDS, self._COUNT):
+            m = rx.match(statement)
+            if m:
+                return m.group(2)
+        m = self._KEYS.match(statement)
+        return m.group(1) if m else None
 
     def _builtin(self, statement, body, user):
         try:

@@ -183,7 +183,7 @@ class BaseBucket(object):
             "ddocs": {"uri": "/pools/default/buckets/%s/ddocs" % name},
             "bucketCapabilitiesVer": "", "bucketCapabilities": caps,
             "bucketType": bucket_type,
-            "clusterCapabilitiesVer": [1, 0], "clusterCapabilities": {},
+            "clusterCapabilitiesVer": [1, 0], "clusterCapabilities": c.cluster_caps,
         }
 
     def _node_entry(self, c, i, bucket_type):
@@ -434,6 +434,8 @@ class ClusterState(object):
         self.rev = 1
         self.rev_epoch = 1
         self.cluster_uuid = os.urandom(16).hex()
+        # the configs' clusterCapabilities (MockCluster(enhanced_prepared=...) sets "n1ql")
+        self.cluster_caps = {}
         self.time_offset = 0.0
         self._last_cas = 0
         self.creds = creds
@@ -514,7 +516,8 @@ class ClusterState(object):
         servers = [n.index for n in self.nodes if not n.failed_over]
         return json.dumps({"rev": self.rev, "revEpoch": self.rev_epoch,
                            "nodesExt": self.nodes_ext(this_node, servers),
-                           "clusterCapabilitiesVer": [1, 0], "clusterCapabilities": {}},
+                           "clusterCapabilitiesVer": [1, 0],
+                           "clusterCapabilities": self.cluster_caps},
                           separators=(",", ":"))
 
     def bump(self):

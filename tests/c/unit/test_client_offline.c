@@ -68,6 +68,7 @@ static void getters(void **state)
     assert_string_equal(cbffi_client_server_name(c, 1), "[::1]:2");
     assert_null(cbffi_client_server_name(c, 2));
     assert_string_equal(cbffi_client_bucket(c), "");
+    assert_int_equal(cbffi_client_cluster_caps(c), 0);    /* no map on memcached:// */
     assert_true(cbffi_client_get_timeout(c, CBFFI_TIMEOUT_OPERATION) == 750000);
     assert_int_equal(cbffi_client_set_timeout(c, CBFFI_TIMEOUT_OPERATION, 0), CBFFI_EINVAL);
     assert_int_equal(cbffi_client_set_timeout(c, 77, 5), CBFFI_EINVAL);

@@ -76,6 +76,7 @@ static void terse_25(void **state)
     assert_string_equal(m.nodes[0].couch_api_base, "http://192.168.0.5:8092/default");
     assert_int_equal(m.nodes[0].direct, 11210);
     assert_int_equal(m.caps, CB_CM_CAP_COUCHAPI);
+    assert_int_equal(m.cluster_caps, 0);     /* no clusterCapabilities before 5.5 */
     cb_clustermap_free(&m);
 }
 
@@ -130,6 +131,8 @@ static void terse_long_hostname(void **state)
     assert_int_equal(m.caps, CB_CM_CAP_COLLECTIONS | CB_CM_CAP_DURABLE_WRITE |
                                  CB_CM_CAP_COUCHAPI | CB_CM_CAP_CCCP |
                                  CB_CM_CAP_NODES_EXT | CB_CM_CAP_XATTR);
+    /* "n1ql": [..., "enhancedPreparedStatements"] among other names */
+    assert_int_equal(m.cluster_caps, CB_CM_CCAP_N1QL_ENHANCED_PREPARED);
     const cb_cm_node_ext *ne = &m.nodes_ext[0];
     assert_string_equal(ne->hostname, "10.0.16.233");
     assert_true(ne->this_node);
@@ -284,6 +287,12 @@ static void hostile_inputs(void **state)
          "nodesExt[0]: missing \"services\""},
         {MAP(",\"bucketCapabilities\":[1]", "[\"a:1\"]", "[[0,0]]"),
          "bucketCapabilities[0] is not a string"},
+        {MAP(",\"clusterCapabilities\":[]", "[\"a:1\"]", "[[0,0]]"),
+         "\"clusterCapabilities\" is not an object"},
+        {MAP(",\"clusterCapabilities\":{\"n1ql\":\"x\"}", "[\"a:1\"]", "[[0,0]]"),
+         "\"n1ql\" is not an array"},
+        {MAP(",\"clusterCapabilities\":{\"n1ql\":[\"a\",2]}", "[\"a:1\"]", "[[0,0]]"),
+         "clusterCapabilities.n1ql[1] is not a string"},
         {"{\"nodeLocator\":\"vbucket\",\"vBucketServerMap\":{\"numReplicas\":4,"
          "\"serverList\":[\"a:1\"],\"vBucketMap\":[[0,0,0,0,0]]}}",
          "numReplicas out of range 0..3"},
