@@ -6,6 +6,7 @@
 //   node sdk_check.js <connstr> <username> <password> <bucket>
 
 const couchbase = require('couchbase')
+const { ok, fail, check, expectError, run } = require('./harness')
 
 const [connstr, username, password, bucketName] = process.argv.slice(2)
 if (!connstr || !username || password === undefined || !bucketName) {
@@ -14,31 +15,6 @@ if (!connstr || !username || password === undefined || !bucketName) {
 }
 
 const timeouts = { kvTimeout: 5000, connectTimeout: 10000, bootstrapTimeout: 15000, managementTimeout: 5000 }
-let passed = 0
-let total = 0
-
-function ok (name) { passed++; total++; console.log('OK ' + name) }
-function fail (name, why) { total++; console.log('FAIL ' + name + ': ' + why) }
-
-async function check (name, fn) {
-  try {
-    const why = await fn()
-    if (why) fail(name, why); else ok(name)
-  } catch (e) {
-    fail(name, 'unexpected ' + (e && e.constructor ? e.constructor.name : '') + ': ' + (e && e.message))
-  }
-}
-
-// fn must throw an instance of errorClass
-async function expectError (name, errorClass, fn) {
-  try {
-    await fn()
-    fail(name, 'no error, expected ' + errorClass.name)
-  } catch (e) {
-    if (e instanceof errorClass) ok(name)
-    else fail(name, 'got ' + (e && e.constructor ? e.constructor.name : e) + ' (' + (e && e.message) + '), expected ' + errorClass.name)
-  }
-}
 
 function sameCas (a, b) { return a.toString() === b.toString() }
 
@@ -345,11 +321,4 @@ async function main () {
   }
 }
 
-main().then(() => {
-  console.log('DONE ' + passed + '/' + total)
-  process.exit(passed === total && total > 0 ? 0 : 1)
-}, (e) => {
-  console.log('FAIL script: ' + (e && e.stack))
-  console.log('DONE ' + passed + '/' + total)
-  process.exit(1)
-})
+run(main)

@@ -7,16 +7,13 @@
 
 const http = require('http')
 const couchbase = require('couchbase')
+const { ok, fail, run } = require('./harness')
 
 const [connstr, username, password, bucketName, restBase] = process.argv.slice(2)
 if (!restBase) {
   console.error('usage: node sdk_failover.js <connstr> <username> <password> <bucket> <rest base url>')
   process.exit(2)
 }
-let passed = 0
-let total = 0
-function ok (name) { passed++; total++; console.log('OK ' + name) }
-function fail (name, why) { total++; console.log('FAIL ' + name + ': ' + why) }
 
 function control (action, params) {
   const body = JSON.stringify(params)
@@ -91,11 +88,4 @@ async function main () {
   }
 }
 
-main().then(() => {
-  console.log('DONE ' + passed + '/' + total)
-  process.exit(passed === total ? 0 : 1)
-}, (e) => {
-  console.log('FAIL script: ' + (e && e.stack))
-  console.log('DONE ' + passed + '/' + total)
-  process.exit(1)
-})
+run(main)

@@ -10,6 +10,7 @@
 // <limited user> may use <its bucket> only, not <bucket> (the query service answers 13014).
 
 const couchbase = require('couchbase')
+const { ok, fail, errName, check, expectError, run } = require('./harness')
 
 const [connstr, username, password, bucketName, limitedUser, limitedPassword, limitedBucket] = process.argv.slice(2)
 if (!connstr || !username || password === undefined || !bucketName || !limitedUser || !limitedBucket) {
@@ -21,12 +22,7 @@ const timeouts = {
   kvTimeout: 5000, connectTimeout: 10000, bootstrapTimeout: 15000, managementTimeout: 5000,
   queryTimeout: 10000, viewTimeout: 10000
 }
-let passed = 0
-let total = 0
 
-function ok (name) { passed++; total++; console.log('OK ' + name) }
-function fail (name, why) { total++; console.log('FAIL ' + name + ': ' + why) }
-function errName (e) { return (e && e.constructor ? e.constructor.name : String(e)) + ' (' + (e && e.message) + ')' }
 // JSON equality, object keys in any order (the SDK re-encodes rows: its keys come sorted)
 function canon (v) {
   if (Array.isArray(v)) return v.map(canon)
@@ -38,31 +34,6 @@ function canon (v) {
   return v
 }
 function same (a, b) { return JSON.stringify(canon(a)) === JSON.stringify(canon(b)) }
-
-async function check (name, fn) {
-  try {
-    const why = await fn()
-    if (why) fail(name, why); else ok(name)
-  } catch (e) {
-    fail(name, 'unexpected ' + errName(e) + (e && e.context ? ' ' + JSON.stringify(e.context) : ''))
-  }
-}
-
-// fn must throw an instance of errorClass; then more(e) may return a complaint
-async function expectError (name, errorClass, fn, more) {
-  try {
-    await fn()
-    fail(name, 'no error, expected ' + errorClass.name)
-  } catch (e) {
-    if (!(e instanceof errorClass)) {
-      fail(name, 'got ' + errName(e) + ', expected ' + errorClass.name +
-        (e && e.context ? ' ' + JSON.stringify(e.context) : ''))
-      return
-    }
-    const why = more ? more(e) : undefined
-    if (why) fail(name, why); else ok(name)
-  }
-}
 
 // the first N1QL error code of the response (the SDK's QueryErrorContext has the body, not the code)
 function firstError (e) {
@@ -444,11 +415,4 @@ async function main () {
   }
 }
 
-main().then(() => {
-  console.log('DONE ' + passed + '/' + total)
-  process.exit(passed === total && total > 0 ? 0 : 1)
-}, (e) => {
-  console.log('FAIL script: ' + (e && e.stack))
-  console.log('DONE ' + passed + '/' + total)
-  process.exit(1)
-})
+run(main)

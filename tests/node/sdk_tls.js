@@ -6,6 +6,7 @@
 //   node sdk_tls.js <couchbases connstr> <username> <password> <bucket> <ca.pem> <other-ca.pem>
 
 const couchbase = require('couchbase')
+const { ok, fail, run } = require('./harness')
 
 const [connstr, username, password, bucketName, caPath, otherCaPath] = process.argv.slice(2)
 if (!connstr || !username || password === undefined || !bucketName || !caPath || !otherCaPath) {
@@ -14,10 +15,6 @@ if (!connstr || !username || password === undefined || !bucketName || !caPath ||
 }
 
 const timeouts = { kvTimeout: 5000, connectTimeout: 5000, bootstrapTimeout: 8000, managementTimeout: 5000 }
-let passed = 0
-let total = 0
-function ok (name) { passed++; total++; console.log('OK ' + name) }
-function fail (name, why) { total++; console.log('FAIL ' + name + ': ' + why) }
 
 async function main () {
   // 1. the right CA: connect and use the bucket
@@ -74,8 +71,6 @@ async function main () {
   } catch (e) {
     ok('wrong_ca_refused')
   }
-  console.log('DONE ' + passed + '/' + total)
-  process.exit(passed === total ? 0 : 1)
 }
 
-main().catch((e) => { console.log('FAIL main: ' + e); process.exit(1) })
+run(main)
