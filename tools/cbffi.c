@@ -413,12 +413,12 @@ static int print_query_response(const char *body, size_t n, int verbose)
         json_object_is_type(rows, json_type_array))
         for (size_t i = 0; i < json_object_array_length(rows); i++)
             printf("%s\n", json_object_to_json_string_ext(
-                               json_object_array_get_idx(rows, i), JSON_C_TO_STRING_PLAIN));
+                               json_object_array_get_idx(rows, i), JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE));
     int status = 0;
     if (json_object_object_get_ex(doc, "errors", &errors) &&
         json_object_is_type(errors, json_type_array) && json_object_array_length(errors)) {
         fprintf(stderr, "errors: %s\n",
-                json_object_to_json_string_ext(errors, JSON_C_TO_STRING_PLAIN));
+                json_object_to_json_string_ext(errors, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE));
         status = EXIT_OPFAIL;
     }
     if (verbose) {
@@ -426,7 +426,7 @@ static int print_query_response(const char *body, size_t n, int verbose)
             fprintf(stderr, "status: %s\n", json_object_get_string(v));
         if (json_object_object_get_ex(doc, "metrics", &v))
             fprintf(stderr, "metrics: %s\n",
-                    json_object_to_json_string_ext(v, JSON_C_TO_STRING_PLAIN));
+                    json_object_to_json_string_ext(v, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE));
     }
     json_object_put(doc);
     return status;
