@@ -21,6 +21,7 @@ import http.client
 import json
 import socket
 import ssl
+import threading
 import time
 from urllib.parse import quote, urlencode, urlsplit
 
@@ -101,40 +102,60 @@ class Admin(object):
         return self._conn
 
     def _exchange(self, method, path, body, headers):
-        """(status, body bytes) of one request; a kept-alive connection the server has
-        closed meanwhile is reopened once."""
+        """(status, body bytes) of one request, within ``timeout`` in all: a watchdog
+        shuts the socket down at the deadline, so a server that answers a byte at a
+        time is cut off too.  A kept-alive connection the server has closed meanwhile
+        is reopened once (idempotent methods only)."""
+        deadline = time.monotonic() + self.timeout
         for attempt in (0, 1):
             conn = self._connection()
+            expired = []
+
+            def expire(conn=conn, expired=expired):
+                expired.append(True)
+                sock = conn.sock
+                if sock is not None:
+                    try:
+                        sock.shutdown(socket.SHUT_RDWR)
+                    except OSError:
+                        pass
+            watchdog = threading.Timer(max(deadline - time.monotonic(), 0.0), expire)
+            watchdog.daemon = True
+            watchdog.start()
             try:
                 conn.request(method, path, body=body, headers=headers)
                 resp = conn.getresponse()
                 data = resp.read()
+                if expired:
+                    raise socket.timeout()
                 if resp.will_close:
                     self.close()
                 return resp.status, data
-            except (http.client.RemoteDisconnected, BrokenPipeError,
-                    ConnectionResetError) as e:
+            except Exception as e:      # one mapping for every way it can fail
                 self.close()
-                if attempt or method not in ("GET", "DELETE", "PUT"):
+                if expired or isinstance(e, socket.timeout):
+                    raise E.TimeoutError.pyexc("%s %s: no answer within %ss"
+                                               % (method, path, self.timeout), path)
+                if isinstance(e, (http.client.RemoteDisconnected, BrokenPipeError,
+                                  ConnectionResetError)):
+                    if attempt == 0 and method in ("GET", "DELETE", "PUT"):
+                        continue
                     raise E.NetworkError.pyexc("%s %s: the connection was closed (%s)"
                                                % (method, path, e), path)
-            except ssl.SSLCertVerificationError as e:
-                self.close()
-                raise E.SSLCertificateError.pyexc("%s:%d: %s" % (self.host, self.port, e), path)
-            except ssl.SSLError as e:
-                self.close()
-                raise E.SSLError.pyexc("%s:%d: %s" % (self.host, self.port, e), path)
-            except socket.timeout:
-                self.close()
-                raise E.TimeoutError.pyexc("%s %s: no answer within %ss"
-                                           % (method, path, self.timeout), path)
-            except (ConnectionRefusedError, socket.gaierror) as e:
-                self.close()
-                cls = E.UnknownHostError if isinstance(e, socket.gaierror) else E.ConnectError
-                raise cls.pyexc("%s:%d: %s" % (self.host, self.port, e), path)
-            except (OSError, http.client.HTTPException) as e:
-                self.close()
-                raise E.NetworkError.pyexc("%s %s: %s" % (method, path, e), path)
+                if isinstance(e, ssl.SSLCertVerificationError):
+                    raise E.SSLCertificateError.pyexc("%s:%d: %s" % (self.host, self.port, e),
+                                                      path)
+                if isinstance(e, ssl.SSLError):
+                    raise E.SSLError.pyexc("%s:%d: %s" % (self.host, self.port, e), path)
+                if isinstance(e, socket.gaierror):
+                    raise E.UnknownHostError.pyexc("%s:%d: %s" % (self.host, self.port, e), path)
+                if isinstance(e, ConnectionRefusedError):
+                    raise E.ConnectError.pyexc("%s:%d: %s" % (self.host, self.port, e), path)
+                if isinstance(e, (OSError, http.client.HTTPException)):
+                    raise E.NetworkError.pyexc("%s %s: %s" % (method, path, e), path)
+                raise
+            finally:
+                watchdog.cancel()
 
     def close(self):
         """Close the connection (the next call opens another)."""

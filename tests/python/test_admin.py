@@ -252,3 +252,42 @@ def test_a_failed_call_keeps_no_reference_to_the_admin(cluster):
     except E.HTTPError as e:
         assert isinstance(e.objextra.value, (bytes, dict, str))
     assert sys.getrefcount(a) == before    # freed at once when dropped, as 2.x's was
+
+
+def test_a_slow_drip_answer_ends_at_the_timeout():
+    """A server that answers a byte at a time, each within the socket timeout: the whole
+    call is still bounded by the Admin's timeout."""
+    import threading
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(4)
+    stop = threading.Event()
+
+    def serve():
+        srv.settimeout(0.1)
+        while not stop.is_set():
+            try:
+                c, _ = srv.accept()
+            except socket.timeout:
+                continue
+            c.recv(65536)
+            try:
+                for b in b"HTTP/1.1 200 OK\r\nContent-Length: 100000\r\n\r\n" + b"x" * 100000:
+                    if stop.is_set():
+                        break
+                    c.sendall(bytes([b]))      # the headers too, a byte at a time
+                    time.sleep(0.05)
+            except OSError:
+                pass
+            c.close()
+    t = threading.Thread(target=serve, daemon=True)
+    t.start()
+    try:
+        t0 = time.monotonic()
+        with pytest.raises(E.TimeoutError):
+            Admin("u", "p", host="127.0.0.1", port=srv.getsockname()[1], timeout=0.5)
+        assert time.monotonic() - t0 < 3
+    finally:
+        stop.set()
+        t.join()
+        srv.close()
