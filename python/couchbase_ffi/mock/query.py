@@ -20,6 +20,7 @@ import re
 import time
 from urllib.parse import parse_qs
 
+from couchbase_ffi.mock import rowstream
 from couchbase_ffi.mock.rest import ServiceServer, basic_auth
 from couchbase_ffi.mock.state import COUCHBASE
 
@@ -31,7 +32,8 @@ class Registration(object):
     ``;`` ignored), on ``node`` (None = any), ``count`` times (None = until cleared)."""
 
     def __init__(self, statement, rows=None, errors=None, http_status=None, status=None,
-                 delay=0.0, fault=None, count=None, node=None, metrics=None, warnings=None):
+                 delay=0.0, fault=None, count=None, node=None, metrics=None, warnings=None,
+                 row_delay=0.0, repeat=None, cut_after=None, cut=None, chunked=False):
         if not isinstance(statement, str) or not statement.strip():
             raise ValueError("statement must be a non-empty string")
         if fault is not None and fault not in _FAULTS:
@@ -56,11 +58,15 @@ class Registration(object):
         self.node = None if node is None else int(node)
         self.metrics = metrics or {}
         self.warnings = warnings
+        # streamed answers (mock/rowstream.py)
+        self.stream = rowstream.RowStream(row_delay, repeat, cut_after, cut, chunked)
 
     def describe(self):
-        return {"statement": self.statement, "rows": len(self.rows), "errors": self.errors,
-                "http_status": self.http_status, "delay": _json_num(self.delay),
-                "fault": self.fault, "count": self.count, "node": self.node}
+        out = {"statement": self.statement, "rows": len(self.rows), "errors": self.errors,
+               "http_status": self.http_status, "delay": _json_num(self.delay),
+               "fault": self.fault, "count": self.count, "node": self.node}
+        out.update(self.stream.describe())
+        return out
 
 
 def _json_num(v):
@@ -178,7 +184,7 @@ class QueryServer(ServiceServer):
         statement = normalize(body["statement"])
         reg = self.service.match(statement, self.node)
         if reg is not None:
-            return await self._registered(writer, keep, started, ctx, reg)
+            return await self._registered(writer, keep, started, ctx, reg, rec)
         try:
             rows = self._builtin(statement, body, user)
         except _N1QLError as e:
@@ -191,7 +197,7 @@ class QueryServer(ServiceServer):
                 400, "fatal")
         return await self._answer(writer, keep, started, ctx, rows, None, 200, "success")
 
-    async def _registered(self, writer, keep, started, ctx, reg):
+    async def _registered(self, writer, keep, started, ctx, reg, rec):
         if reg.delay:
             if math.isinf(reg.delay):
                 await asyncio.Event().wait()     # silent until the client gives up
@@ -214,12 +220,25 @@ class QueryServer(ServiceServer):
             writer.write(head + payload[:max(1, len(payload) // 2)])
             await writer.drain()
             return True
+        if reg.stream.active:
+            doc = self._doc(started, ctx, [], errors, status, reg.metrics, reg.warnings,
+                            reg.stream.count(reg.rows), reg.stream.repeat or 1, reg.rows)
+            head, tail = rowstream.split_around(doc, "results", (",", ":"))
+            return await rowstream.send(writer, http, head, tail, reg.rows, reg.stream, keep,
+                                        rec)
         return await self._answer(writer, keep, started, ctx, reg.rows, errors, http, status,
                                   reg.metrics, reg.warnings)
 
     def _payload(self, started, ctx, rows, errors, status, metrics=None, warnings=None):
         """The response body, fields in the query service's order.  ``ctx`` is
         (client_context_id, whether to include the metrics)."""
+        return json.dumps(self._doc(started, ctx, rows, errors, status, metrics, warnings),
+                          separators=(",", ":")).encode("utf-8")
+
+    def _doc(self, started, ctx, rows, errors, status, metrics=None, warnings=None,
+             nrows=None, repeat=1, counted=None):
+        """_payload's object; the metrics count ``nrows`` rows, ``counted`` sent
+        ``repeat`` times (a streamed answer's), when given."""
         ctx, show_metrics = ctx
         elapsed = "%.3fms" % ((time.monotonic() - started) * 1000)
         out = {"requestID": os.urandom(16).hex()}
@@ -232,8 +251,10 @@ class QueryServer(ServiceServer):
         if warnings:
             out["warnings"] = warnings
         out["status"] = status
-        m = {"elapsedTime": elapsed, "executionTime": elapsed, "resultCount": len(rows),
-             "resultSize": len(json.dumps(rows, separators=(",", ":")))}
+        counted = rows if counted is None else counted
+        m = {"elapsedTime": elapsed, "executionTime": elapsed,
+             "resultCount": len(rows) if nrows is None else nrows,
+             "resultSize": len(json.dumps(counted, separators=(",", ":"))) * repeat}
         if errors:
             m["errorCount"] = len(errors)
         if warnings:
@@ -241,7 +262,7 @@ class QueryServer(ServiceServer):
         m.update(metrics or {})
         if show_metrics:
             out["metrics"] = m
-        return json.dumps(out, separators=(",", ":")).encode("utf-8")
+        return out
 
     async def _answer(self, writer, keep, started, ctx, rows, errors, http, status,
                       metrics=None, warnings=None):
