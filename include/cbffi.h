@@ -41,6 +41,9 @@
  *     call or cbffi_client_destroy on the same client.  Copy what you keep.
  *   - Strings returned by cbffi_strerror: static.  Strings returned by
  *     cbffi_client_* getters: owned by the client, valid until it is destroyed.
+ *   - cbffi_stream (N1QL / view rows as they arrive): owned by its client,
+ *     released by cbffi_stream_close or cbffi_client_destroy; the results
+ *     harvested from it point into its memory (see "Streams").
  */
 #ifndef CBFFI_H
 #define CBFFI_H
@@ -393,7 +396,8 @@ uint32_t cbffi_client_cluster_caps(cbffi_client *client);
    client, or "" if none.  Owned by the client, valid until the next call. */
 const char *cbffi_client_last_error(cbffi_client *client);
 
-/* The number of scheduled operations that have not ended yet. */
+/* The number of scheduled operations that have not ended yet (streams'
+   requests not counted: see cbffi_stream_wait). */
 size_t cbffi_pending(cbffi_client *client);
 
 /* ------------------------------------------------------------------------ */
@@ -608,7 +612,8 @@ int cbffi_noop(cbffi_client *client, uint64_t cookie);
  * timeout_us bounds the whole request, from now to the last byte of the
  * response (0: CBFFI_TIMEOUT_QUERY).  The response is read whole, up to
  * the client's limit (connection-string option http_max_response, bytes;
- * default 64 MiB).
+ * default 64 MiB).  For large results see cbffi_query_stream: the rows one
+ * by one as they arrive, in bounded memory.
  *
  * One result, op = CBFFI_OP_QUERY, server = -1:
  *   status = the HTTP status (0 if none arrived), value = the response
@@ -657,7 +662,7 @@ typedef enum cbffi_http_method {
  *
  * timeout_us bounds the whole request, from now to the last byte of the
  * response (0: CBFFI_TIMEOUT_VIEW).  The response is read whole, up to
- * http_max_response bytes.
+ * http_max_response bytes (cbffi_view_stream: the rows as they arrive).
  *
  * One result, op = CBFFI_OP_VIEW, server = -1, exactly as cbffi_query's:
  * status = the HTTP status, value = the body as received; rc = CBFFI_OK for
@@ -678,6 +683,136 @@ int cbffi_view_request(cbffi_client *client, int method, const char *path,
                        uint64_t timeout_us, uint64_t cookie);
 
 /* ------------------------------------------------------------------------ */
+/* Streams: N1QL and view rows as they arrive                               */
+/* ------------------------------------------------------------------------ */
+/*
+ * cbffi_query and cbffi_view_request read the whole response before their
+ * one result.  A stream is the same request in streaming mode: the core
+ * splits the response body as it arrives (an incremental JSON scanner, no
+ * buffering of the whole body) and delivers each element of the top-level
+ * rows array - "results" for N1QL, "rows" for views - as its own result, the
+ * row's JSON bytes exactly as sent, then one final result.  Memory is bounded
+ * independently of the result size, and the first row can be harvested before
+ * the last byte arrives.
+ *
+ * A stream's results are not in the client's result queue: they wait in the
+ * stream, in order, and are harvested with cbffi_stream_harvest (or
+ * cbffi_stream_wait), so that other operations run on the same client while a
+ * stream is open (cbffi_get_now between rows included) never see them.  A
+ * stream's request is not counted by cbffi_pending, and cbffi_wait does not
+ * wait for it (both loops drive it, though: it goes on while they run).
+ *
+ * The results, op = CBFFI_OP_QUERY or CBFFI_OP_VIEW, cookie as given,
+ * server = -1; `final` tells them apart:
+ *   final = 0: a row.  rc = CBFFI_OK, status = the HTTP status (2xx),
+ *     value = the row (a JSON value: object, array, string, number, true,
+ *     false or null), u64 = its index (0-based).
+ *   final = 1: the end, exactly once, after every row.  status = the HTTP
+ *     status (0 if none arrived), u64 = the number of rows delivered, and rc
+ *     and value as cbffi_query's / cbffi_view_request's one result, but for
+ *     a 2xx response value is the "meta": the body with the rows array
+ *     emptied ("results":[] / "rows":[]), the rest byte for byte (requestID,
+ *     signature, errors, status, metrics / total_rows, errors...).  A
+ *     non-2xx response is not split: value is its body as received, and
+ *     there were no rows.  Errors that end a stream after some rows (those
+ *     rows stay delivered, and the final says why it ended):
+ *       CBFFI_PROTOCOL_ERROR  the body is not a JSON object (malformed
+ *                             anywhere, cut short, nested deeper than 256
+ *                             levels, bytes after it): the transfer stops at
+ *                             the first bad byte;
+ *       CBFFI_E2BIG           a row, or the meta, is larger than
+ *                             http_max_response (in streaming mode that
+ *                             option bounds each row and the meta, not the
+ *                             whole response);
+ *       CBFFI_ETIMEDOUT       the timeout passed (a server that went silent
+ *                             mid-stream; a host that stopped harvesting);
+ *       CBFFI_NETWORK_ERROR   the connection closed before the end;
+ *       CBFFI_CLIENT_ENOMEM   no memory for the rows;
+ *   with value empty for all of these.  cbffi_stream_error describes the
+ *   final's rc.
+ *
+ * Backpressure: rows harvested from a stream leave it; rows not yet
+ * harvested are held.  When the bytes held (each row's length plus 16 bytes
+ * of bookkeeping) reach CBFFI_STREAM_HOLD_MAX, the core stops reading the
+ * response (curl_easy_pause: the server is held back by TCP); once a harvest
+ * brings them to half of it, reading resumes at the next cbffi_io_* /
+ * cbffi_wait / cbffi_stream_wait call (cbffi_io_deadline is 0 until then, so
+ * that a host loop makes that call).  So a stream holds at most about
+ * CBFFI_STREAM_HOLD_MAX + one row + the meta, however long the result.  The
+ * request's timeout still runs while it is paused.
+ *
+ * Ownership: a cbffi_stream belongs to the client it was started on.  The
+ * caller releases it with cbffi_stream_close (before or after its end);
+ * cbffi_client_destroy releases the ones left (the handles are invalid
+ * then).  The key/value pointers of results harvested from a stream point
+ * into memory the stream owns; they stay valid until the next
+ * cbffi_stream_harvest / cbffi_stream_wait on that stream, the next
+ * cbffi_io_* / cbffi_wait call on the client, or cbffi_stream_close.
+ */
+typedef struct cbffi_stream cbffi_stream;
+
+typedef enum cbffi_stream_limits {
+    CBFFI_STREAM_HOLD_MAX = 4194304   /* 4 MiB: bytes of rows held per stream
+                                         before the transfer pauses */
+} cbffi_stream_limits;
+
+/*
+ * Start a N1QL request in streaming mode: cbffi_query's request (same body,
+ * timeout, node choice, waiting for the first map), its results delivered as
+ * above.  On success returns 0 and stores the stream in *out (see
+ * Ownership).  Returns, with *out NULL and nothing scheduled, cbffi_query's
+ * codes (CBFFI_NOT_SUPPORTED, CBFFI_EINVAL, CBFFI_E2BIG, CBFFI_EBUSY,
+ * CBFFI_CLIENT_ENOMEM), or CBFFI_EINVAL if out is NULL.
+ */
+int cbffi_query_stream(cbffi_client *client, const char *body, size_t nbody,
+                       uint64_t timeout_us, uint64_t cookie,
+                       cbffi_stream **out);
+
+/* A view request in streaming mode: cbffi_view_request's request and
+   return codes, the rows of a view response ("rows") delivered one by one.
+   Any request may be streamed (a design document's body has no rows array:
+   it is then all meta). */
+int cbffi_view_stream(cbffi_client *client, int method, const char *path,
+                      size_t npath, const char *body, size_t nbody,
+                      uint64_t timeout_us, uint64_t cookie,
+                      cbffi_stream **out);
+
+/* Copy up to `max` of the stream's ready results into `out`, oldest first
+   (rows, then the final); returns how many.  Never blocks, does no IO.
+   Invalidates the pointers of results harvested from this stream before.
+   After the final has been harvested it returns 0. */
+size_t cbffi_stream_harvest(cbffi_client *client, cbffi_stream *stream,
+                            cbffi_result *out, size_t max);
+
+/* Run the built-in loop until the stream has a result ready (a row or the
+   final), then cbffi_stream_harvest up to `max`.  Other operations go on
+   meanwhile (their results wait in the client's queue).  Returns at once
+   with what is ready, and 0 after the final has been harvested.  Blocks at
+   most until the stream's timeout; a binding should release its interpreter
+   lock around it. */
+size_t cbffi_stream_wait(cbffi_client *client, cbffi_stream *stream,
+                         cbffi_result *out, size_t max);
+
+/* The number of results ready in the stream (rows, plus 1 for the final
+   once it is ready and not yet harvested). */
+size_t cbffi_stream_ready(const cbffi_stream *stream);
+
+/* The bytes the stream holds for rows not yet harvested (what
+   CBFFI_STREAM_HOLD_MAX bounds); and whether its transfer is paused for
+   them now (1) or not (0). */
+size_t cbffi_stream_held(const cbffi_stream *stream);
+int cbffi_stream_paused(const cbffi_stream *stream);
+
+/* Why the stream ended: a description of its final result's rc ("" while
+   it runs or when it succeeded).  Owned by the stream. */
+const char *cbffi_stream_error(const cbffi_stream *stream);
+
+/* Release the stream.  If its request is still running it is cancelled
+   (the connection closed; no result of it will ever be delivered).  The
+   pointers of its harvested results die.  NULL is accepted. */
+void cbffi_stream_close(cbffi_client *client, cbffi_stream *stream);
+
+/* ------------------------------------------------------------------------ */
 /* Driving: the built-in loop, and harvesting                               */
 /* ------------------------------------------------------------------------ */
 
@@ -686,7 +821,9 @@ int cbffi_view_request(cbffi_client *client, int method, const char *path,
  * by its own deadline at the latest), then harvest up to `max` results into
  * `out` (out may be NULL when max is 0).  Returns the number of results
  * written; call cbffi_harvest for the rest if more than max are ready.
- * Blocks; a binding should release its interpreter lock around it.
+ * Streams are not waited for (see cbffi_stream_wait); they make progress
+ * meanwhile.  Blocks; a binding should release its interpreter lock around
+ * it.
  */
 size_t cbffi_wait(cbffi_client *client, cbffi_result *out, size_t max);
 
@@ -763,7 +900,8 @@ size_t cbffi_io_watches(cbffi_client *client, cbffi_watch *out, size_t max);
  * refused, returns that code with out->rc = the code and out->final = 0
  * (nothing was scheduled; cbffi_client_last_error says why, except for the
  * busy case below).  The client
- * must be idle (nothing pending, no result waiting to be harvested), so that
+ * must be idle (nothing pending, no result waiting to be harvested; open
+ * streams do not count, their results wait apart), so that
  * the result harvested is this operation's: otherwise CBFFI_EINVAL, with
  * out->final = 0, and nothing is scheduled.  Blocks, like cbffi_wait.
  */

@@ -22,8 +22,8 @@ cmake -S . -B build-asan -DCBFFI_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug >/dev/null
 cmake --build build-asan -j"$(nproc)" >/dev/null
 ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 ctest --test-dir build-asan --output-on-failure
 
-step "integration tests under valgrind (memcached, couchbase:// against the mock cluster, hostile servers and resolvers, TLS)"
-for t in test_memcached test_couchbase test_robust test_tls; do
+step "integration tests under valgrind (memcached, couchbase:// against the mock cluster, hostile servers and resolvers, TLS, N1QL / view streams)"
+for t in test_memcached test_couchbase test_robust test_tls test_stream; do
   CBFFI_TEST_SLACK=4 valgrind -q --error-exitcode=9 --leak-check=full --errors-for-leak-kinds=definite,indirect \
     "build/tests/c/$t" > "build/valgrind-$t.log" 2>&1 || { cat "build/valgrind-$t.log"; exit 1; }
   grep -E "PASSED|FAILED" "build/valgrind-$t.log"

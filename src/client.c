@@ -172,6 +172,7 @@ void cbffi_client_destroy(cbffi_client *c)
     if (!c)
         return;
     cb_cluster_destroy(c);
+    cb_streams_free(c); /* after libcurl let go of their requests */
     for (int i = 0; i < c->nconns; i++)
         cb_conn_free(c->conns[i]);
     free(c->conns);
@@ -245,7 +246,7 @@ const char *cbffi_client_server_name(cbffi_client *c, int i)
 
 const char *cbffi_client_bucket(cbffi_client *c) { return c->cs.bucket; }
 const char *cbffi_client_last_error(cbffi_client *c) { return c->last_error; }
-size_t cbffi_pending(cbffi_client *c) { return c->npending; }
+size_t cbffi_pending(cbffi_client *c) { return c->npending - c->nstreaming; }
 size_t cbffi_ready(cbffi_client *c) { return c->res_len - c->res_head; }
 
 static int route(cbffi_client *c, const char *key, size_t nkey)
@@ -376,7 +377,15 @@ static void pending_done(cbffi_client *c, cb_op *op)
     op->pnext->pprev = op->pprev;
     op->pnext = op->pprev = NULL;
     c->npending--;
+    if (op->streaming)
+        c->nstreaming--;
     cb_op_unref(c, op);
+}
+
+void cb_op_drop(cbffi_client *c, cb_op *op)
+{
+    if (!op->done)
+        pending_done(c, op);
 }
 
 /* ---- results --------------------------------------------------------------- */
@@ -452,7 +461,14 @@ void cb_op_fail(cbffi_client *c, cb_op *op, int rc, int server)
         op->done = 1;
         return;
     }
-    push_simple(c, op, rc, server, 1);
+    if (op->stream) {
+        cbffi_result r;
+        memset(&r, 0, sizeof(r));
+        r.rc = rc;
+        cb_stream_end(c, op, &r, NULL, 0);
+    } else {
+        push_simple(c, op, rc, server, 1);
+    }
     pending_done(c, op);
 }
 
@@ -461,7 +477,10 @@ void cb_op_complete(cbffi_client *c, cb_op *op, const cbffi_result *r,
 {
     if (op->done)
         return;
-    cb_result_push(c, r, NULL, 0, value, nvalue);
+    if (op->stream)
+        cb_stream_end(c, op, r, value, nvalue);
+    else
+        cb_result_push(c, r, NULL, 0, value, nvalue);
     pending_done(c, op);
 }
 

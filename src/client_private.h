@@ -50,6 +50,7 @@ typedef struct cb_dur cb_dur;
 typedef struct cb_http cb_http;
 typedef struct cb_tls cb_tls;
 typedef struct cb_tls_ctx cb_tls_ctx;
+/* cbffi_stream (stream.c) is declared in cbffi.h */
 
 /* Internal op kinds (never reported in a cbffi_result). */
 enum {
@@ -74,6 +75,9 @@ struct cb_op {
     cb_op *rnext;           /* retry list / wait-for-config list */
     cb_buf pkt;             /* couchbase://: the encoded request, kept */
     cb_dur *dur;            /* durability requirements and round state */
+    cbffi_stream *stream;   /* QUERY / VIEW in streaming mode: where its rows
+                               and its final result go (stream.c), until the
+                               stream lets go of it */
     uint32_t opaque;
     int32_t first_rc;       /* parent: first error seen */
     int32_t last_rc;        /* a retried temporary failure: reported at the
@@ -96,6 +100,8 @@ struct cb_op {
     uint8_t dur_wait;       /* on the retry list for its next OBSERVE round */
     uint8_t await_refresh;  /* on the retry list until a config refresh ends */
     uint8_t nspecs;         /* LOOKUP_IN / MUTATE_IN: the request's spec count */
+    uint8_t streaming;      /* a stream's request: counted in nstreaming while
+                               pending */
     int16_t server;
 };
 
@@ -221,6 +227,10 @@ struct cbffi_client {
 
     cb_op pending;             /* sentinel of the pending list */
     size_t npending;
+    size_t nstreaming;         /* of them, streams' requests (stream.c): not
+                                  waited for by cbffi_wait */
+    cbffi_stream *streams;     /* every open stream (stream.c) */
+    unsigned nresume;          /* streams to resume at the next IO call */
     uint64_t next_deadline;    /* no pending deadline is earlier */
     uint64_t batch_now;        /* != 0: the clock for the ops of one batch
                                   call (cbffi_get_multi...): one read, not one
@@ -253,8 +263,11 @@ cb_op *cb_op_new(cbffi_client *c, int op, uint64_t cookie);
 void cb_op_unref(cbffi_client *c, cb_op *op);
 /* Put a top-level op on the pending list with a deadline `timeout` us away. */
 void cb_pending_add(cbffi_client *c, cb_op *op, uint64_t timeout);
-/* Complete a top-level op with a single final result. */
+/* Complete a top-level op with a single final result (a stream's request:
+   the stream's final result). */
 void cb_op_fail(cbffi_client *c, cb_op *op, int rc, int server);
+/* End a top-level op without any result (its stream was closed). */
+void cb_op_drop(cbffi_client *c, cb_op *op);
 /* Complete a top-level op with a result built from r (value, cas...). */
 void cb_op_complete(cbffi_client *c, cb_op *op, const cbffi_result *r,
                     const char *value, size_t nvalue);
@@ -404,6 +417,9 @@ int cb_http_flush(cbffi_client *c, uint64_t cookie);
 int cb_http_active(const cbffi_client *c);
 int cb_http_bootstrapping(const cbffi_client *c);
 int cb_http_owns_fd(const cbffi_client *c, int fd);
+/* libcurl has sockets to watch now (a paused transfer has none: it waits for
+   its resume or its timer only, both in cbffi_io_deadline). */
+int cb_http_watching(const cbffi_client *c);
 uint64_t cb_http_timer(const cbffi_client *c);
 void cb_http_on_event(cbffi_client *c, int fd, uint32_t events);
 void cb_http_tick(cbffi_client *c, uint64_t now);
@@ -424,6 +440,43 @@ int cb_http_service_method(cbffi_client *c, cb_op *op, const char *method,
                            size_t max_bytes);
 /* Service requests (N1QL, views) in flight (their own limit). */
 int cb_http_service_count(const cbffi_client *c);
+/* A stream was closed: end op's request, if it runs (dropping its op
+   reference). */
+void cb_http_cancel(cbffi_client *c, cb_op *op);
+/* Unpause op's transfer (stream.c's backpressure).  Not from inside a
+   harvest: libcurl may hand the held-back chunk over before returning. */
+void cb_http_resume(cbffi_client *c, cb_op *op);
+
+/* ---- stream.c: N1QL / view rows as they arrive ------------------------------ */
+/* What cb_stream_body did with a chunk (http.c tells libcurl). */
+enum { CB_STREAM_TOOK = 0, CB_STREAM_PAUSE = 1, CB_STREAM_ABORT = 2 };
+/* A new stream for a CBFFI_OP_QUERY ("results") or CBFFI_OP_VIEW ("rows")
+   request, on the client's list; NULL when out of memory. */
+cbffi_stream *cb_stream_new(cbffi_client *c, int op, uint64_t cookie);
+/* op (pending) becomes s's request: results go to s; s holds a reference. */
+void cb_stream_attach(cbffi_client *c, cbffi_stream *s, cb_op *op);
+/* Body bytes of s's response with HTTP status `status`: split (2xx; meta
+   into `meta`, the request's body buffer) or kept whole in `meta` (at most
+   max_bytes).  CB_STREAM_TOOK, _PAUSE (no room: deliver it again later) or
+   _ABORT (bad body, too large, out of memory: cb_stream_verdict says). */
+int cb_stream_body(cbffi_stream *s, cb_buf *meta, const char *p, size_t n,
+                   long status, size_t max_bytes);
+/* The transfer ended with rc (service_rc's); whole: all of it arrived.
+   Returns the rc for the final result: the splitter's verdict when it
+   failed or the body was cut short (the client's last error says why). */
+int cb_stream_verdict(cbffi_client *c, cbffi_stream *s, const char *host,
+                      int rc, int whole);
+/* The final result of op (a stream's request), from cb_op_fail /
+   cb_op_complete; the stream lets go of op. */
+void cb_stream_end(cbffi_client *c, cb_op *op, const cbffi_result *r,
+                   const char *value, size_t nvalue);
+/* At the start of every IO call: resume the paused transfers that have
+   room again. */
+void cb_streams_service(cbffi_client *c);
+/* Whether s's final result has been harvested (nothing more will come). */
+int cb_stream_over(const cbffi_stream *s);
+/* cbffi_client_destroy: free every stream left. */
+void cb_streams_free(cbffi_client *c);
 
 /* ---- query.c: N1QL ----------------------------------------------------------- */
 /* A CBFFI_OP_QUERY op (body in op->pkt) once a map is known: pick a query

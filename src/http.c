@@ -24,7 +24,12 @@
  * is an operation: its status and body (at most max_bytes) complete the
  * op in one result; transport failures get their own typed rc.
  * cb_http_service_method (views.c) is the same with another method: GET
- * and DELETE without a body, PUT with one.
+ * and DELETE without a body, PUT with one.  A stream's request (its op has
+ * op->stream) hands the body to stream.c as it comes instead: the splitter
+ * keeps the meta in the request's body buffer, the rows go to the stream,
+ * and a full stream pauses the transfer (CURL_WRITEFUNC_PAUSE) until
+ * stream.c resumes it (cb_http_resume); closing the stream cancels the
+ * request (cb_http_cancel).
  *
  * TLS (couchbases:// or ssl=on): https only, to the map's mgmtSSL port
  * (flush) and the REST host's 18091 by default (bootstrap), with the KV
@@ -130,10 +135,30 @@ static int on_timer(CURLM *multi, long timeout_ms, void *userp)
     return 0;
 }
 
+/* A stream's body (stream.c): split as it comes, or paused for room. */
+static size_t on_stream_body(cb_http_req *q, char *p, size_t len)
+{
+    long status = 0;
+    curl_easy_getinfo(q->easy, CURLINFO_RESPONSE_CODE, &status);
+    switch (cb_stream_body(q->op->stream, &q->body, p, len, status,
+                           q->max_bytes ? q->max_bytes : CB_CM_MAX_BYTES)) {
+    case CB_STREAM_TOOK:
+        return len;
+    case CB_STREAM_PAUSE:
+        return CURL_WRITEFUNC_PAUSE; /* libcurl keeps the chunk */
+    default:
+        return 0; /* aborts the transfer */
+    }
+}
+
 static size_t on_body(char *p, size_t size, size_t n, void *userp)
 {
     cb_http_req *q = userp;
     size_t len = size * n;
+    if (q->op && q->op->done)
+        return 0; /* its op ended (timed out, closed): stop reading */
+    if (q->op && q->op->stream)
+        return on_stream_body(q, p, len);
     if (cb_buf_size(&q->body) + len > (q->max_bytes ? q->max_bytes : CB_CM_MAX_BYTES)) {
         q->too_big = 1;
         return 0; /* aborts the transfer */
@@ -191,6 +216,11 @@ int cb_http_bootstrapping(const cbffi_client *c)
         if (q->kind == REQ_BOOTSTRAP)
             return 1;
     return 0;
+}
+
+int cb_http_watching(const cbffi_client *c)
+{
+    return c->http && c->http->nfds > 0;
 }
 
 int cb_http_owns_fd(const cbffi_client *c, int fd)
@@ -567,6 +597,14 @@ static void finish_service(cbffi_client *c, cb_http_req *q, CURLcode code,
 {
     int rc = service_rc(c, q, code, status);
     cb_op *op = q->op;
+    /* the status and body of a response that arrived whole, else none */
+    int whole = code == CURLE_OK;
+    if (op->stream) { /* the splitter's verdict on the body, if it failed */
+        int v = cb_stream_verdict(c, op->stream, q->host, rc, whole);
+        if (v != rc)
+            whole = 0;
+        rc = v;
+    }
     cbffi_result r;
     memset(&r, 0, sizeof(r));
     r.cookie = op->cookie;
@@ -574,14 +612,35 @@ static void finish_service(cbffi_client *c, cb_http_req *q, CURLcode code,
     r.op = op->op;
     r.server = -1;
     r.final = 1;
-    /* the status and body of a response that arrived whole, else none */
-    int whole = code == CURLE_OK;
     r.status = whole && status > 0 && status < 1000 ? (uint16_t)status : 0;
     /* the body is copied into the result arena before q is freed */
     cb_op_complete(c, op, &r, whole ? cb_buf_head(&q->body) : NULL,
                    whole ? cb_buf_size(&q->body) : 0);
     end_request(c, q);
     cb_op_unref(c, op);
+}
+
+void cb_http_cancel(cbffi_client *c, cb_op *op)
+{
+    for (cb_http_req *q = c->http ? c->http->reqs : NULL; q; q = q->next) {
+        if (q->op == op) {
+            end_request(c, q);
+            cb_op_unref(c, op);
+            return;
+        }
+    }
+}
+
+void cb_http_resume(cbffi_client *c, cb_op *op)
+{
+    for (cb_http_req *q = c->http ? c->http->reqs : NULL; q; q = q->next) {
+        if (q->op == op) {
+            /* libcurl hands the held-back chunk to on_body from in here,
+               and sets its timer to run the transfer at once */
+            curl_easy_pause(q->easy, CURLPAUSE_CONT);
+            return;
+        }
+    }
 }
 
 int cb_http_service(cbffi_client *c, cb_op *op, const char *url,

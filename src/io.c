@@ -8,6 +8,9 @@
  * shortcut: when a single connection has work and nothing is left to send,
  * it blocks in recv() directly (cb_conn_read_blocking) instead of poll() +
  * recv(), which makes a synchronous operation two system calls.
+ *
+ * cbffi_wait waits for every pending operation but streams' requests;
+ * cbffi_stream_wait runs the same loop until one stream has a result.
  */
 #include "bg.h"
 #include "client_private.h"
@@ -41,6 +44,7 @@ int cbffi_io_flush(cbffi_client *c)
 {
     cb_cluster_bury(c);
     cb_release_harvested(c);
+    cb_streams_service(c);
     flush_dirty(c);
     return 0;
 }
@@ -61,6 +65,7 @@ int cbffi_io_event(cbffi_client *c, int fd, uint32_t events)
 {
     cb_cluster_bury(c);
     cb_release_harvested(c);
+    cb_streams_service(c);
     cb_conn *conn = conn_of_fd(c, fd);
     if (conn)
         cb_conn_on_event(conn, events);
@@ -76,6 +81,7 @@ int cbffi_io_tick(cbffi_client *c)
 {
     cb_cluster_bury(c);
     cb_release_harvested(c);
+    cb_streams_service(c);
     uint64_t now = cb_now();
     if (c->njobs)
         cb_bg_poll(c); /* in case the host is late with the eventfd */
@@ -96,8 +102,8 @@ static int handshaking(const cb_conn *conn)
 
 int64_t cbffi_io_deadline(cbffi_client *c)
 {
-    if (c->tls_more)
-        return 0;
+    if (c->tls_more || c->nresume)
+        return 0; /* bytes no event announces; streams to resume */
     uint64_t dl = c->npending ? c->next_deadline : UINT64_MAX;
     for (int i = 0; i < c->nconns; i++)
         if (handshaking(c->conns[i]) && c->conns[i]->connect_deadline < dl)
@@ -174,7 +180,9 @@ static int apply_changes(cbffi_client *c)
 static cb_conn *sole_reader(cbffi_client *c)
 {
     cb_conn *only = NULL;
-    if (c->seed || c->retryq || cb_http_active(c))
+    /* HTTP requests with sockets need the poll; ones without (a stream paused
+       for room) only a deadline, which bounds the blocking read */
+    if (c->seed || c->retryq || cb_http_watching(c))
         return NULL;
     for (int i = 0; i < c->nconns; i++) {
         cb_conn *conn = c->conns[i];
@@ -217,10 +225,20 @@ static void poll_once(cbffi_client *c, int64_t timeout_us)
         cbffi_io_event(c, ready[i].fd, ready[i].ev);
 }
 
+/* One turn of the loop, the general way: tick, or poll and handle events. */
+static void loop_turn(cbffi_client *c, int64_t dl)
+{
+    if (dl == 0 || apply_changes(c) != 0) {
+        cbffi_io_tick(c);
+        return;
+    }
+    poll_once(c, dl < 0 ? 1000000 : dl);
+}
+
 size_t cbffi_wait(cbffi_client *c, cbffi_result *out, size_t max)
 {
     cbffi_io_flush(c);
-    while (c->npending > 0) {
+    while (c->npending > c->nstreaming) { /* streams are not waited for */
         int64_t dl = cbffi_io_deadline(c);
         if (dl == 0) {
             cbffi_io_tick(c);
@@ -242,12 +260,24 @@ size_t cbffi_wait(cbffi_client *c, cbffi_result *out, size_t max)
             flush_dirty(c);
             continue;
         }
-        if (apply_changes(c) != 0) {
-            cbffi_io_tick(c);
-            continue;
-        }
-        poll_once(c, dl < 0 ? 1000000 : dl);
+        loop_turn(c, dl);
     }
     apply_changes(c);
     return max ? cbffi_harvest(c, out, max) : 0;
+}
+
+size_t cbffi_stream_wait(cbffi_client *c, cbffi_stream *s, cbffi_result *out,
+                         size_t max)
+{
+    if (!s)
+        return 0;
+    if (cbffi_stream_ready(s) == 0 && !cb_stream_over(s)) {
+        /* the stream's request is pending until it ends (its deadline at
+           the latest), and its end is a result: this loop ends */
+        cbffi_io_flush(c);
+        while (cbffi_stream_ready(s) == 0)
+            loop_turn(c, cbffi_io_deadline(c));
+        apply_changes(c);
+    }
+    return cbffi_stream_harvest(c, s, out, max);
 }

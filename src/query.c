@@ -15,8 +15,13 @@
  * deadline that passes first ends the op with CBFFI_ETIMEDOUT (cb_expire)
  * and http.c abandons the request.
  *
+ * cbffi_query_stream is the same request with a stream attached to the op
+ * (stream.c): the response's rows go to the stream as they arrive, and so
+ * does the final result.
+ *
  * Ownership: the body is the op's (op->pkt, freed with the op); the HTTP
- * request holds one op reference while it runs (http.c).
+ * request holds one op reference while it runs (http.c), the stream one
+ * until the request ends (stream.c).
  */
 #include "client_private.h"
 
@@ -95,8 +100,9 @@ void cb_query_dispatch(cbffi_client *c, cb_op *op)
     }
 }
 
-int cbffi_query(cbffi_client *c, const char *body, size_t nbody,
-                uint64_t timeout_us, uint64_t cookie)
+/* cbffi_query, or with `s` (not NULL) cbffi_query_stream's request. */
+static int schedule(cbffi_client *c, const char *body, size_t nbody,
+                    uint64_t timeout_us, uint64_t cookie, cbffi_stream *s)
 {
     if (c->type != CBFFI_TYPE_COUCHBASE) {
         cb_set_error(c, "N1QL needs a couchbase:// cluster");
@@ -135,8 +141,37 @@ int cbffi_query(cbffi_client *c, const char *body, size_t nbody,
     }
     op->server = -1;
     cb_pending_add(c, op, timeout_us ? timeout_us : c->query_timeout);
+    if (s)
+        cb_stream_attach(c, s, op);
     op->refs++; /* ours, while dispatching */
     cb_cluster_dispatch(c, op);
     cb_op_unref(c, op);
     return CBFFI_OK;
+}
+
+int cbffi_query(cbffi_client *c, const char *body, size_t nbody,
+                uint64_t timeout_us, uint64_t cookie)
+{
+    return schedule(c, body, nbody, timeout_us, cookie, NULL);
+}
+
+int cbffi_query_stream(cbffi_client *c, const char *body, size_t nbody,
+                       uint64_t timeout_us, uint64_t cookie, cbffi_stream **out)
+{
+    if (!out) {
+        cb_set_error(c, "cbffi_query_stream needs somewhere to put the stream");
+        return CBFFI_EINVAL;
+    }
+    *out = NULL;
+    cbffi_stream *s = cb_stream_new(c, CBFFI_OP_QUERY, cookie);
+    if (!s) {
+        cb_set_error(c, "out of memory");
+        return CBFFI_CLIENT_ENOMEM;
+    }
+    int rc = schedule(c, body, nbody, timeout_us, cookie, s);
+    if (rc != CBFFI_OK)
+        cbffi_stream_close(c, s); /* it has no request: only unlinked and freed */
+    else
+        *out = s;
+    return rc;
 }

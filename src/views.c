@@ -13,6 +13,9 @@
  * (cb_http_service_method) with the time left.  The response's status and
  * body are the op's one result; the request limit is shared with N1QL.
  *
+ * cbffi_view_stream: the same with a stream attached to the op (stream.c),
+ * which receives the rows as they arrive and the final result.
+ *
  * Ownership: op->pkt holds "<path>\0<body>" (the op's, freed with it);
  * op->cmd the cbffi_http_method.  The URL is built on the stack or heap
  * here and copied by libcurl; the HTTP request holds one op reference
@@ -160,9 +163,10 @@ static int path_ok(const char *p, size_t n)
     return 1;
 }
 
-int cbffi_view_request(cbffi_client *c, int method, const char *path, size_t npath,
-                       const char *body, size_t nbody, uint64_t timeout_us,
-                       uint64_t cookie)
+/* cbffi_view_request, or with `s` (not NULL) cbffi_view_stream's. */
+static int schedule(cbffi_client *c, int method, const char *path, size_t npath,
+                    const char *body, size_t nbody, uint64_t timeout_us,
+                    uint64_t cookie, cbffi_stream *s)
 {
     if (c->type != CBFFI_TYPE_COUCHBASE) {
         cb_set_error(c, "views need a couchbase:// cluster");
@@ -220,8 +224,39 @@ int cbffi_view_request(cbffi_client *c, int method, const char *path, size_t npa
     op->cmd = (uint8_t)method;
     op->server = -1;
     cb_pending_add(c, op, timeout_us ? timeout_us : c->view_timeout);
+    if (s)
+        cb_stream_attach(c, s, op);
     op->refs++; /* ours, while dispatching */
     cb_cluster_dispatch(c, op);
     cb_op_unref(c, op);
     return CBFFI_OK;
+}
+
+int cbffi_view_request(cbffi_client *c, int method, const char *path, size_t npath,
+                       const char *body, size_t nbody, uint64_t timeout_us,
+                       uint64_t cookie)
+{
+    return schedule(c, method, path, npath, body, nbody, timeout_us, cookie, NULL);
+}
+
+int cbffi_view_stream(cbffi_client *c, int method, const char *path, size_t npath,
+                      const char *body, size_t nbody, uint64_t timeout_us,
+                      uint64_t cookie, cbffi_stream **out)
+{
+    if (!out) {
+        cb_set_error(c, "cbffi_view_stream needs somewhere to put the stream");
+        return CBFFI_EINVAL;
+    }
+    *out = NULL;
+    cbffi_stream *s = cb_stream_new(c, CBFFI_OP_VIEW, cookie);
+    if (!s) {
+        cb_set_error(c, "out of memory");
+        return CBFFI_CLIENT_ENOMEM;
+    }
+    int rc = schedule(c, method, path, npath, body, nbody, timeout_us, cookie, s);
+    if (rc != CBFFI_OK)
+        cbffi_stream_close(c, s);
+    else
+        *out = s;
+    return rc;
 }

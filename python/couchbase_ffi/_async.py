@@ -14,6 +14,13 @@ exists here with the same arguments, the same checks (bad input raises
 at once, before anything is sent, as in the sync API) and the same results
 and exceptions, delivered through the future.
 
+N1QL and view queries are libcbffi streams (``Host.add_stream``): their rows
+wait in the stream, not in the client's result queue, and every settle
+harvests each open stream after the result queue (one call per stream), so
+rows are taken as they arrive; the stream's end goes to its state's
+``finish``.  A harvest that makes room for a paused stream makes the core's
+deadline 0: the timer then resumes it.
+
 Writes are coalesced per loop turn: operations scheduled from callbacks that
 run while a harvest is delivered go out in one flush at the end of that
 delivery; operations scheduled anywhere else go out in one flush at the end
@@ -90,6 +97,7 @@ class Host(object):
         self.nconn = 0        # pending connect()s, which do not hold the Bucket
         self.c = bucket._c
         self.pending = {}     # cookie -> (future or state, result, kind, quiet)
+        self.streams = {}     # cookie -> (state, cbffi_stream *): add_stream
         self.next = 1
         self.fds = {}         # core fd -> _Watch
         self.dirty = False    # operations scheduled and not flushed yet
@@ -177,6 +185,26 @@ class Host(object):
         if not self.dirty:
             self._kick()
 
+    def add_stream(self, start, args, state):
+        """Start a stream (``start`` is cbffi_query_stream or cbffi_view_stream, ``args``
+        its arguments between the client and the cookie): its rows go to
+        ``state.row(bytes)`` as they are harvested, then ``state.finish(rc, status,
+        meta bytes, detail)`` once; Host.close() fails ``state.fut``."""
+        c = self.c
+        if c is None:
+            raise E.ObjectDestroyedError("the Bucket is closed")
+        b = self.hold = self._bref()
+        ck = self.next
+        sp = ffi.new("cbffi_stream **")
+        rc = start(c, *(args + (ck, sp)))
+        self.next = ck + 1
+        if rc:
+            b._sched_error(rc, None)
+        self.streams[ck] = (state, sp[0])
+        self.pending[ck] = (state, None, _K_STATE, 0)
+        if not self.dirty:
+            self._kick()
+
     def _kick(self):
         self.dirty = True
         self.rearm = True
@@ -234,6 +262,10 @@ class Host(object):
                     if self.c is None:
                         return      # closed by a callback
                     n = lib.cbffi_harvest(c, self.res, _CAP) if n == _CAP else 0
+                if self.streams:
+                    delivered |= self._drain_streams(c)
+                    if self.c is None:
+                        return
                 if not self.dirty:
                     break
                 self.dirty = False
@@ -304,6 +336,37 @@ class Host(object):
         self.timer = self._call_later(delay, self._on_timer)
 
     # ---- results -----------------------------------------------------------------------
+    def _drain_streams(self, c):
+        """Harvest every open stream; True if a stream ended (callbacks ran)."""
+        res = self.res
+        unpack = ffi.unpack
+        ended = False
+        self.rearm = True       # a harvest may let a paused stream resume: deadline 0
+        for ck, (state, s) in list(self.streams.items()):
+            final = None
+            n = lib.cbffi_stream_harvest(c, s, res, _CAP)
+            while n:
+                for i in range(n):
+                    r = res[i]
+                    if r.final:
+                        detail = ffi.string(lib.cbffi_stream_error(s)).decode(
+                            "utf-8", "replace") if r.rc else ""
+                        final = (r.rc, r.status, unpack(r.value, r.nvalue) if r.nvalue
+                                 else b"", detail)
+                    else:
+                        state.row(unpack(r.value, r.nvalue))
+                n = lib.cbffi_stream_harvest(c, s, res, _CAP) if n == _CAP else 0
+            if final is None:
+                continue
+            del self.streams[ck]
+            self.pending.pop(ck, None)
+            lib.cbffi_stream_close(c, s)
+            ended = True
+            state.finish(*final)
+            if self.c is None:
+                return True     # closed by a callback
+        return ended
+
     def _deliver(self, n):
         res = self.res
         b = self._bref()
@@ -370,6 +433,7 @@ class Host(object):
                 self._cancel(h)
         self.timer = self.soon = None
         self.dirty = False
+        self.streams = {}       # freed with the client
         pending, self.pending = self.pending, {}
         if self.busy:
             self.zombie = c

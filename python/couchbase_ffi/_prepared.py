@@ -254,7 +254,7 @@ class _FlowState(object):
             self.req._raw.done = True
             self.req.on_error(exc)
             return
-        self.req._end(r.rc, r.status, data, detail)
+        self.req._end(r.rc, r.status, data, detail, [])   # the rows are in the body
 
     def schedule(self, req):
         from couchbase_ffi._lowlevel import lib

@@ -369,6 +369,7 @@ class Bucket(object):
         self.transcoder = transcoder
         self._dur = None
         self._pipe = None
+        self._dead_streams = []   # streams a finalizer could not close (_stream.py)
         self._lockmode = lockmode
         # LOCKMODE_EXC: a token list, taken with list.pop() (atomic under the GIL, and a
         # tenth of the cost of Lock.acquire(False) on CPython); empty = a thread is inside.
@@ -475,6 +476,7 @@ class Bucket(object):
         self._enter()
         c, self._c = self._c, None
         self.__dict__.pop("_store", None)   # mutation tokens' _StoreMT goes
+        self._dead_streams = []             # the client frees every stream
         try:
             lib.cbffi_client_destroy(c)
         finally:
@@ -809,6 +811,10 @@ class Bucket(object):
         from couchbase_ffi import n1ql
         return n1ql.run_sync(self, body, timeout_us)
 
+    def _n1ql_stream(self, body, timeout_us):
+        from couchbase_ffi import n1ql
+        return n1ql.stream_sync(self, body, timeout_us)
+
     @property
     def lockmode(self):
         return self._lockmode
@@ -833,6 +839,21 @@ class Bucket(object):
         elif self._lock is not None:
             self._lock.acquire()
         return c
+
+    def _try_enter(self, thread=None):
+        """Take the Bucket without waiting, for finalizers (which may run in any thread,
+        even in this one while it is inside the Bucket): False if it is held; with
+        LOCKMODE_NONE (no lock to ask), True only in ``thread``.  _leave() after True."""
+        tok = self._tok
+        if tok is not None:
+            try:
+                tok.pop()
+            except IndexError:
+                return False
+            return True
+        if self._lock is not None:
+            return self._lock.acquire(False)
+        return thread is None or thread == threading.get_ident()
 
     def _leave(self):
         tok = self._tok

@@ -11,9 +11,22 @@
 option via ``set_option``); ``encoded`` is that body as JSON.  A
 ``N1QLRequest`` (what ``Bucket.n1ql_query`` returns) runs it when first
 iterated (or on ``execute()``, ``get_single_result()``, ``meta``): one
-POST /query/service to a query node (libcbffi's ``cbffi_query``, the nodes
-in turn), the response read whole (bounded by the connection-string option
-``http_max_response``, default 64 MiB), then its rows yielded.
+POST /query/service to a query node (libcbffi's ``cbffi_query_stream``, the
+nodes in turn).
+
+Rows are streamed: the core splits the response as it arrives and the
+iterator yields each row as soon as it is in, before the rest of the response
+has arrived, in memory bounded independently of the result size: at most 4 MiB
+of rows not yet yielded (``CBFFI_STREAM_HOLD_MAX``: the core stops reading
+until the iterator catches up; the server is held back by TCP), plus one row,
+plus the response's metadata.  ``http_max_response`` (connection string,
+default 64 MiB) bounds each row and the metadata, not the whole result.  The
+metadata (``meta``, ``metrics``, ``errors``) comes after the last row, so it is
+known once the rows have been read, as in 2.x.  Other operations may run on
+the Bucket between two rows.  Leaving the loop early (``break``, or dropping the
+iterator) cancels the request: the connection is closed and nothing of it
+reaches later operations (on PyPy, once the garbage collector finalizes the
+iterator; ``get_single_result()`` cancels at once).
 
 Errors: a N1QL error in the response is a :class:`N1QLError` (``rc`` 0 for
 HTTP 200; ``n1ql_errcode`` the server's code, ``objextra`` its error object)
@@ -21,8 +34,11 @@ raised after the rows; with a non-2xx status it is also an ``HTTPError``
 (rc 0x3B, as 2.x), an ``AuthError`` for 401/403, a ``TimeoutError`` for
 the server's timeout (1080).  The client's own timeout (``n1ql_timeout``,
 or a shorter ``N1QLQuery.timeout``) is a ``TimeoutError``; no query node is
-a ``NotSupportedError``; a response over the bound is a ``TooBigError``; a
-broken response a ``NetworkError`` / ``ProtocolError``.
+a ``NotSupportedError``; a row (or the metadata) over the bound is a
+``TooBigError``; a broken response a ``NetworkError`` / ``ProtocolError``.
+Failures that come mid-stream (a server that goes silent, a connection cut,
+malformed JSON, a row too large) are raised after the rows that arrived
+before them.
 
 Prepared statements (``N1QLQuery.adhoc = False``, couchbase_ffi._prepared):
 the statement is prepared once per Bucket (an LRU cache of 5000 statements)
@@ -37,7 +53,8 @@ would.  On an async Bucket the PREPARE is a request of its own, then the
 execution, both on the loop; a query started before the first cluster map
 takes the second flow.
 
-Not here: streaming rows as they arrive (the response is read whole).
+A prepared execution is read whole (up to ``http_max_response``), not
+streamed: its PREPARE and a re-prepare need the whole answer first.
 """
 import json
 
@@ -301,7 +318,8 @@ class N1QLQuery(object):
 
 class _Raw(object):
     """2.x's ``N1QLRequest.raw``: ``value`` (the metadata dict), ``done``,
-    plus ``http_status`` and ``body`` (the response bytes)."""
+    plus ``http_status`` and ``body`` (the response bytes, its rows left out:
+    ``"results":[]``)."""
     __slots__ = ("value", "done", "http_status", "body")
 
     def __init__(self):
@@ -354,7 +372,10 @@ def _error_message(err, status=None):
 
 
 def _outcome(rc, status, body, detail):
-    """(rows, meta) of a finished request, or the exception to raise now.
+    """(rows, meta) of a finished request, or the exception to raise now.  ``body``
+    is the final result's value: the response without its streamed rows (``rows``
+    are what it still holds: none, unless the server spelt its "results" key
+    unusually, so that the core did not stream them).
 
     A N1QL error in a 2xx response is not raised here: the request raises it
     after its rows, as 2.x did."""
@@ -415,18 +436,18 @@ class N1QLRequest(object):
     def raw(self):
         return self._raw
 
-    def _submit(self):
-        """Run the request (synchronously); sets the rows and metadata or raises."""
-        if self._rows is not None:
-            return
-        if not self._params.adhoc:
-            out = _prepared.run_sync(_prepared_flow(self._params, self._parent), self._parent)
-        else:
-            body, timeout_us = _request_body(self._params, self._parent)
-            out = self._parent._n1ql_run(body, timeout_us)
+    def _open(self):
+        """Start the request on the synchronous Bucket: a _stream.SyncStream."""
+        body, timeout_us = _request_body(self._params, self._parent)
+        return self._parent._n1ql_stream(body, timeout_us)
+
+    def _prepared_rows(self):
+        """Run a non-adhoc query (couchbase_ffi._prepared): its whole answer."""
+        out = _prepared.run_sync(_prepared_flow(self._params, self._parent), self._parent)
         self._finish(*out)
 
     def _finish(self, rc, status, data, detail):
+        """The stream's end: sets the metadata (and the rows still in it) or raises."""
         raw = self._raw
         raw.http_status, raw.body, raw.done = status, data, True
         out = _outcome(rc, status, data, detail)
@@ -467,10 +488,16 @@ class N1QLRequest(object):
         return self
 
     def get_single_result(self):
-        """The first row (through row_factory), or None if there is none."""
-        for r in self:
-            return r
-        return None
+        """The first row (through row_factory), or None if there is none.  A response
+        still arriving after its first row is not read further: the request is
+        cancelled (and ``meta`` stays unknown)."""
+        it = iter(self)
+        try:
+            return next(it, None)
+        finally:
+            close = getattr(it, "close", None)
+            if close is not None:
+                close()
 
     def __iter__(self):
         if self.buffered_remainder:
@@ -483,8 +510,30 @@ class N1QLRequest(object):
 
     def _gen(self):
         self._iterated = True
-        self._submit()
         factory = self.row_factory
+        if not self._params.adhoc:
+            self._prepared_rows()
+            for row in self._rows:
+                yield factory(row)
+            self._check_errors()
+            return
+        loads = json.loads
+        stream = self._open()
+        final, finished = None, False
+        try:
+            while final is None:
+                rows, final = stream.next()
+                if final is not None and final[0] == 0:
+                    # a success: the metadata is known before the last rows are taken
+                    # (get_single_result on a small result leaves meta readable)
+                    self._finish(*final)
+                    finished = True
+                for row in rows:
+                    yield factory(loads(row))
+        finally:
+            stream.close()      # a loop left early: cancels the request
+        if not finished:
+            self._finish(*final)    # a failure: raised after the rows
         for row in self._rows:
             yield factory(row)
         self._check_errors()
@@ -495,14 +544,20 @@ class N1QLRequest(object):
 
 # ---- the synchronous Bucket's side ------------------------------------------------------------
 
+def stream_sync(bucket, body, timeout_us):
+    """One cbffi_query_stream on the built-in loop: a _stream.SyncStream (its ``next()``
+    gives the rows as they arrive, then (rc, status, meta bytes, detail))."""
+    from couchbase_ffi._lowlevel import lib
+    from couchbase_ffi._stream import SyncStream
+    _check_sync(bucket)
+    return SyncStream(bucket, lib.cbffi_query_stream, (body, len(body), timeout_us))
+
+
 def run_sync(bucket, body, timeout_us):
-    """One cbffi_query through the built-in loop: (rc, status, body bytes, last error)."""
+    """One buffered cbffi_query through the built-in loop (the prepared flow's
+    requests): (rc, status, body bytes, last error)."""
     from couchbase_ffi._lowlevel import ffi, lib
-    if getattr(bucket, "_host", None) is not None:
-        raise E.NotSupportedError("a N1QLRequest runs on a synchronous Bucket: an asynchronous "
-                                  "one has its own n1ql_query (and n1qlQueryAll on Twisted)")
-    if bucket._pipe is not None:
-        raise E.PipelineError("n1ql_query() cannot run inside a pipeline")
+    _check_sync(bucket)
     c = bucket._enter()
     try:
         rc = lib.cbffi_query(c, body, len(body), timeout_us, 0)
@@ -517,6 +572,14 @@ def run_sync(bucket, body, timeout_us):
     finally:
         bucket._leave()
     return rc, status, data, detail
+
+
+def _check_sync(bucket):
+    if getattr(bucket, "_host", None) is not None:
+        raise E.NotSupportedError("a N1QLRequest runs on a synchronous Bucket: an asynchronous "
+                                  "one has its own n1ql_query (and n1qlQueryAll on Twisted)")
+    if bucket._pipe is not None:
+        raise E.PipelineError("n1ql_query() cannot run inside a pipeline")
 
 
 def n1ql_query(bucket, query, *args, **kwargs):
@@ -545,9 +608,10 @@ def cluster_n1ql_query(cluster, query, *args, **kwargs):
 
 class AsyncN1QLRequest(N1QLRequest):
     """A N1QLRequest on an asynchronous Bucket: ``start()`` schedules it on the
-    Bucket's loop; when the response is in, ``on_rows(rows)`` gets every row
-    (through row_factory), then ``on_done()``, or ``on_error(exc)`` (also after
-    the rows when the service reported a N1QL error).  Subclasses override
+    Bucket's loop (streamed: the rows are harvested as they arrive); when the
+    response is in, ``on_rows(rows)`` gets every row (through row_factory), then
+    ``on_done()``, or ``on_error(exc)`` (also after the rows when the service
+    reported a N1QL error, or the stream broke after some rows).  Subclasses override
     those, as 2.x's did.  By default the rows are kept (iterate the request
     once it is done) and the front-end's future (``_fut``) resolves with the
     request itself, or fails with the exception."""
@@ -568,17 +632,22 @@ class AsyncN1QLRequest(N1QLRequest):
             _prepared.start_async(self, _prepared_flow(self._params, self._parent))
             return self
         body, timeout_us = _request_body(self._params, self._parent)
-        self._host.add_state(lib.cbffi_query, (body, len(body), timeout_us),
-                             _QueryState(self._host, self))
+        self._host.add_stream(lib.cbffi_query_stream, (body, len(body), timeout_us),
+                              _QueryState(self._host, self))
         return self
 
-    def _end(self, rc, status, data, detail):
+    def _end(self, rc, status, data, detail, rows):
+        """The stream ended; ``rows`` are the rows it delivered (JSON bytes)."""
+        factory, loads = self.row_factory, json.loads
         try:
             self._finish(rc, status, data, detail)
         except E.CouchbaseError as exc:
+            if rows:        # what arrived before the failure, then the failure
+                self.on_rows([factory(loads(row)) for row in rows])
             self.on_error(exc)
             return
-        self.on_rows([self.row_factory(row) for row in self._rows])
+        self.on_rows([factory(loads(row)) for row in rows] +
+                     [factory(row) for row in self._rows])
         try:
             self._check_errors()
         except N1QLError as exc:
@@ -617,22 +686,19 @@ class AsyncN1QLRequest(N1QLRequest):
 
 
 class _QueryState(object):
-    """The Host's view of one N1QL request in flight (couchbase_ffi._async)."""
-    __slots__ = ("host", "req", "fut")
+    """The Host's view of one N1QL stream in flight (couchbase_ffi._async,
+    Host.add_stream): the rows as harvested, then the end."""
+    __slots__ = ("host", "req", "fut", "rows")
 
     def __init__(self, host, req):
         self.host = host
         self.req = req
         self.fut = req._fut       # what Host.close() fails
+        self.rows = []
 
-    def row(self, r):
-        pass
+    def row(self, data):
+        self.rows.append(data)
 
-    def end(self, r, what, index):
-        from couchbase_ffi._lowlevel import ffi, lib
-        data = ffi.unpack(r.value, r.nvalue) if r.nvalue else b""
-        detail = ""
-        if r.rc:
-            detail = ffi.string(lib.cbffi_client_last_error(self.host.c)).decode(
-                "utf-8", "replace")
-        self.req._end(r.rc, r.status, data, detail)
+    def finish(self, rc, status, data, detail):
+        rows, self.rows = self.rows, []
+        self.req._end(rc, status, data, detail, rows)

@@ -18,6 +18,16 @@ for t in codec connstr clustermap scram; do
   "$out/fuzz_$t" -max_total_time="$secs" -print_final_stats=0 "$out/corpus_$t" 2>&1 | tail -1
 done
 
+# fuzz_rowsplit: the incremental JSON row splitter of streamed N1QL / view
+# responses (sans-IO: needs only the buffer)
+clang -std=c11 -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer,address,undefined \
+  -fno-sanitize-recover=undefined -Iinclude -Isrc tests/fuzz/fuzz_rowsplit.c \
+  src/buf.c src/rowsplit.c -o "$out/fuzz_rowsplit"
+mkdir -p "$out/corpus_rowsplit"
+cp -n tests/fuzz/corpus/rowsplit/* "$out/corpus_rowsplit/" 2>/dev/null || true
+"$out/fuzz_rowsplit" -max_total_time="$secs" -print_final_stats=0 -max_len=4096 \
+  "$out/corpus_rowsplit" 2>&1 | tail -1
+
 # fuzz_subdoc: the sub-document reply reader (a pure function of the client)
 clang -std=c11 -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer,address,undefined \
   -fno-sanitize-recover=undefined -Iinclude -Isrc tests/fuzz/fuzz_subdoc.c \

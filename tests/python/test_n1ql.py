@@ -217,15 +217,24 @@ def test_no_query_node(frontend):
 
 
 def test_large_results_and_the_response_bound(cluster):
-    rows = [{"i": i, "pad": "x" * 20} for i in range(20000)]
+    """Rows are streamed: http_max_response bounds each row (and the metadata), not the
+    whole result.  A result ten times the bound comes through; one row over it is
+    TooBigError, after the rows before it."""
+    rows = [{"i": i, "pad": "x" * 20} for i in range(20000)]     # about 700 KB
     cluster.query_register("big", rows=rows)
+    cluster.query_register("one big row", rows=[{"i": 0}, {"pad": "x" * 70000}, {"i": 2}])
     b = H.bucket_class("sync")(cluster.connstr("default"), password="secret")
     got = list(b.n1ql_query("big"))
     assert len(got) == 20000 and got[-1] == rows[-1]
     small = H.bucket_class("sync")(cluster.connstr("default", http_max_response=65536),
                                    password="secret")
+    got = list(small.n1ql_query("big"))
+    assert len(got) == 20000 and got[-1] == rows[-1]
+    seen = []
     with pytest.raises(E.TooBigError):
-        small.n1ql_query("big").execute()
+        for row in small.n1ql_query("one big row"):
+            seen.append(row)
+    assert seen == [{"i": 0}]
     assert list(small.n1ql_query("SELECT RAW COUNT(*) FROM default"))   # still usable
 
 

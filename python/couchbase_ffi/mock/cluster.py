@@ -515,7 +515,7 @@ class MockCluster(object):
         return self._query.register(statement=statement, **kw)
 
     async def _a_query_requests(self, clear=False):
-        out = list(self._query.requests)
+        out = [dict(r) for r in self._query.requests]   # as they are now
         if clear:
             self._query.requests = []
         return out
@@ -546,7 +546,7 @@ class MockCluster(object):
         return self._views.register(ddoc=ddoc, view=view, **kw)
 
     async def _a_view_requests(self, clear=False):
-        out = list(self._views.requests)
+        out = [dict(r) for r in self._views.requests]
         if clear:
             self._views.requests = []
         return out
@@ -591,15 +591,23 @@ class MockCluster(object):
         return dict((n.index, n.query_port) for n in st.nodes if n.query_port)
 
     def query_register(self, statement, rows=None, errors=None, http_status=None, status=None,
-                       delay=0.0, fault=None, count=None, node=None, metrics=None, warnings=None):
+                       delay=0.0, fault=None, count=None, node=None, metrics=None, warnings=None,
+                       row_delay=0.0, repeat=None, cut_after=None, cut=None, chunked=False):
         """Answer ``statement`` with ``rows`` (a list of JSON values) or ``errors`` (a list of
         ``{"code", "msg"}``); ``http_status`` and ``status`` default from them; ``delay`` seconds
         first (``float('inf')``: never answer); ``fault`` "close", "garbage" or "truncate"
         instead of an answer; ``count`` times (None: until query_clear); on ``node`` only.
-        The newest registration that matches wins."""
+        The newest registration that matches wins.
+
+        Streamed (chunked) answers, as the query service sends them: ``row_delay`` seconds
+        between rows, the rows sent ``repeat`` times over, ``cut`` ("stall", "close",
+        "garbage") after ``cut_after`` rows, or ``chunked=True`` alone (mock/rowstream.py).
+        The request's log entry then has ``rows_sent`` and ``complete``."""
         return self._call("query_register", statement=statement, rows=rows, errors=errors,
                           http_status=http_status, status=status, delay=delay, fault=fault,
-                          count=count, node=node, metrics=metrics, warnings=warnings)
+                          count=count, node=node, metrics=metrics, warnings=warnings,
+                          row_delay=row_delay, repeat=repeat, cut_after=cut_after, cut=cut,
+                          chunked=chunked)
 
     def query_requests(self, clear=False):
         """The requests the query service received, oldest first (dicts: node, user,
@@ -642,17 +650,21 @@ class MockCluster(object):
 
     def view_register(self, ddoc, view, rows=None, total_rows=None, errors=None,
                       http_status=None, error=None, reason=None, delay=0.0, count=None,
-                      bucket=None, fault=None):
+                      bucket=None, fault=None, row_delay=0.0, repeat=None, cut_after=None,
+                      cut=None, chunked=False):
         """Answer ``_design/<ddoc>/_view/<view>`` with ``rows`` (``{"id", "key", "value"}``
         objects, sent as given: no parameter is applied to them), ``total_rows`` (default
         len(rows)) and ``errors`` (a list of ``{"from", "reason"}``); or fail with
         ``http_status`` and ``{"error": error, "reason": reason}``; ``delay`` seconds first
         (``float('inf')``: never answer); ``fault`` "close" / "truncate"; ``count`` times
-        (None: until view_clear); on ``bucket`` only (None: any).  Newest wins."""
+        (None: until view_clear); on ``bucket`` only (None: any).  Newest wins.  Streamed
+        answers: ``row_delay``, ``repeat``, ``cut_after`` / ``cut``, ``chunked``, as for
+        query_register."""
         return self._call("view_register", ddoc=ddoc, view=view, rows=rows,
                           total_rows=total_rows, errors=errors, http_status=http_status,
                           error=error, reason=reason, delay=delay, count=count, bucket=bucket,
-                          fault=fault)
+                          fault=fault, row_delay=row_delay, repeat=repeat, cut_after=cut_after,
+                          cut=cut, chunked=chunked)
 
     def view_requests(self, clear=False):
         """The requests the view service received, oldest first (dicts: node, method, path,

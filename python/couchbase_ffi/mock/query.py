@@ -31,6 +31,7 @@ import uuid
 from urllib.parse import parse_qs
 
 from couchbase_ffi.mock.indexes import Indexes, IndexError_, parameter
+from couchbase_ffi.mock import rowstream
 from couchbase_ffi.mock.rest import ServiceServer, basic_auth
 from couchbase_ffi.mock.state import COUCHBASE
 
@@ -42,7 +43,8 @@ class Registration(object):
     ``;`` ignored), on ``node`` (None = any), ``count`` times (None = until cleared)."""
 
     def __init__(self, statement, rows=None, errors=None, http_status=None, status=None,
-                 delay=0.0, fault=None, count=None, node=None, metrics=None, warnings=None):
+                 delay=0.0, fault=None, count=None, node=None, metrics=None, warnings=None,
+                 row_delay=0.0, repeat=None, cut_after=None, cut=None, chunked=False):
         if not isinstance(statement, str) or not statement.strip():
             raise ValueError("statement must be a non-empty string")
         if fault is not None and fault not in _FAULTS:
@@ -67,11 +69,15 @@ class Registration(object):
         self.node = None if node is None else int(node)
         self.metrics = metrics or {}
         self.warnings = warnings
+        # streamed answers (mock/rowstream.py)
+        self.stream = rowstream.RowStream(row_delay, repeat, cut_after, cut, chunked)
 
     def describe(self):
-        return {"statement": self.statement, "rows": len(self.rows), "errors": self.errors,
-                "http_status": self.http_status, "delay": _json_num(self.delay),
-                "fault": self.fault, "count": self.count, "node": self.node}
+        out = {"statement": self.statement, "rows": len(self.rows), "errors": self.errors,
+               "http_status": self.http_status, "delay": _json_num(self.delay),
+               "fault": self.fault, "count": self.count, "node": self.node}
+        out.update(self.stream.describe())
+        return out
 
 
 def _json_num(v):
@@ -317,21 +323,22 @@ class QueryServer(ServiceServer):
                 # a registration of the PREPARE text itself answers it as registered
                 if parsed is not None and self.service.match(statement, self.node,
                                                              consume=False) is None:
-                    return await self._prepare(writer, keep, started, ctx, parsed, body, user)
+                    return await self._prepare(writer, keep, started, ctx, parsed, body, user,
+                                               rec)
             else:
                 got = self.service.lookup(prepared, body.get("encoded_plan"))
                 statement = got.statement
-            return await self._execute(writer, keep, started, ctx, statement, body, user)
+            return await self._execute(writer, keep, started, ctx, statement, body, user, rec)
         except _N1QLError as e:
             return await self._answer(writer, keep, started, ctx, [], [
                 {"code": e.code, "msg": e.msg}], http_status_for(e.code), "fatal")
 
-    async def _execute(self, writer, keep, started, ctx, statement, body, user):
+    async def _execute(self, writer, keep, started, ctx, statement, body, user, rec=None):
         """Run ``statement`` (what a request or a prepared statement holds) with the
         request's parameters: a registration, a built-in, else a syntax error."""
         reg = self.service.match(statement, self.node)
         if reg is not None:
-            return await self._registered(writer, keep, started, ctx, reg)
+            return await self._registered(writer, keep, started, ctx, reg, rec)
         rows = self._builtin(statement, body, user)
         if rows is None:
             raise _N1QLError(3000, "syntax error - the couchbase_ffi mock's query service "
@@ -339,7 +346,7 @@ class QueryServer(ServiceServer):
                              "(docs/mock.md)")
         return await self._answer(writer, keep, started, ctx, rows, None, 200, "success")
 
-    async def _prepare(self, writer, keep, started, ctx, parsed, body, user):
+    async def _prepare(self, writer, keep, started, ctx, parsed, body, user, rec=None):
         """PREPARE: plan the statement (a registration whose first error is a parse or plan
         error, 3000-4999, fails here as the service fails at planning; a built-in checks its
         keyspace; anything else is a syntax error), store it, answer its description, or
@@ -364,11 +371,11 @@ class QueryServer(ServiceServer):
         port = self.state.rest_port
         if body.get("auto_execute") in (True, "true"):
             ctx = (ctx[0], ctx[1], got.full_name(self.host, port))
-            return await self._execute(writer, keep, started, ctx, statement, body, user)
+            return await self._execute(writer, keep, started, ctx, statement, body, user, rec)
         return await self._answer(writer, keep, started, ctx, [got.describe(self.host, port)],
                                   None, 200, "success")
 
-    async def _registered(self, writer, keep, started, ctx, reg):
+    async def _registered(self, writer, keep, started, ctx, reg, rec=None):
         if reg.delay:
             if math.isinf(reg.delay):
                 await asyncio.Event().wait()     # silent until the client gives up
@@ -391,6 +398,12 @@ class QueryServer(ServiceServer):
             writer.write(head + payload[:max(1, len(payload) // 2)])
             await writer.drain()
             return True
+        if reg.stream.active:
+            doc = self._doc(started, ctx, [], errors, status, reg.metrics, reg.warnings,
+                            reg.stream.count(reg.rows), reg.stream.repeat or 1, reg.rows)
+            head, tail = rowstream.split_around(doc, "results", (",", ":"))
+            return await rowstream.send(writer, http, head, tail, reg.rows, reg.stream, keep,
+                                        rec)
         return await self._answer(writer, keep, started, ctx, reg.rows, errors, http, status,
                                   reg.metrics, reg.warnings)
 
@@ -398,6 +411,13 @@ class QueryServer(ServiceServer):
         """The response body, fields in the query service's order.  ``ctx`` is
         (client_context_id, whether to include the metrics, the name of the statement a
         PREPARE with auto_execute prepared, or None)."""
+        return json.dumps(self._doc(started, ctx, rows, errors, status, metrics, warnings),
+                          separators=(",", ":")).encode("utf-8")
+
+    def _doc(self, started, ctx, rows, errors, status, metrics=None, warnings=None,
+             nrows=None, repeat=1, counted=None):
+        """_payload's object; the metrics count ``nrows`` rows, ``counted`` sent
+        ``repeat`` times (a streamed answer's), when given."""
         ctx, show_metrics, prepared = ctx
         elapsed = "%.3fms" % ((time.monotonic() - started) * 1000)
         out = {"requestID": os.urandom(16).hex()}
@@ -412,8 +432,10 @@ class QueryServer(ServiceServer):
         if warnings:
             out["warnings"] = warnings
         out["status"] = status
-        m = {"elapsedTime": elapsed, "executionTime": elapsed, "resultCount": len(rows),
-             "resultSize": len(json.dumps(rows, separators=(",", ":")))}
+        counted = rows if counted is None else counted
+        m = {"elapsedTime": elapsed, "executionTime": elapsed,
+             "resultCount": len(rows) if nrows is None else nrows,
+             "resultSize": len(json.dumps(counted, separators=(",", ":"))) * repeat}
         if errors:
             m["errorCount"] = len(errors)
         if warnings:
@@ -421,7 +443,7 @@ class QueryServer(ServiceServer):
         m.update(metrics or {})
         if show_metrics:
             out["metrics"] = m
-        return json.dumps(out, separators=(",", ":")).encode("utf-8")
+        return out
 
     async def _answer(self, writer, keep, started, ctx, rows, errors, http, status,
                       metrics=None, warnings=None):

@@ -27,6 +27,7 @@ import re
 import zlib
 from urllib.parse import parse_qsl, unquote, urlsplit
 
+from couchbase_ffi.mock import rowstream
 from couchbase_ffi.mock.rest import ServiceServer, basic_auth
 from couchbase_ffi.mock.state import COUCHBASE
 
@@ -308,7 +309,8 @@ class Registration(object):
     """A registered answer for (ddoc, view) on ``bucket`` (None = any), ``count`` times."""
 
     def __init__(self, ddoc, view, rows=None, total_rows=None, errors=None, http_status=None,
-                 error=None, reason=None, delay=0.0, count=None, bucket=None, fault=None):
+                 error=None, reason=None, delay=0.0, count=None, bucket=None, fault=None,
+                 row_delay=0.0, repeat=None, cut_after=None, cut=None, chunked=False):
         if not ddoc or not view:
             raise ValueError("ddoc and view are required")
         if rows is not None and not isinstance(rows, list):
@@ -331,11 +333,15 @@ class Registration(object):
         self.count = None if count is None else int(count)
         self.bucket = bucket
         self.fault = fault
+        # streamed answers (mock/rowstream.py)
+        self.stream = rowstream.RowStream(row_delay, repeat, cut_after, cut, chunked)
 
     def describe(self):
-        return {"ddoc": self.ddoc, "view": self.view, "rows": len(self.rows),
-                "http_status": self.http_status, "error": self.error, "count": self.count,
-                "bucket": self.bucket, "delay": "inf" if math.isinf(self.delay) else self.delay}
+        out = {"ddoc": self.ddoc, "view": self.view, "rows": len(self.rows),
+               "http_status": self.http_status, "error": self.error, "count": self.count,
+               "bucket": self.bucket, "delay": "inf" if math.isinf(self.delay) else self.delay}
+        out.update(self.stream.describe())
+        return out
 
 
 class ViewService(object):
@@ -447,7 +453,7 @@ class ViewServer(ServiceServer):
                                     "views take GET or POST")
         reg = self.service.match(bname, ddoc, parts[4])
         if reg is not None:
-            return await self._registered(writer, keep, reg)
+            return await self._registered(writer, keep, reg, rec)
         try:
             out = self._compute(b, docs, ddoc, parts[4], pairs,
                                 body if method == "POST" else None)
@@ -481,7 +487,7 @@ class ViewServer(ServiceServer):
         await self._send(writer, 201, {"ok": True, "id": "_design/" + name}, close=not keep)
         return False
 
-    async def _registered(self, writer, keep, reg):
+    async def _registered(self, writer, keep, reg, rec):
         if reg.delay:
             if math.isinf(reg.delay):
                 await asyncio.Event().wait()
@@ -491,10 +497,14 @@ class ViewServer(ServiceServer):
         if reg.error is not None or (reg.http_status or 200) >= 300:
             return await self._fail(writer, keep, reg.http_status or 500, reg.error or "error",
                                     reg.reason or "registered failure")
-        out = {"total_rows": len(reg.rows) if reg.total_rows is None else reg.total_rows,
-               "rows": reg.rows}
+        out = {"total_rows": reg.stream.count(reg.rows) if reg.total_rows is None
+               else reg.total_rows, "rows": reg.rows}
         if reg.errors:
             out["errors"] = reg.errors
+        if reg.stream.active:
+            head, tail = rowstream.split_around(out, "rows", None)
+            return await rowstream.send(writer, reg.http_status or 200, head, tail, reg.rows,
+                                        reg.stream, keep, rec, separators=None)
         if reg.fault == "truncate":
             payload = json.dumps(out).encode("utf-8")
             writer.write(("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"

@@ -7,24 +7,31 @@
 
 A :class:`View` sends one request when first iterated: ``GET
 /<bucket>/_design/<design>/_view/<view>?<params>`` to a node's capi port
-(libcbffi's ``cbffi_view_request``), or a ``POST`` with ``{"keys": [...]}``
-when ``keys`` would make the URL long.  The response is read whole (bounded
-by ``http_max_response``) within the Bucket's ``views_timeout``; its rows
-are then yielded as :class:`ViewRow` ``(key, value, docid, doc)``.
-``include_docs=True`` fills ``doc`` with the ValueResult of a ``get_multi``
-(quiet) per page of rows (``streaming`` rows per page when it is a number,
-else 100); a document that is gone leaves ``doc`` None.
+(libcbffi's ``cbffi_view_stream``), or a ``POST`` with ``{"keys": [...]}``
+when ``keys`` would make the URL long, within the Bucket's ``views_timeout``.
+The rows are streamed: each is yielded as a :class:`ViewRow` ``(key, value,
+docid, doc)`` as soon as it has arrived, in bounded memory (at most 4 MiB of
+rows not yet yielded; ``http_max_response`` bounds each row and the rest of
+the response, not the whole result).  ``include_docs=True`` fills ``doc`` with
+the ValueResult of a ``get_multi`` (quiet) per page of rows (``streaming``
+rows per page when it is a number, else 100: a page is yielded once it is
+full, or at the end); a document that is gone leaves ``doc`` None.  Leaving
+the loop early cancels the request.
 
-After (or while) iterating: ``indexed_rows`` is the response's total_rows,
-``rows_returned`` the rows yielded so far, ``errors`` the engine's inline
-errors, ``raw`` the HttpResult of the request.
+After iterating: ``indexed_rows`` is the response's total_rows (it comes
+with the metadata, after the rows), ``errors`` the engine's inline errors,
+``raw`` the HttpResult of the request (its ``value``: the response without
+its rows); ``rows_returned`` counts the rows yielded so far.
 
 Errors: a non-2xx answer (a missing design document or view, a parameter
 the server refused) is :class:`HTTPError` (rc 0x3B) with ``objextra`` the
 server's ``{"error", "reason"}``, 401/403 :class:`AuthError`; inline errors
 are :class:`ViewEngineError` after the rows unless ``on_error="continue"``
-(then a warning); the client's timeout :class:`TimeoutError`.  Bad
-parameters are :class:`ArgumentError` when the View is made.
+(then a warning); the client's timeout :class:`TimeoutError`; a stream that
+breaks (a cut connection, malformed JSON, a row over ``http_max_response``)
+:class:`NetworkError` / :class:`ProtocolError` / :class:`TooBigError` after
+the rows that arrived before.  Bad parameters are :class:`ArgumentError`
+when the View is made.
 """
 import json
 import warnings
@@ -117,17 +124,36 @@ def decode_response(rc, status, body, detail):
     return doc
 
 
-def run_sync(bucket, method, path, body, timeout_us=0):
-    """One cbffi_view_request through the built-in loop: (rc, status, body, detail)."""
-    from couchbase_ffi._lowlevel import ffi, lib
+def _method(method):
+    from couchbase_ffi._lowlevel import lib
+    return {"GET": lib.CBFFI_HTTP_GET, "POST": lib.CBFFI_HTTP_POST, "PUT": lib.CBFFI_HTTP_PUT,
+            "DELETE": lib.CBFFI_HTTP_DELETE}[method]
+
+
+def _sync_checks(bucket):
     if getattr(bucket, "_host", None) is not None:
         raise E.NotSupportedError("this runs on a synchronous Bucket; an asynchronous one "
                                   "has its own query (queryAll on Twisted)")
     if bucket._pipe is not None:
         raise E.PipelineError("view queries and design documents cannot run inside a "
                               "pipeline")
-    m = {"GET": lib.CBFFI_HTTP_GET, "POST": lib.CBFFI_HTTP_POST, "PUT": lib.CBFFI_HTTP_PUT,
-         "DELETE": lib.CBFFI_HTTP_DELETE}[method]
+
+
+def stream_sync(bucket, method, path, body, timeout_us=0):
+    """One cbffi_view_stream on the built-in loop: a _stream.SyncStream."""
+    from couchbase_ffi._lowlevel import lib
+    from couchbase_ffi._stream import SyncStream
+    _sync_checks(bucket)
+    p = path.encode("ascii")
+    return SyncStream(bucket, lib.cbffi_view_stream,
+                      (_method(method), p, len(p), body, len(body), timeout_us))
+
+
+def run_sync(bucket, method, path, body, timeout_us=0):
+    """One cbffi_view_request through the built-in loop: (rc, status, body, detail)."""
+    from couchbase_ffi._lowlevel import ffi, lib
+    _sync_checks(bucket)
+    m = _method(method)
     p = path.encode("ascii")
     c = bucket._enter()
     try:
@@ -187,10 +213,9 @@ class View(object):
         s = self._streaming
         return s if isinstance(s, int) and not isinstance(s, bool) and s > 0 else _DEFAULT_PAGE
 
-    def _fetch(self):
+    def _open(self):
         method, path, body = self._request
-        rc, status, data, detail = run_sync(self._parent, method, path, body)
-        return self._decoded(rc, status, data, detail, path)
+        return stream_sync(self._parent, method, path, body)
 
     def _decoded(self, rc, status, data, detail, path):
         from couchbase_ffi.result import HttpResult
@@ -216,16 +241,50 @@ class View(object):
         self._ran = True
         return self._gen()
 
-    def _gen(self):
-        doc = self._fetch()
-        self.indexed_rows = doc.get("total_rows", 0)
-        rows = doc.get("rows") or []
+    def _pages(self, rows, whole):
+        """Take the rows to yield now off ``rows``, in pages: with include_docs whole
+        pages (``whole``: the rest too); without, everything at once."""
+        if not self.include_docs:
+            page = rows[:]
+            del rows[:]
+            return [page] if page else []
         n = self._page_size()
-        for i in range(0, len(rows), n):
-            page = rows[i:i + n]
-            for row in self.row_processor.handle_rows(page, self._parent, self.include_docs):
+        out = []
+        while len(rows) >= n or (whole and rows):
+            out.append(rows[:n])
+            del rows[:n]
+        return out
+
+    def _gen(self):
+        loads = json.loads
+        handle, parent, docs = self.row_processor.handle_rows, self._parent, self.include_docs
+        stream = self._open()
+        rows, final = [], None
+        try:
+            while final is None:
+                got, final = stream.next()
+                rows.extend(map(loads, got))
+                if final is None:
+                    for page in self._pages(rows, False):
+                        for row in handle(page, parent, docs):
+                            self.rows_returned += 1
+                            yield row
+        finally:
+            stream.close()      # a loop left early: cancels the request
+        failure = doc = None
+        try:
+            doc = self._decoded(*(final + (self._request[1],)))
+        except E.CouchbaseError as exc:
+            failure = exc
+        else:
+            rows.extend(doc.get("rows") or [])  # what the stream did not split, if any
+            self.indexed_rows = doc.get("total_rows", 0)
+        for page in self._pages(rows, True):    # rows before a failure come first
+            for row in handle(page, parent, docs):
                 self.rows_returned += 1
                 yield row
+        if failure is not None:
+            raise failure
         self._handle_meta(doc)
 
     def __repr__(self):
@@ -236,9 +295,10 @@ class View(object):
 # ---- the asynchronous Buckets (couchbase_ffi.twisted, couchbase_ffi.asyncio) ----------------
 
 class AsyncViewBase(View):
-    """A View on an asynchronous Bucket: ``start()`` schedules the request; when the
-    response is in, ``on_rows(rows)`` gets every ViewRow, then ``on_done()``, or
-    ``on_error(exc)``.  By default the rows are kept (iterate the View once it is
+    """A View on an asynchronous Bucket: ``start()`` schedules the request (streamed:
+    its rows are harvested as they arrive); when the response is in, ``on_rows(rows)``
+    gets every ViewRow, then ``on_done()``, or ``on_error(exc)`` (after the rows that
+    came before a failure).  By default the rows are kept (iterate the View once it is
     done) and the front-end's future (``_fut``) resolves with the View.
     include_docs is NotSupportedError here (it would need get_multi in between)."""
 
@@ -259,17 +319,28 @@ class AsyncViewBase(View):
         from couchbase_ffi._lowlevel import lib
         self._started = self._ran = True
         method, path, body = self._request
-        m = {"GET": lib.CBFFI_HTTP_GET, "POST": lib.CBFFI_HTTP_POST}[method]
         p = path.encode("ascii")
-        self._host.add_state(lib.cbffi_view_request, (m, p, len(p), body, len(body), 0),
-                             _ViewState(self._host, self))
+        self._host.add_stream(lib.cbffi_view_stream,
+                              (_method(method), p, len(p), body, len(body), 0),
+                              _ViewState(self._host, self))
         return self
 
-    def _end(self, rc, status, data, detail):
+    def _end(self, rc, status, data, detail, got):
+        """The stream ended; ``got`` are the rows it delivered (JSON bytes)."""
         self.done = True
+        raw = [json.loads(row) for row in got]
         try:
             doc = self._decoded(rc, status, data, detail, self._request[1])
-            rows = self.row_processor.handle_rows(doc.get("rows") or [], self._parent, False)
+        except E.CouchbaseError as exc:
+            if raw:
+                rows = self.row_processor.handle_rows(raw, self._parent, False)
+                self.rows_returned = len(rows)
+                self.on_rows(rows)
+            self.on_error(exc)
+            return
+        try:
+            rows = self.row_processor.handle_rows(raw + (doc.get("rows") or []),
+                                                  self._parent, False)
             self.rows_returned = len(rows)
             self.indexed_rows = doc.get("total_rows", 0)
             self.on_rows(rows)
@@ -295,22 +366,19 @@ class AsyncViewBase(View):
 
 
 class _ViewState(object):
-    """The Host's view of one view request in flight (couchbase_ffi._async)."""
-    __slots__ = ("host", "req", "fut")
+    """The Host's view of one view stream in flight (couchbase_ffi._async,
+    Host.add_stream): the rows as harvested, then the end."""
+    __slots__ = ("host", "req", "fut", "rows")
 
     def __init__(self, host, req):
         self.host = host
         self.req = req
         self.fut = req._fut
+        self.rows = []
 
-    def row(self, r):
-        pass
+    def row(self, data):
+        self.rows.append(data)
 
-    def end(self, r, what, index):
-        from couchbase_ffi._lowlevel import ffi, lib
-        data = ffi.unpack(r.value, r.nvalue) if r.nvalue else b""
-        detail = ""
-        if r.rc:
-            detail = ffi.string(lib.cbffi_client_last_error(self.host.c)).decode(
-                "utf-8", "replace")
-        self.req._end(r.rc, r.status, data, detail)
+    def finish(self, rc, status, data, detail):
+        rows, self.rows = self.rows, []
+        self.req._end(rc, status, data, detail, rows)
