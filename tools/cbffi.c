@@ -47,7 +47,8 @@ static void usage(FILE *f)
 "  touch KEY...              set the expiry (-e)\n"
 "  stats [GROUP]             server statistics\n"
 "  version                   server versions\n"
-"  query STATEMENT           N1QL (couchbase://): one result row per line on stdout;\n"
+"  query STATEMENT           N1QL (couchbase://): result rows on stdout, one per line,\n"
+"                            as they arrive;\n"
 "                            -a JSON positional argument ($1, $2...; repeatable),\n"
 "                            -n NAME=JSON named argument ($NAME), -C request_plus\n"
 "  bench                     load generator (cbffi bench --help)\n"
@@ -485,28 +486,43 @@ static int run_query(int argc, char **argv)
     }
     size_t nbody;
     const char *text = json_object_to_json_string_length(body, JSON_C_TO_STRING_PLAIN, &nbody);
-    rc = cbffi_query(c, text, nbody, (uint64_t)(timeout * 1e6), 0);
+    cbffi_stream *st = NULL;
+    rc = cbffi_query_stream(c, text, nbody, (uint64_t)(timeout * 1e6), 0, &st);
     json_object_put(body);
     if (rc != CBFFI_OK) {
         fprintf(stderr, "cbffi query: %s: %s\n", cbffi_strerror(rc), cbffi_client_last_error(c));
         status = exit_for_rc(rc);
     } else {
-        cbffi_result r;
-        if (cbffi_wait(c, &r, 1) != 1) {
-            status = EXIT_OPFAIL;
-        } else if (r.nvalue) {     /* an answer, 2xx or not: its rows and errors */
-            status = print_query_response(r.value, r.nvalue, verbose);
-            if (r.rc != CBFFI_OK) {
-                fprintf(stderr, "cbffi query: %s (0x%02x), HTTP %u\n", cbffi_strerror(r.rc),
-                        r.rc, r.status);
-                if (!status)
-                    status = exit_for_rc(r.rc);
+        /* rows printed as they arrive, as sent; then the end: its errors and meta */
+        cbffi_result res[64];
+        for (int done = 0; !done;) {
+            size_t n = cbffi_stream_wait(c, st, res, 64);
+            for (size_t i = 0; i < n; i++) {
+                const cbffi_result *r = &res[i];
+                if (!r->final) {
+                    fwrite(r->value, 1, r->nvalue, stdout);
+                    fputc('\n', stdout);
+                    continue;
+                }
+                done = 1;
+                if (r->nvalue) {    /* an answer, 2xx or not: its errors (and meta) */
+                    status = print_query_response(r->value, r->nvalue, verbose);
+                    if (r->rc != CBFFI_OK) {
+                        fprintf(stderr, "cbffi query: %s (0x%02x), HTTP %u\n",
+                                cbffi_strerror(r->rc), r->rc, r->status);
+                        if (!status)
+                            status = exit_for_rc(r->rc);
+                    }
+                } else {
+                    fprintf(stderr, "cbffi query: %s (0x%02x)\n  detail: %s\n",
+                            cbffi_strerror(r->rc), r->rc, cbffi_stream_error(st));
+                    status = exit_for_rc(r->rc);
+                }
             }
-        } else {
-            fprintf(stderr, "cbffi query: %s (0x%02x)\n", cbffi_strerror(r.rc), r.rc);
-            print_detail(c);
-            status = exit_for_rc(r.rc);
+            if (n == 0)
+                break;      /* cannot happen: a stream always ends with its final */
         }
+        cbffi_stream_close(c, st);
     }
     cbffi_client_destroy(c);
 out:

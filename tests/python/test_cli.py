@@ -228,3 +228,18 @@ def test_n1ql_query_errors(cluster, memcached):
     assert rc == 3 and "0x17" in err                   # the client's timeout
     rc, _, err = cbffi("query", "-U", memcached.connstr, "SELECT 1")
     assert rc != 0 and "query" in err                  # memcached:// has no query service
+
+
+def test_n1ql_query_streams_rows(cluster):
+    """Rows come out as they arrive: a result far larger than http_max_response is
+    printed whole, and rows sent before a connection is cut are printed before the error."""
+    import json
+    rows = [{"i": i, "pad": "x" * 200} for i in range(2000)]        # ~420 KB of rows
+    cluster.query_register("SELECT many", rows=rows, chunked=True)
+    cs = ["-U", cluster.connstr("default", http_max_response=65536), "-P", "secret"]
+    rc, out, err = cbffi("query", *cs, "SELECT many")
+    assert rc == 0, err
+    assert [json.loads(l)["i"] for l in out.splitlines()] == list(range(2000))
+    cluster.query_register("SELECT cut", rows=rows[:10], cut_after=3, cut="close")
+    rc, out, err = cbffi("query", *cs, "SELECT cut")
+    assert rc == 3 and [json.loads(l)["i"] for l in out.splitlines()] == [0, 1, 2]
