@@ -240,14 +240,14 @@ def build_floor():
                               + libs)
 
 
-def run_one(cmd, pinned):
+def run_one(cmd, pinned, limit):
     if pinned:
         cmd = ["taskset", "-c", "0"] + cmd
     env = dict(os.environ, PYTHONPATH=PYPATH)
     try:
-        out = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120)
+        out = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=limit)
     except subprocess.TimeoutExpired:
-        return None, "timed out"
+        return None, "a run did not end within %.0f s" % limit
     if out.returncode != 0:
         return None, (out.stderr.strip().splitlines() or ["exit %d" % out.returncode])[-1]
     try:
@@ -290,7 +290,8 @@ def measure(full, placements, only):
                                      % (done, total, rep + 1, reps, pl, name[:26], label[:28],
                                         el, eta))
                     sys.stderr.flush()
-                    r, err = run_one(cmd(port, d, w, mc.pid), pl == "pinned")
+                    # a worker that hangs costs this much, then counts as a failed run
+                    r, err = run_one(cmd(port, d, w, mc.pid), pl == "pinned", 20 + 3 * (d + w))
                     if r and r["ops"] > 0:
                         samples[i].append(r)
                     else:
@@ -307,7 +308,7 @@ def measure(full, placements, only):
                               "n": len(rates),
                               "cpu_us": statistics.median(cpus) if cpus else None,
                               "server_us": statistics.median(scpus) if scpus else None,
-                              "error": None if rates else errors.get(i)})
+                              "error": errors.get(i)})
         finally:
             mc.kill()
             mc.wait()
@@ -338,6 +339,9 @@ def markdown(table, info):
             cell = "n/a (%s)" % t["error"]
         else:
             cell = "%.0f [%.0f-%.0f]" % (t["rate"], t["min"], t["max"])
+            if t.get("error"):      # some runs failed: say so beside the ones that did not
+                cell += " (%d run%s; another: %s)" % (t["n"], "s" if t["n"] != 1 else "",
+                                                     t["error"])
         cpu = "%.2f" % t["cpu_us"] if t["cpu_us"] else "-"
         srv = "%.2f" % t["server_us"] if t.get("server_us") else "-"
         seed = SEED.get((t["row"], t["seed"])) if t["seed"] else None
