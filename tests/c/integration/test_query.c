@@ -19,6 +19,8 @@
 #include <curl/curl.h>
 #include <json-c/json.h>
 #include <poll.h>
+
+#include "hostloop.h"
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -381,52 +383,7 @@ static void refused_arguments(void **state)
     cbffi_client_destroy(c);
 }
 
-/* ---- the host loop --------------------------------------------------------- */
-
-typedef struct {
-    struct pollfd pf[64];
-    int n;
-} hostloop;
-
-static void hl_step(cbffi_client *c, hostloop *L)
-{
-    cbffi_watch w[16];
-    size_t n;
-    while ((n = cbffi_io_watches(c, w, 16)) > 0) {
-        for (size_t i = 0; i < n; i++) {
-            int j = 0;
-            while (j < L->n && L->pf[j].fd != w[i].fd)
-                j++;
-            if (w[i].events == 0) {
-                if (j < L->n)
-                    L->pf[j] = L->pf[--L->n];
-                continue;
-            }
-            if (j == L->n)
-                L->n++;
-            L->pf[j].fd = w[i].fd;
-            L->pf[j].events = (short)(((w[i].events & CBFFI_IO_READ) ? POLLIN : 0) |
-                                      ((w[i].events & CBFFI_IO_WRITE) ? POLLOUT : 0));
-        }
-    }
-    int64_t dl = cbffi_io_deadline(c);
-    int k = poll(L->pf, (nfds_t)L->n, dl < 0 ? 100 : (int)(dl / 1000) + 1);
-    if (k <= 0) {
-        cbffi_io_tick(c);
-        return;
-    }
-    int fds[64];
-    uint32_t ev[64];
-    int nr = 0;
-    for (int j = 0; j < L->n; j++)
-        if (L->pf[j].revents) {
-            fds[nr] = L->pf[j].fd;
-            ev[nr++] = ((L->pf[j].revents & (POLLIN | POLLHUP | POLLERR)) ? CBFFI_IO_READ : 0) |
-                       ((L->pf[j].revents & (POLLOUT | POLLHUP | POLLERR)) ? CBFFI_IO_WRITE : 0);
-        }
-    for (int j = 0; j < nr; j++)
-        cbffi_io_event(c, fds[j], ev[j]);
-}
+/* ---- the host loop: hostloop.c ------------------------------------------- */
 
 static void host_loop_queries_with_kv(void **state)
 {

@@ -22,6 +22,8 @@
 #include <curl/curl.h>
 #include <json-c/json.h>
 #include <poll.h>
+
+#include "hostloop.h"
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -178,53 +180,6 @@ static void register_big(const char *statement, int nrows, const char *extra)
     mock_control_ok(&m, "query_register", reg);
 }
 
-/* ---- the host loop (cbffi_io_*) for a while, harvesting nothing -------------- */
-
-typedef struct {
-    struct pollfd pf[64];
-    int n;
-} hostloop;
-
-static void hl_step(cbffi_client *c, hostloop *L)
-{
-    cbffi_watch w[16];
-    size_t n;
-    while ((n = cbffi_io_watches(c, w, 16)) > 0) {
-        for (size_t i = 0; i < n; i++) {
-            int j = 0;
-            while (j < L->n && L->pf[j].fd != w[i].fd)
-                j++;
-            if (w[i].events == 0) {
-                if (j < L->n)
-                    L->pf[j] = L->pf[--L->n];
-                continue;
-            }
-            if (j == L->n)
-                L->n++;
-            L->pf[j].fd = w[i].fd;
-            L->pf[j].events = (short)(((w[i].events & CBFFI_IO_READ) ? POLLIN : 0) |
-                                      ((w[i].events & CBFFI_IO_WRITE) ? POLLOUT : 0));
-        }
-    }
-    int64_t dl = cbffi_io_deadline(c);
-    int k = poll(L->pf, (nfds_t)L->n, dl < 0 ? 50 : (int)(dl / 1000) + 1);
-    if (k <= 0) {
-        cbffi_io_tick(c);
-        return;
-    }
-    int fds[64];
-    uint32_t ev[64];
-    int nr = 0;
-    for (int j = 0; j < L->n; j++)
-        if (L->pf[j].revents) {
-            fds[nr] = L->pf[j].fd;
-            ev[nr++] = ((L->pf[j].revents & (POLLIN | POLLHUP | POLLERR)) ? CBFFI_IO_READ : 0) |
-                       ((L->pf[j].revents & (POLLOUT | POLLHUP | POLLERR)) ? CBFFI_IO_WRITE : 0);
-        }
-    for (int j = 0; j < nr; j++)
-        cbffi_io_event(c, fds[j], ev[j]);
-}
-
 /* ---- tests --------------------------------------------------------------- */
 
 static void rows_arrive_before_the_response_ends(void **state)
@@ -289,7 +244,7 @@ static void backpressure_pauses_and_resumes(void **state)
     double t0 = now_s();
     size_t most = 0;
     while (now_s() - t0 < 1.0) {
-        hl_step(c, &L);
+        hl_step_idle(c, &L, 50);
         if (cbffi_stream_held(s) > most)
             most = cbffi_stream_held(s);
     }
@@ -315,7 +270,7 @@ static void backpressure_pauses_and_resumes(void **state)
     int ended = 0;
     t0 = now_s();
     while (!ended && now_s() - t0 < 20 * slack()) {
-        hl_step(c, &L);
+        hl_step_idle(c, &L, 50);
         size_t n;
         while ((n = cbffi_stream_harvest(c, s, r, 256)) > 0)
             for (size_t i = 0; i < n; i++) {
