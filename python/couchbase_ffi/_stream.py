@@ -126,3 +126,23 @@ class SyncStream(object):
             self.close()
         except Exception:   # noqa: BLE001 - never from a finalizer
             pass
+
+
+class StreamState(object):
+    """The Host's view of one N1QL or view stream in flight (couchbase_ffi._async,
+    Host.add_stream): the rows as harvested, then the end, handed to the request's
+    ``_end(rc, status, meta, detail, rows)``."""
+    __slots__ = ("host", "req", "fut", "rows")
+
+    def __init__(self, host, req):
+        self.host = host
+        self.req = req
+        self.fut = req._fut       # what Host.close() fails
+        self.rows = []
+
+    def row(self, data):
+        self.rows.append(data)
+
+    def finish(self, rc, status, data, detail):
+        rows, self.rows = self.rows, []
+        self.req._end(rc, status, data, detail, rows)

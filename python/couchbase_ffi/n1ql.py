@@ -632,8 +632,9 @@ class AsyncN1QLRequest(N1QLRequest):
             _prepared.start_async(self, _prepared_flow(self._params, self._parent))
             return self
         body, timeout_us = _request_body(self._params, self._parent)
+        from couchbase_ffi._stream import StreamState
         self._host.add_stream(lib.cbffi_query_stream, (body, len(body), timeout_us),
-                              _QueryState(self._host, self))
+                              StreamState(self._host, self))
         return self
 
     def _end(self, rc, status, data, detail, rows):
@@ -685,20 +686,3 @@ class AsyncN1QLRequest(N1QLRequest):
         return next(iter(self), None)
 
 
-class _QueryState(object):
-    """The Host's view of one N1QL stream in flight (couchbase_ffi._async,
-    Host.add_stream): the rows as harvested, then the end."""
-    __slots__ = ("host", "req", "fut", "rows")
-
-    def __init__(self, host, req):
-        self.host = host
-        self.req = req
-        self.fut = req._fut       # what Host.close() fails
-        self.rows = []
-
-    def row(self, data):
-        self.rows.append(data)
-
-    def finish(self, rc, status, data, detail):
-        rows, self.rows = self.rows, []
-        self.req._end(rc, status, data, detail, rows)

@@ -179,3 +179,22 @@ def close_leftovers(made):
     for b in made:
         if not b.closed:
             b.close()
+
+
+def connected(frontend, connstr, **kwargs):
+    """``b = yield from connected(frontend, connstr, password=...)``: a Bucket of the
+    front-end, connected (an asynchronous one after its connect())."""
+    b = bucket_class(frontend)(connstr, **kwargs)
+    if frontend != "sync":
+        yield b.connect()
+    return b
+
+
+def outcome(op):
+    """``r = yield from outcome(lambda: b.op(...))``: the result, or the CouchbaseError."""
+    from couchbase_ffi import exceptions as E
+    try:
+        value = yield op()
+    except E.CouchbaseError as e:
+        return e
+    return value

@@ -40,19 +40,11 @@ def _no_leftovers(monkeypatch):
 
 
 def opened(frontend, cluster, **opts):
-    b = H.bucket_class(frontend)(cluster.connstr("default", **opts), password="secret")
-    if frontend != "sync":
-        yield b.connect()
-    return b
+    return (yield from H.connected(frontend, cluster.connstr("default", **opts),
+                                   password="secret"))
 
 
-def outcome(op):
-    """``r = yield from outcome(lambda: b.op(...))``: the result, or the exception."""
-    try:
-        value = yield op()
-    except E.CouchbaseError as e:
-        return e
-    return value
+outcome = H.outcome
 
 
 @pytest.mark.parametrize("frontend", ALL)

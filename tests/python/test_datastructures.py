@@ -32,10 +32,7 @@ def _no_leftovers(monkeypatch):
 
 
 def opened(frontend, cluster, bucket="default", **kw):
-    b = H.bucket_class(frontend)(cluster.connstr(bucket), password="secret", **kw)
-    if frontend != "sync":
-        yield b.connect()
-    return b
+    return (yield from H.connected(frontend, cluster.connstr(bucket), password="secret", **kw))
 
 
 def raises(exc, fut_or_call):

@@ -44,10 +44,8 @@ def _clean(cluster, monkeypatch):
 
 def opened(frontend, cluster, bucket="default", **options):
     options.setdefault("fetch_mutation_tokens", "true")
-    b = H.bucket_class(frontend)(cluster.connstr(bucket, **options), password="secret")
-    if frontend != "sync":
-        yield b.connect()
-    return b
+    return (yield from H.connected(frontend, cluster.connstr(bucket, **options),
+                                   password="secret"))
 
 
 def check_token(cluster, key, rv):

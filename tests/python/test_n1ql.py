@@ -36,10 +36,7 @@ def _clean(cluster, monkeypatch):
 
 def opened(frontend, cluster, connstr=None, **kw):
     kw.setdefault("password", "secret")
-    b = H.bucket_class(frontend)(connstr or cluster.connstr("default"), **kw)
-    if frontend != "sync":
-        yield b.connect()
-    return b
+    return (yield from H.connected(frontend, connstr or cluster.connstr("default"), **kw))
 
 
 def run_query(frontend, b, q, *args, **kwargs):
@@ -53,12 +50,7 @@ def run_query(frontend, b, q, *args, **kwargs):
     return b.n1ql_query(q, *args, **kwargs).future
 
 
-def outcome(fn):
-    try:
-        value = yield fn()
-    except E.CouchbaseError as e:
-        return e
-    return value
+outcome = H.outcome
 
 
 @pytest.mark.parametrize("frontend", ALL)

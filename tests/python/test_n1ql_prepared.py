@@ -44,28 +44,13 @@ def _clean(cluster, monkeypatch):
 
 def opened(frontend, cluster, **kw):
     kw.setdefault("password", "secret")
-    b = H.bucket_class(frontend)(cluster.connstr("default"), **kw)
-    if frontend != "sync":
-        yield b.connect()
-    return b
+    return (yield from H.connected(frontend, cluster.connstr("default"), **kw))
 
 
-def run_query(frontend, b, q, *args, **kwargs):
-    if frontend == "sync":
-        req = b.n1ql_query(q, *args, **kwargs)
-        req.buffered_remainder = list(req)
-        return req
-    if frontend == "twisted":
-        return b.n1qlQueryAll(q, *args, **kwargs)
-    return b.n1ql_query(q, *args, **kwargs).future
+from test_n1ql import run_query  # noqa: E402  (the same helper)
 
 
-def outcome(fn):
-    try:
-        value = yield fn()
-    except E.CouchbaseError as e:
-        return e
-    return value
+outcome = H.outcome
 
 
 def prepared(statement, *args, **named):

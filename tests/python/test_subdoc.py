@@ -32,18 +32,10 @@ def _no_leftovers(monkeypatch):
 
 
 def opened(frontend, cluster):
-    b = H.bucket_class(frontend)(cluster.connstr("default"), password="secret")
-    if frontend != "sync":
-        yield b.connect()
-    return b
+    return (yield from H.connected(frontend, cluster.connstr("default"), password="secret"))
 
 
-def outcome(op):
-    try:
-        value = yield op()
-    except E.CouchbaseError as e:
-        return e
-    return value
+outcome = H.outcome
 
 
 @pytest.mark.parametrize("frontend", ALL)

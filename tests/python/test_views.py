@@ -54,10 +54,7 @@ def _clean(cluster, monkeypatch):
 
 
 def opened(frontend, cluster):
-    b = H.bucket_class(frontend)(cluster.connstr("default"), password="secret")
-    if frontend != "sync":
-        yield b.connect()
-    return b
+    return (yield from H.connected(frontend, cluster.connstr("default"), password="secret"))
 
 
 def run_view(frontend, b, *args, **kwargs):
@@ -74,12 +71,7 @@ def rows_of(frontend, v):
     return v._done_rows if frontend == "sync" else list(v)
 
 
-def outcome(fn):
-    try:
-        value = yield fn()
-    except E.CouchbaseError as e:
-        return e
-    return value
+outcome = H.outcome
 
 
 # ---- registered results ------------------------------------------------------------------------

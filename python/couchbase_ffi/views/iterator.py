@@ -90,7 +90,6 @@ def request_of(query, design, view):
     return "GET", path + ("?" + qs if qs else ""), b""
 
 
-
 def _http_failure(rc, status, body, detail):
     """The exception for a failed request."""
     doc = None
@@ -320,9 +319,10 @@ class AsyncViewBase(View):
         self._started = self._ran = True
         method, path, body = self._request
         p = path.encode("ascii")
+        from couchbase_ffi._stream import StreamState
         self._host.add_stream(lib.cbffi_view_stream,
                               (_method(method), p, len(p), body, len(body), 0),
-                              _ViewState(self._host, self))
+                              StreamState(self._host, self))
         return self
 
     def _end(self, rc, status, data, detail, got):
@@ -365,20 +365,3 @@ class AsyncViewBase(View):
         return iter(self._batched)
 
 
-class _ViewState(object):
-    """The Host's view of one view stream in flight (couchbase_ffi._async,
-    Host.add_stream): the rows as harvested, then the end."""
-    __slots__ = ("host", "req", "fut", "rows")
-
-    def __init__(self, host, req):
-        self.host = host
-        self.req = req
-        self.fut = req._fut
-        self.rows = []
-
-    def row(self, data):
-        self.rows.append(data)
-
-    def finish(self, rc, status, data, detail):
-        rows, self.rows = self.rows, []
-        self.req._end(rc, status, data, detail, rows)
