@@ -40,6 +40,7 @@ CACHE_SIZE = 5000           # entries per Bucket, as libcouchbase's prepared cac
 _REPREPARE = frozenset((4040, 4050, 4070))
 _INDEX_GONE = "queryport.indexNotFound"
 _PREPARE, _EXECUTE = 1, 2
+PREPARE_STEP = _PREPARE     # Flow.step of a PREPARE request (couchbase_ffi.n1ql streams the rest)
 
 
 class PreparedCache(object):

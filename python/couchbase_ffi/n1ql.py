@@ -51,10 +51,8 @@ lost (4040, 4050, 4070; 5000 for a dropped index) is prepared again once,
 transparently; a failed PREPARE raises its N1QLError, as an adhoc query
 would.  On an async Bucket the PREPARE is a request of its own, then the
 execution, both on the loop; a query started before the first cluster map
-takes the second flow.
-
-A prepared execution is read whole (up to ``http_max_response``), not
-streamed: its PREPARE and a re-prepare need the whole answer first.
+takes the second flow.  A prepared execution streams its rows as an adhoc
+query does (the older flow's PREPARE, which answers the plan, is read whole).
 """
 import json
 
@@ -355,6 +353,17 @@ def _body_dict(query, bucket):
     return body, max(int(limit * 1e6), 1)
 
 
+def _with_rows(meta, rows):
+    """A streamed answer's meta (bytes, ``"results":[]``) with ``rows`` (JSON bytes) put
+    back: the body as the service sent it."""
+    try:
+        doc = json.loads(meta.decode("utf-8"))
+        doc["results"] = [json.loads(r) for r in rows]
+        return json.dumps(doc).encode("utf-8")
+    except (ValueError, TypeError, UnicodeDecodeError, AttributeError):
+        return meta
+
+
 def _prepared_flow(query, bucket):
     """The requests of a non-adhoc query (couchbase_ffi._prepared): the Bucket's cache,
     the flow its cluster map allows."""
@@ -441,10 +450,6 @@ class N1QLRequest(object):
         body, timeout_us = _request_body(self._params, self._parent)
         return self._parent._n1ql_stream(body, timeout_us)
 
-    def _prepared_rows(self):
-        """Run a non-adhoc query (couchbase_ffi._prepared): its whole answer."""
-        out = _prepared.run_sync(_prepared_flow(self._params, self._parent), self._parent)
-        self._finish(*out)
 
     def _finish(self, rc, status, data, detail):
         """The stream's end: sets the metadata (and the rows still in it) or raises."""
@@ -510,25 +515,61 @@ class N1QLRequest(object):
 
     def _gen(self):
         self._iterated = True
-        factory = self.row_factory
-        if not self._params.adhoc:
-            self._prepared_rows()
-            for row in self._rows:
-                yield factory(row)
-            self._check_errors()
+        if self._params.adhoc:
+            yield from self._stream_rows(self._open(), None)
             return
+        # a prepared execution (couchbase_ffi._prepared): the older flow's PREPARE is
+        # read whole (it answers the plan); every execution streams its rows
+        flow = _prepared_flow(self._params, self._parent)
+        req = flow.first()
+        while req is not None:
+            if flow.step == _prepared.PREPARE_STEP and not flow.enhanced:
+                out = self._parent._n1ql_run(req[0], req[1])
+                nxt = flow.next(out[0], out[1], out[2])
+                if nxt is None:         # the PREPARE failed: its error is the answer
+                    self._finish(*out)
+                    self._check_errors()
+                    return
+                req = nxt
+                continue
+            req = yield from self._stream_rows(self._parent._n1ql_stream(req[0], req[1]), flow)
+
+    def _stream_rows(self, stream, flow):
+        """Yield the rows of ``stream`` as they arrive, then finish (raising after the
+        rows what went wrong).  With a prepared ``flow``: its answer goes to the flow,
+        and if that asks for a re-prepare before any row came, return its request
+        instead (the stream closed)."""
+        factory = self.row_factory
         loads = json.loads
-        stream = self._open()
-        final, finished = None, False
+        final, finished, yielded = None, False, False
+        # a PREPARE with auto_execute may be answered by a service that ignores
+        # auto_execute: one row, the plan.  Its first row waits until a second one
+        # (the query's rows, then) or the end says which.
+        held = [] if flow is not None and flow.step == _prepared.PREPARE_STEP else None
         try:
             while final is None:
                 rows, final = stream.next()
+                if held is not None:
+                    held.extend(rows)
+                    rows = []
+                    if len(held) > 1:
+                        rows, held = held, None
+                if final is not None and flow is not None:
+                    data = final[2]
+                    if held:                # one row and the end: hand the flow the whole answer
+                        data = _with_rows(data, held)
+                    nxt = flow.next(final[0], final[1], data)
+                    if nxt is not None and not yielded and not rows:
+                        return nxt
+                    if held:
+                        rows, held = held, None
                 if final is not None and final[0] == 0:
                     # a success: the metadata is known before the last rows are taken
                     # (get_single_result on a small result leaves meta readable)
                     self._finish(*final)
                     finished = True
                 for row in rows:
+                    yielded = True
                     yield factory(loads(row))
         finally:
             stream.close()      # a loop left early: cancels the request
@@ -537,6 +578,7 @@ class N1QLRequest(object):
         for row in self._rows:
             yield factory(row)
         self._check_errors()
+        return None
 
     def __repr__(self):
         return "<%s %r>" % (type(self).__name__, self._params)

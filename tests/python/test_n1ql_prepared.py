@@ -390,3 +390,21 @@ def test_a_prepare_answered_without_a_plan(cluster):
         assert list(b.n1ql_query(prepared(stmt))) == [{"ran": True}]
         assert kinds(cluster.query_requests()) == ["PREPARE/auto", "exec+plan"]
     b.close()
+
+
+def test_prepared_executions_stream_their_rows(cluster):
+    """An execution by plan streams like an adhoc query: a result far larger than
+    http_max_response comes through, first and later executions alike (both flows)."""
+    stmt = "SELECT big FROM default"
+    rows = [{"i": i, "pad": "y" * 300} for i in range(1500)]      # ~480 KB
+    cluster.query_register(stmt, rows=rows, chunked=True)
+    from couchbase_ffi.bucket import Bucket
+    b = Bucket(cluster.connstr("default", http_max_response=65536), password="secret")
+    try:
+        for _ in range(2):
+            got = [r["i"] for r in b.n1ql_query(prepared(stmt))]
+            assert got == list(range(1500))
+        # adhoc, the same statement through the same bound, for comparison
+        assert len(list(b.n1ql_query(stmt))) == 1500
+    finally:
+        b.close()
