@@ -453,6 +453,14 @@ enum { CB_STREAM_TOOK = 0, CB_STREAM_PAUSE = 1, CB_STREAM_ABORT = 2 };
 /* A new stream for a CBFFI_OP_QUERY ("results") or CBFFI_OP_VIEW ("rows")
    request, on the client's list; NULL when out of memory. */
 cbffi_stream *cb_stream_new(cbffi_client *c, int op, uint64_t cookie);
+/* The two ends of cbffi_query_stream / cbffi_view_stream (`fn` names the
+   caller in the error).  begin: *out = NULL and a new stream, or NULL with
+   *rc = CBFFI_EINVAL (out is NULL) / CBFFI_CLIENT_ENOMEM.  finish: rc is
+   the scheduling of the stream's request; on failure the stream (which has
+   no request) is freed, else it goes to *out.  Returns rc. */
+cbffi_stream *cb_stream_begin(cbffi_client *c, int op, uint64_t cookie,
+                              cbffi_stream **out, const char *fn, int *rc);
+int cb_stream_finish(cbffi_client *c, cbffi_stream *s, int rc, cbffi_stream **out);
 /* op (pending) becomes s's request: results go to s; s holds a reference. */
 void cb_stream_attach(cbffi_client *c, cbffi_stream *s, cb_op *op);
 /* Body bytes of s's response with HTTP status `status`: split (2xx; meta

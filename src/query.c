@@ -158,20 +158,9 @@ int cbffi_query(cbffi_client *c, const char *body, size_t nbody,
 int cbffi_query_stream(cbffi_client *c, const char *body, size_t nbody,
                        uint64_t timeout_us, uint64_t cookie, cbffi_stream **out)
 {
-    if (!out) {
-        cb_set_error(c, "cbffi_query_stream needs somewhere to put the stream");
-        return CBFFI_EINVAL;
-    }
-    *out = NULL;
-    cbffi_stream *s = cb_stream_new(c, CBFFI_OP_QUERY, cookie);
-    if (!s) {
-        cb_set_error(c, "out of memory");
-        return CBFFI_CLIENT_ENOMEM;
-    }
-    int rc = schedule(c, body, nbody, timeout_us, cookie, s);
-    if (rc != CBFFI_OK)
-        cbffi_stream_close(c, s); /* it has no request: only unlinked and freed */
-    else
-        *out = s;
-    return rc;
+    int rc;
+    cbffi_stream *s = cb_stream_begin(c, CBFFI_OP_QUERY, cookie, out, "cbffi_query_stream", &rc);
+    if (!s)
+        return rc;
+    return cb_stream_finish(c, s, schedule(c, body, nbody, timeout_us, cookie, s), out);
 }

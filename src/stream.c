@@ -94,6 +94,32 @@ cbffi_stream *cb_stream_new(cbffi_client *c, int op, uint64_t cookie)
     return s;
 }
 
+cbffi_stream *cb_stream_begin(cbffi_client *c, int op, uint64_t cookie,
+                              cbffi_stream **out, const char *fn, int *rc)
+{
+    if (!out) {
+        cb_set_error(c, "%s needs somewhere to put the stream", fn);
+        *rc = CBFFI_EINVAL;
+        return NULL;
+    }
+    *out = NULL;
+    cbffi_stream *s = cb_stream_new(c, op, cookie);
+    if (!s) {
+        cb_set_error(c, "out of memory");
+        *rc = CBFFI_CLIENT_ENOMEM;
+    }
+    return s;
+}
+
+int cb_stream_finish(cbffi_client *c, cbffi_stream *s, int rc, cbffi_stream **out)
+{
+    if (rc != CBFFI_OK)
+        cbffi_stream_close(c, s); /* it has no request: only unlinked and freed */
+    else
+        *out = s;
+    return rc;
+}
+
 void cb_stream_attach(cbffi_client *c, cbffi_stream *s, cb_op *op)
 {
     s->op = op;

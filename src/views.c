@@ -243,20 +243,11 @@ int cbffi_view_stream(cbffi_client *c, int method, const char *path, size_t npat
                       const char *body, size_t nbody, uint64_t timeout_us,
                       uint64_t cookie, cbffi_stream **out)
 {
-    if (!out) {
-        cb_set_error(c, "cbffi_view_stream needs somewhere to put the stream");
-        return CBFFI_EINVAL;
-    }
-    *out = NULL;
-    cbffi_stream *s = cb_stream_new(c, CBFFI_OP_VIEW, cookie);
-    if (!s) {
-        cb_set_error(c, "out of memory");
-        return CBFFI_CLIENT_ENOMEM;
-    }
-    int rc = schedule(c, method, path, npath, body, nbody, timeout_us, cookie, s);
-    if (rc != CBFFI_OK)
-        cbffi_stream_close(c, s);
-    else
-        *out = s;
-    return rc;
+    int rc;
+    cbffi_stream *s = cb_stream_begin(c, CBFFI_OP_VIEW, cookie, out, "cbffi_view_stream", &rc);
+    if (!s)
+        return rc;
+    return cb_stream_finish(c, s,
+                            schedule(c, method, path, npath, body, nbody, timeout_us, cookie, s),
+                            out);
 }

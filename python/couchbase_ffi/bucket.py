@@ -807,6 +807,25 @@ class Bucket(object):
         from couchbase_ffi import n1ql
         return n1ql.n1ql_query(self, query, *args, **kwargs)
 
+    def _http_once(self, sched, args):
+        """One buffered HTTP request (``sched(c, *args, cookie)``: cbffi_query,
+        cbffi_view_request) through the built-in loop: (rc, status, body bytes,
+        the client's last error)."""
+        c = self._enter()
+        try:
+            rc = sched(c, *args, 0)
+            if rc == 0:
+                r = self._r0
+                lib.cbffi_wait(c, self._res, 1)
+                rc, status = r.rc, r.status
+                data = _copy(r.value, r.nvalue) if r.nvalue else b""
+            else:
+                status, data = 0, b""
+            detail = ffi.string(lib.cbffi_client_last_error(c)).decode("utf-8", "replace")
+        finally:
+            self._leave()
+        return rc, status, data, detail
+
     def _n1ql_run(self, body, timeout_us):
         from couchbase_ffi import n1ql
         return n1ql.run_sync(self, body, timeout_us)

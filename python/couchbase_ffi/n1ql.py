@@ -598,22 +598,9 @@ def stream_sync(bucket, body, timeout_us):
 def run_sync(bucket, body, timeout_us):
     """One buffered cbffi_query through the built-in loop (the prepared flow's
     requests): (rc, status, body bytes, last error)."""
-    from couchbase_ffi._lowlevel import ffi, lib
+    from couchbase_ffi._lowlevel import lib
     _check_sync(bucket)
-    c = bucket._enter()
-    try:
-        rc = lib.cbffi_query(c, body, len(body), timeout_us, 0)
-        if rc == 0:
-            r = bucket._r0
-            lib.cbffi_wait(c, bucket._res, 1)
-            rc, status = r.rc, r.status
-            data = ffi.unpack(r.value, r.nvalue) if r.nvalue else b""
-        else:
-            status, data = 0, b""
-        detail = ffi.string(lib.cbffi_client_last_error(c)).decode("utf-8", "replace")
-    finally:
-        bucket._leave()
-    return rc, status, data, detail
+    return bucket._http_once(lib.cbffi_query, (body, len(body), timeout_us))
 
 
 def _check_sync(bucket):

@@ -530,18 +530,7 @@ class QueryServer(ServiceServer):
 
     def _docs(self, name, user):
         """(key, Item) of every live document, from the active copies."""
-        b = self._bucket(name, user)
-        for vb, chain in enumerate(b.chains):
-            node = chain[0]
-            if node < 0:
-                continue
-            store = b.stores[node].get(vb)
-            if not store:
-                continue
-            for key in list(store):
-                it = self.state.live(store, key)
-                if it is not None:
-                    yield key, it
+        return self._bucket(name, user).live_docs()
 
 
 class _N1QLError(Exception):

@@ -289,6 +289,20 @@ class CouchbaseBucket(BaseBucket):
         """Indexes of the nodes holding replica copies of ``key``."""
         return [n for n in self.chains[self.vbucket_of(key)][1:] if n >= 0]
 
+    def live_docs(self):
+        """(key, Item) of every live document, from the active copies."""
+        for vb, chain in enumerate(self.chains):
+            node = chain[0]
+            if node < 0:
+                continue
+            store = self.stores[node].get(vb)
+            if not store:
+                continue
+            for key in list(store):
+                it = self.cluster.live(store, key)
+                if it is not None:
+                    yield key, it
+
     def get_doc(self, key, node=None):
         """(value, flags, cas) of the live copy on ``node`` (None: the active copy), or None."""
         key = as_bytes(key)

@@ -533,7 +533,7 @@ class ViewServer(ServiceServer):
         if reduce_src is not None:
             reduce_src = reduce_src.strip()
         rows = []
-        for key, it in self._docs(b):
+        for key, it in b.live_docs():
             doc_id = key.decode("utf-8", "replace")
             try:
                 value = json.loads(it.value.decode("utf-8"))
@@ -543,16 +543,4 @@ class ViewServer(ServiceServer):
                 rows.append((k, doc_id, v))
         return run_view(rows, params, reduce_src)
 
-    def _docs(self, b):
-        for vb, chain in enumerate(b.chains):
-            node = chain[0]
-            if node < 0:
-                continue
-            store = b.stores[node].get(vb)
-            if not store:
-                continue
-            for key in list(store):
-                it = self.state.live(store, key)
-                if it is not None:
-                    yield key, it
 

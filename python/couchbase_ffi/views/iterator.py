@@ -150,24 +150,11 @@ def stream_sync(bucket, method, path, body, timeout_us=0):
 
 def run_sync(bucket, method, path, body, timeout_us=0):
     """One cbffi_view_request through the built-in loop: (rc, status, body, detail)."""
-    from couchbase_ffi._lowlevel import ffi, lib
+    from couchbase_ffi._lowlevel import lib
     _sync_checks(bucket)
-    m = _method(method)
     p = path.encode("ascii")
-    c = bucket._enter()
-    try:
-        rc = lib.cbffi_view_request(c, m, p, len(p), body, len(body), timeout_us, 0)
-        if rc == 0:
-            r = bucket._r0
-            lib.cbffi_wait(c, bucket._res, 1)
-            rc, status = r.rc, r.status
-            data = ffi.unpack(r.value, r.nvalue) if r.nvalue else b""
-        else:
-            status, data = 0, b""
-        detail = ffi.string(lib.cbffi_client_last_error(c)).decode("utf-8", "replace")
-    finally:
-        bucket._leave()
-    return rc, status, data, detail
+    return bucket._http_once(lib.cbffi_view_request,
+                             (_method(method), p, len(p), body, len(body), timeout_us))
 
 
 class View(object):
